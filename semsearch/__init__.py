@@ -1,0 +1,69 @@
+"""semsearch: local-first semantic search for folders of articles.
+
+>>> import semsearch
+>>> index = semsearch.Index.open(".semsearch", create=True)  # doctest: +SKIP
+>>> index.add(["seeds/"])                                      # doctest: +SKIP
+>>> for hit in index.search("who attends the parade", k=5):    # doctest: +SKIP
+...     print(hit.score, hit.title, hit.date, hit.text)
+
+Importing the package is cheap: numpy, faiss, torch and sentence-transformers
+are imported only when an index is opened or a model is loaded.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import (
+    IndexCorruptError,
+    IndexLockedError,
+    IndexNotFoundError,
+    ModelLoadError,
+    ModelMismatchError,
+    SchemaVersionError,
+    SemsearchError,
+    SourceError,
+    UsageError,
+)
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from .index import AddReport, Index, IndexInfo
+    from .search import Hit
+
+_LAZY = {
+    "Index": "index",
+    "AddReport": "index",
+    "IndexInfo": "index",
+    "Hit": "search",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'semsearch' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "AddReport",
+    "Hit",
+    "Index",
+    "IndexCorruptError",
+    "IndexInfo",
+    "IndexLockedError",
+    "IndexNotFoundError",
+    "ModelLoadError",
+    "ModelMismatchError",
+    "SchemaVersionError",
+    "SemsearchError",
+    "SourceError",
+    "UsageError",
+    "__version__",
+]

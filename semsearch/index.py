@@ -1,0 +1,568 @@
+"""`Index`: the one object a program needs to build and search an index."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import __version__
+from . import vectors as _vectors
+from .embedder import Embedder, SentenceTransformerEmbedder, canonical_model_name
+from .errors import (
+    IndexCorruptError,
+    IndexNotFoundError,
+    ModelMismatchError,
+    SchemaVersionError,
+    SourceError,
+)
+from .passages import Chunking, Passage, make_passages
+from .search import Hit, check_query, dense_search
+from .sources import Document, Problem, SourceFile, parse, read_file, walk
+from .store import SCHEMA_VERSION, Store, WriteLock, now_iso
+from .vectors import VectorIndex
+
+DEFAULT_INDEX = ".semsearch"
+
+ProgressCallback = Callable[[int, int], None]
+"""Called as ``progress(done, total)`` while passages are embedded."""
+
+
+@dataclass
+class AddReport:
+    """What one `Index.add` run did."""
+
+    documents_added: int = 0
+    documents_updated: int = 0
+    documents_removed: int = 0
+    documents_unchanged: int = 0
+    passages_added: int = 0
+    passages_removed: int = 0
+    passages_unchanged: int = 0
+    passages_embedded: int = 0  # run through the model (the rest reused their old vectors)
+    paragraphs_split: int = 0  # paragraphs too long for the model, split into pieces
+    files_skipped: int = 0  # files of a format semsearch does not read
+    problems: list[Problem] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.documents_added or self.documents_updated or self.documents_removed)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["problems"] = [str(p) for p in self.problems]
+        return out
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    """What `Index.info` tells about an index."""
+
+    path: str
+    documents: int
+    passages: int
+    files: int
+    model: str
+    dimension: int
+    index_type: str
+    size_bytes: int
+    created_at: str
+    updated_at: str
+    schema_version: int
+    semsearch_version: str
+    chunking: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class _Planned:
+    """A file to (re)index, parsed and cut into passages."""
+
+    source: SourceFile
+    sha256: str
+    docs: list[tuple[Document, list[Passage]]]
+    old_id: int | None  # its row in the index when it was indexed before
+
+
+class Index:
+    """A semsearch index in a folder.
+
+    >>> index = Index.open(".semsearch", create=True)   # doctest: +SKIP
+    >>> index.add(["seeds/"])                           # doctest: +SKIP
+    >>> index.search("who attends the parade", k=5)     # doctest: +SKIP
+    """
+
+    def __init__(
+        self, folder: str, store: Store | None, embedder: Embedder | None, wanted: str | None
+    ) -> None:
+        self.folder = folder
+        self._store = store
+        self._embedder = embedder
+        self._wanted = wanted
+        self._vectors: VectorIndex | None = None
+        self._vectors_generation: Any = None
+        self._fingerprint_checked = False
+
+    # ------------------------------------------------------------------ opening
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str] = DEFAULT_INDEX,
+        *,
+        create: bool = False,
+        model: str | None = None,
+        embedder: Embedder | None = None,
+    ) -> Index:
+        """Open the index in ``path``; with ``create=True`` one is made on the first `add`.
+
+        ``model`` is a sentence-transformers name or path (default all-MiniLM-L6-v2
+        for a new index, the index's own model for an existing one). Searching or
+        extending an index with another model than the one that built it raises
+        `ModelMismatchError`; ``add(..., rebuild=True)`` switches models.
+        ``embedder`` replaces the model altogether (tests, custom backends).
+        """
+        folder = os.fspath(path)
+        store = Store.open(folder) if Store.exists(folder) else None
+        if store is None and not create:
+            Store.open(folder)  # raises the right error: not found, or lost its database
+        if embedder is not None:
+            wanted: str | None = embedder.name
+        else:
+            wanted = canonical_model_name(model) if model else None
+        return cls(folder, store, embedder, wanted)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        self._vectors = None
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def model(self) -> str:
+        """The model of this index: the one that built it, else the one asked for."""
+        if self._store is not None:
+            built_with = self._store.manifest().get("model")
+            if built_with:
+                return str(built_with)
+        return self._wanted or canonical_model_name(None)
+
+    @property
+    def exists(self) -> bool:
+        """True once something has been committed to the folder."""
+        return self._store is not None
+
+    # ------------------------------------------------------------------ embedder
+
+    def _check_model(self) -> None:
+        """Refuse to use an index with another model than the one that built it."""
+        if self._store is None or self._wanted is None:
+            return
+        built_with = self._store.manifest().get("model")
+        if built_with and built_with != self._wanted:
+            raise ModelMismatchError(
+                f"the index in {self.folder} was built with {built_with}, not {self._wanted}: "
+                "leave out --model to use the index's own model, or switch models with "
+                f"`semsearch index --rebuild --model {self._wanted} PATH`"
+            )
+
+    def _get_embedder(self, name: str) -> Embedder:
+        if self._embedder is None or self._embedder.name != name:
+            self._embedder = SentenceTransformerEmbedder(name)
+        return self._embedder
+
+    def _checked_embedder(self) -> Embedder:
+        """The index's embedder, after checking it is the very model that built the index."""
+        self._check_model()
+        embedder = self._get_embedder(self.model)
+        if self._store is not None and not self._fingerprint_checked:
+            manifest = self._store.manifest()
+            recorded = manifest.get("model_fingerprint")
+            if recorded and embedder.fingerprint != recorded:
+                raise ModelMismatchError(
+                    f"the files of model {self.model} differ from those that built the index in "
+                    f"{self.folder}: rebuild it with `semsearch index --rebuild PATH`"
+                )
+            if int(manifest.get("dimension", embedder.dimension)) != embedder.dimension:
+                raise ModelMismatchError(
+                    f"model {self.model} gives vectors of dimension {embedder.dimension}, the "
+                    f"index holds {manifest.get('dimension')}: rebuild it with "
+                    "`semsearch index --rebuild PATH`"
+                )
+            self._fingerprint_checked = True
+        return embedder
+
+    # ------------------------------------------------------------------ reading
+
+    def _store_or_raise(self) -> Store:
+        if self._store is None:
+            raise IndexNotFoundError(
+                f"no index in {self.folder}: run `semsearch index PATH` first to build one"
+            )
+        return self._store
+
+    def _load_vectors(self) -> VectorIndex:
+        """The committed vectors, read again only when another process committed since."""
+        store = self._store_or_raise()
+        generation = store.manifest(fresh=True).get("generation")
+        if self._vectors is None or self._vectors_generation != generation:
+            self._vectors = store.load_vectors()
+            self._vectors_generation = store.manifest().get("generation")
+        return self._vectors
+
+    def search(self, query: str, k: int = 5, *, min_score: float | None = None) -> list[Hit]:
+        """The ``k`` passages that best match ``query``, best first."""
+        query = check_query(query, k, min_score)
+        store = self._store_or_raise()
+        embedder = self._checked_embedder()
+        vectors = self._load_vectors()
+        return dense_search(store, vectors, embedder, query, k, min_score)
+
+    def info(self) -> IndexInfo:
+        """Counts, model and settings of the index (reads no vectors)."""
+        store = self._store_or_raise()
+        m = store.manifest(fresh=True)
+        return IndexInfo(
+            path=self.folder,
+            documents=store.document_count(),
+            passages=store.passage_count(),
+            files=store.file_count(),
+            model=str(m.get("model", "")),
+            dimension=int(m.get("dimension", 0)),
+            index_type=str(m.get("index_type", "")),
+            size_bytes=store.size_on_disk(),
+            created_at=str(m.get("created_at", "")),
+            updated_at=str(m.get("updated_at", "")),
+            schema_version=int(m.get("schema_version", SCHEMA_VERSION)),
+            semsearch_version=str(m.get("semsearch_version", "")),
+            chunking=dict(m.get("chunking", {})),
+        )
+
+    def check(self) -> None:
+        """Check that the database and the vectors agree; raises `IndexCorruptError` if not."""
+        self._store_or_raise()
+        self._vectors = None
+        self._load_vectors()
+
+    # ------------------------------------------------------------------ writing
+
+    def add(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        rebuild: bool = False,
+        batch_size: int = 32,
+        progress: ProgressCallback | None = None,
+    ) -> AddReport:
+        """Index the articles under ``paths``, embedding only what is new or changed.
+
+        Files that have disappeared from a folder being indexed are removed.
+        The whole run is one atomic commit: if it fails or is interrupted, the
+        index is as it was before. ``rebuild=True`` starts from scratch (in the
+        same atomic way).
+        """
+        started = time.perf_counter()
+        created_folder = not os.path.isdir(self.folder)
+        os.makedirs(self.folder, exist_ok=True)
+        lock = WriteLock(self.folder)
+        try:
+            lock.acquire()
+        except BaseException:
+            if created_folder:
+                shutil.rmtree(self.folder, ignore_errors=True)
+            raise
+        try:
+            report = self._add_locked(
+                paths, rebuild=rebuild, batch_size=batch_size, progress=progress
+            )
+        except BaseException:
+            if created_folder and self._store is None:
+                lock.release()
+                shutil.rmtree(self.folder, ignore_errors=True)
+            raise
+        finally:
+            lock.release()
+        report.seconds = round(time.perf_counter() - started, 3)
+        return report
+
+    def _open_for_write(self, rebuild: bool) -> tuple[Store, VectorIndex | None]:
+        """The store to write to and its current vectors (None when starting afresh)."""
+        if self._store is None and Store.exists(self.folder):
+            self._store = Store.open(self.folder)  # another process created it meanwhile
+        if self._store is None:
+            if not rebuild and any(n.startswith("vectors.") for n in os.listdir(self.folder)):
+                Store.open(self.folder)  # raises: the database is gone but vectors remain
+            self._store = Store.create(self.folder)
+            return self._store, None
+        store = self._store
+        if rebuild:
+            try:
+                store.migrate()
+                store.manifest(fresh=True)
+                store.passage_count()
+            except (IndexCorruptError, SchemaVersionError):
+                self._store = None
+                store.close()
+                _set_aside(self.folder)
+                self._store = Store.create(self.folder)
+            return self._store, None
+        store.migrate()
+        return store, self._load_vectors_for_write(store)
+
+    def _load_vectors_for_write(self, store: Store) -> VectorIndex | None:
+        if int(store.manifest(fresh=True).get("generation", 0)) == 0:
+            return None
+        return store.load_vectors()
+
+    def _add_locked(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        rebuild: bool,
+        batch_size: int,
+        progress: ProgressCallback | None,
+    ) -> AddReport:
+        if not paths:
+            raise SourceError("give at least one file or folder to index")
+        found = walk(paths, exclude=[self.folder])
+        if not (rebuild or self._store is None):
+            self._check_model()
+        store, current = self._open_for_write(rebuild)
+        self._vectors = None
+        fresh = current is None
+        manifest = store.manifest(fresh=True)
+        if rebuild or fresh:
+            self._fingerprint_checked = False
+            name = self._wanted or str(manifest.get("model") or canonical_model_name(None))
+            embedder = self._get_embedder(name)
+        else:
+            embedder = self._checked_embedder()
+        chunking = Chunking(max_tokens=embedder.max_tokens)
+        if not (rebuild or fresh) and manifest.get("chunking") not in (None, chunking.as_dict()):
+            raise IndexCorruptError(
+                f"the index in {self.folder} was cut into passages with other settings "
+                f"({manifest.get('chunking')}): rebuild it with `semsearch index --rebuild PATH`"
+            )
+
+        report = AddReport(files_skipped=found.skipped)
+        known = {} if (rebuild or fresh) else store.files()
+        seen: set[str] = set()
+        planned: list[_Planned] = []
+        unchanged_ids: list[int] = []
+        renamed: list[tuple[int, str]] = []  # unchanged files given under another spelling
+        for given, abspath in found.files:
+            seen.add(abspath)
+            try:
+                source = read_file(given, abspath)
+            except OSError as exc:
+                report.problems.append(Problem(given, f"cannot be read ({exc.strerror}); skipped"))
+                continue
+            digest = hashlib.sha256(source.data).hexdigest()
+            old = known.get(abspath)
+            if old is not None and old.sha256 == digest:
+                unchanged_ids.append(old.id)
+                if old.path != given:
+                    renamed.append((old.id, given))
+                continue
+            docs, problems = parse(source)
+            report.problems += problems
+            cut = [(d, make_passages(d, chunking, embedder.count_tokens)) for d in docs]
+            planned.append(_Planned(source, digest, cut, old.id if old else None))
+
+        gone = [
+            row
+            for abspath, row in known.items()
+            if abspath not in seen and any(_under(abspath, root) for root in found.roots)
+        ]
+        if not unchanged_ids and not any(p.docs for p in planned):
+            where = ", ".join(os.fspath(p) for p in paths)
+            why = [f"{len(found.files)} article files, none with text"] if found.files else []
+            if found.skipped:
+                why.append(f"{found.skipped} files of other formats skipped")
+            detail = f" ({'; '.join(why)})" if why else ""
+            raise SourceError(
+                f"no readable articles in {where}{detail}: semsearch reads .txt, .md, .html "
+                "and .jsonl files; nothing was changed in the index"
+            )
+
+        # Counts before the change.
+        replaced_ids = [p.old_id for p in planned if p.old_id is not None]
+        removed_file_ids = [r.id for r in gone]
+        old_doc_counts = _doc_counts(store, replaced_ids + removed_file_ids + unchanged_ids)
+        report.documents_unchanged = sum(old_doc_counts.get(i, 0) for i in unchanged_ids)
+        report.documents_removed = sum(old_doc_counts.get(i, 0) for i in removed_file_ids)
+        report.passages_unchanged = len(store.passage_ids(unchanged_ids)) if unchanged_ids else 0
+        for p in planned:
+            n_docs = len(p.docs)
+            if p.old_id is None:
+                report.documents_added += n_docs
+            else:
+                report.documents_updated += n_docs
+                report.documents_removed += max(0, old_doc_counts.get(p.old_id, 0) - n_docs)
+            report.paragraphs_split += sum(
+                1 for _, ps in p.docs for x in ps if x.piece == 0 and x.pieces > 1
+            )
+
+        # Reuse the vectors of passages whose embedded text is unchanged (edited files).
+        texts: list[str] = []
+        hashes: list[str] = []
+        for p in planned:
+            for _, ps in p.docs:
+                for x in ps:
+                    texts.append(x.embed_text)
+                    hashes.append(_embed_hash(x.embed_text))
+        reusable = store.ids_by_embed_hash(replaced_ids) if (current and replaced_ids) else {}
+        to_embed = [i for i, h in enumerate(hashes) if h not in reusable]
+        vecs = np.zeros((len(texts), 0), dtype=np.float32)
+        if texts:
+            done = 0
+
+            def tick(n: int) -> None:
+                nonlocal done
+                done += n
+                if progress is not None:
+                    progress(done, len(to_embed))
+
+            if progress is not None:
+                progress(0, len(to_embed))
+            embedded = (
+                embedder.embed([texts[i] for i in to_embed], batch_size=batch_size, progress=tick)
+                if to_embed
+                else np.zeros((0, embedder.dimension), np.float32)
+            )
+            vecs = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
+            if to_embed:
+                vecs[to_embed] = embedded
+            reuse_rows = [i for i, h in enumerate(hashes) if h in reusable]
+            if reuse_rows and current is not None:
+                vecs[reuse_rows] = current.reconstruct(
+                    np.asarray([reusable[hashes[i]] for i in reuse_rows], dtype=np.int64)
+                )
+        report.passages_embedded = len(to_embed)
+
+        if not (rebuild or fresh or planned or gone or renamed):
+            self._vectors = current
+            self._vectors_generation = manifest.get("generation")
+            return report  # nothing changed: no new generation
+
+        # One transaction: rows, vectors, manifest.
+        index = current if current is not None else _vectors.create("flat", embedder.dimension)
+        try:
+            with store.transaction():
+                if rebuild:
+                    report.passages_removed = store.passage_count()
+                    report.documents_removed = store.document_count()
+                    store.delete_all()
+                else:
+                    doomed = store.passage_ids(replaced_ids + removed_file_ids)
+                    report.passages_removed = len(doomed)
+                    index.remove(doomed)
+                    store.delete_files(removed_file_ids)
+                    for file_id, path in renamed:
+                        store.update_file_path(file_id, path)
+                new_ids: list[int] = []
+                for p in planned:
+                    file_id = store.upsert_file(
+                        path=p.source.path,
+                        abspath=p.source.abspath,
+                        fmt=p.docs[0][0].format if p.docs else "empty",
+                        sha256=p.sha256,
+                        size=p.source.size,
+                        mtime=p.source.mtime,
+                    )
+                    for ordinal, (doc, ps) in enumerate(p.docs):
+                        doc_id = store.insert_document(
+                            file_id=file_id,
+                            ordinal=ordinal,
+                            key=doc.key,
+                            title=doc.title,
+                            date=doc.date,
+                            fields=doc.fields,
+                        )
+                        new_ids += store.insert_passages(
+                            doc_id,
+                            [
+                                (
+                                    x.paragraph,
+                                    x.piece,
+                                    x.pieces,
+                                    x.start,
+                                    x.end,
+                                    x.text,
+                                    _embed_hash(x.embed_text),
+                                )
+                                for x in ps
+                            ],
+                        )
+                index.add(np.asarray(new_ids, dtype=np.int64), vecs)
+                report.passages_added = len(new_ids)
+                values: dict[str, Any] = {"semsearch_version": __version__}
+                if rebuild or fresh:
+                    values.update(
+                        schema_version=SCHEMA_VERSION,
+                        model=embedder.name,
+                        model_fingerprint=embedder.fingerprint,
+                        normalized=True,
+                        metric="inner_product",
+                        chunking=chunking.as_dict(),
+                        created_at=now_iso(),
+                        created_by=__version__,
+                    )
+                store.commit(index, values)
+        except BaseException:
+            self._vectors = None
+            raise
+        self._wanted = embedder.name if self._wanted else None
+        self._fingerprint_checked = True
+        self._vectors = index
+        self._vectors_generation = store.manifest(fresh=True).get("generation")
+        with contextlib.suppress(OSError):
+            store.prune()
+        return report
+
+
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _embed_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _doc_counts(store: Store, file_ids: Sequence[int]) -> dict[int, int]:
+    out: dict[int, int] = {}
+    ids = list(file_ids)
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        for fid, n in store.db.execute(
+            f"SELECT file_id, count(*) FROM documents WHERE file_id IN ({marks}) GROUP BY file_id",
+            chunk,
+        ):
+            out[int(fid)] = int(n)
+    return out
+
+
+def _set_aside(folder: str) -> None:
+    """Move a damaged index's files into ``folder/damaged-<time>/`` (kept, not deleted)."""
+    target = os.path.join(folder, f"damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.makedirs(target, exist_ok=True)
+    for name in os.listdir(folder):
+        if name.startswith(("semsearch.db", "vectors.")):
+            os.replace(os.path.join(folder, name), os.path.join(target, name))

@@ -1,0 +1,197 @@
+"""Paragraphs to passages: one passage per paragraph, split only when too long.
+
+A model reads at most ``max_tokens`` word pieces and silently drops the rest,
+so a paragraph whose embedded text would not fit is split at sentence
+boundaries (then at word boundaries, for a sentence that alone is too long)
+into pieces that each fit. No text is dropped: the pieces of a paragraph
+cover all of it.
+
+The embedded text is the article title, a newline, then the passage: the
+title gives a paragraph the context it lacks on its own ("he said the deal
+was off"). A very long title is shortened for this purpose so that it never
+takes more than ``MAX_TITLE_TOKENS`` of the budget.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from .sources import Document, Paragraph
+
+TokenCounter = Callable[[Sequence[str]], list[int]]
+"""Counts the word pieces of each text, without the model's special tokens."""
+
+MAX_TITLE_TOKENS = 48
+SPECIAL_TOKENS = 2  # [CLS] and [SEP] for BERT-like models
+
+# A sentence ends at . ! ? or … (maybe followed by closing quotes or brackets)
+# and white space; the next one starts with anything but a lower-case letter.
+_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+(?=[^\s\w]*[^\sa-z])")  # noqa: RUF001
+_WORD = re.compile(r"\S+")
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A piece of an article that gets one vector."""
+
+    paragraph: int  # 0-based paragraph number in the article
+    piece: int  # 0-based piece number inside the paragraph (0 when not split)
+    pieces: int  # how many pieces the paragraph was split into
+    start: int  # character span in the article (see sources for the reference text)
+    end: int
+    text: str  # what is shown to the user
+    embed_text: str  # what is embedded: title and passage
+
+
+@dataclass(frozen=True)
+class Chunking:
+    """The settings that decide how articles become passages; recorded in the index."""
+
+    max_tokens: int
+    title_in_embedding: bool = True
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "unit": "paragraph",
+            "split": "sentence",
+            "max_tokens": self.max_tokens,
+            "title_in_embedding": self.title_in_embedding,
+            "max_title_tokens": MAX_TITLE_TOKENS,
+        }
+
+
+def _title_prefix(title: str, count: TokenCounter) -> tuple[str, int]:
+    """The title as embedded (shortened if needed) and its token count."""
+    title = title.strip()
+    if not title:
+        return "", 0
+    n = count([title])[0]
+    if n <= MAX_TITLE_TOKENS:
+        return title, n
+    words = title.split()
+    lo, hi = 0, len(words)  # the largest prefix of words that fits
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if count([" ".join(words[:mid])])[0] <= MAX_TITLE_TOKENS:
+            lo = mid
+        else:
+            hi = mid - 1
+    short = " ".join(words[:lo])
+    return short, count([short])[0] if short else 0
+
+
+def _units(text: str, pattern: re.Pattern[str] | None) -> list[tuple[int, int]]:
+    """Spans of sentences (``pattern`` = sentence ends) or of words (``None``)."""
+    if pattern is None:
+        return [(m.start(), m.end()) for m in _WORD.finditer(text)]
+    spans = []
+    pos = 0
+    for m in pattern.finditer(text):
+        spans.append((pos, m.start()))
+        pos = m.end()
+    spans.append((pos, len(text)))
+    return [(a, b) for a, b in spans if b > a]
+
+
+def split_text(text: str, budget: int, count: TokenCounter) -> list[tuple[int, int]]:
+    """Split ``text`` into contiguous spans of at most ``budget`` tokens each.
+
+    Sentence boundaries first, word boundaries for a sentence that is too long
+    alone, characters for a "word" that is (a URL, a hash, a DNA string). The
+    spans, with the white space between them, cover the whole text.
+    """
+    if budget < 1:
+        raise ValueError("token budget must be at least 1")
+    if count([text])[0] <= budget:
+        return [(0, len(text))]
+    out: list[tuple[int, int]] = []
+    for level in (_SENTENCE_END, None):
+        units = _units(text, level)
+        if len(units) > 1:
+            break
+    else:
+        # one unsplittable word: cut it into character runs that fit
+        return _split_chars(text, budget, count)
+    sizes = count([text[a:b] for a, b in units])
+    i = 0
+    while i < len(units):
+        a, b = units[i]
+        if sizes[i] > budget:
+            out += [(a + x, a + y) for x, y in split_text(text[a:b], budget, count)]
+            i += 1
+            continue
+        total = sizes[i]
+        j = i + 1
+        while j < len(units) and sizes[j] <= budget and total + sizes[j] <= budget:
+            total += sizes[j]
+            j += 1
+        end = units[j - 1][1]
+        # Sums are exact for whitespace-separated word pieces; check anyway and
+        # back off one unit at a time for tokenizers where they are not.
+        while j - 1 > i and count([text[a:end]])[0] > budget:
+            j -= 1
+            end = units[j - 1][1]
+        if count([text[a:end]])[0] > budget:  # a single unit that counts differently alone
+            out += [(a + x, a + y) for x, y in split_text(text[a:end], budget, count)]
+        else:
+            out.append((a, end))
+        i = j
+    return out
+
+
+def _split_chars(text: str, budget: int, count: TokenCounter) -> list[tuple[int, int]]:
+    out = []
+    pos = 0
+    while pos < len(text):
+        lo, hi = pos + 1, len(text)
+        while lo < hi:  # the longest run from pos that fits
+            mid = (lo + hi + 1) // 2
+            if count([text[pos:mid]])[0] <= budget:
+                lo = mid
+            else:
+                hi = mid - 1
+        out.append((pos, lo))
+        pos = lo
+    return out
+
+
+def make_passages(doc: Document, chunking: Chunking, count: TokenCounter) -> list[Passage]:
+    """The passages of one article, in order, each within the model's token limit."""
+    if chunking.title_in_embedding:
+        title, title_tokens = _title_prefix(doc.title, count)
+    else:
+        title, title_tokens = "", 0
+    budget = chunking.max_tokens - SPECIAL_TOKENS - title_tokens
+    prefix = f"{title}\n" if title else ""
+    out: list[Passage] = []
+    sizes = count([p.text for p in doc.paragraphs])
+    for number, (para, size) in enumerate(zip(doc.paragraphs, sizes, strict=True)):
+        spans = [(0, len(para.text))] if size <= budget else split_text(para.text, budget, count)
+        for piece, (a, b) in enumerate(spans):
+            text = para.text[a:b].strip()
+            start, end = _article_span(para, a, b)
+            out.append(
+                Passage(
+                    paragraph=number,
+                    piece=piece,
+                    pieces=len(spans),
+                    start=start,
+                    end=end,
+                    text=text,
+                    embed_text=prefix + text,
+                )
+            )
+    return out
+
+
+def _article_span(para: Paragraph, a: int, b: int) -> tuple[int, int]:
+    """Map a span inside the paragraph text back to the article.
+
+    Exact where the paragraph text is its source unchanged; the whole
+    paragraph's span where white space was collapsed or markup stripped.
+    """
+    if para.exact and para.end - para.start == len(para.text):
+        return para.start + a, para.start + b
+    return para.start, para.end

@@ -1,0 +1,546 @@
+"""Finding article files and reading each format into `Document`s.
+
+Formats, chosen by file suffix:
+
+- ``.txt``: either the seed format (a header line `` date YYYY-MM-DD N``, a
+  title line, then one paragraph per line) or plain text (a title line, then
+  paragraphs separated by blank lines; a body with no blank line at all has
+  one paragraph per line).
+- ``.md`` / ``.markdown``: optional front matter (``title:``, ``date:``), the
+  first ``#`` heading as title otherwise, one passage per paragraph, list,
+  table or code block, markup stripped.
+- ``.html`` / ``.htm``: title from ``<h1>`` or ``<title>``, paragraphs from
+  ``<p>``; scripts, styles and navigation dropped.
+- ``.jsonl`` / ``.ndjson``: one article per line with ``title``, ``text``,
+  optional ``date`` and ``id`` (``_id`` is accepted too); other fields are kept
+  as metadata.
+
+A paragraph's span is in character offsets of the file's decoded text for
+text and Markdown files, of the extracted text (paragraphs joined by a blank
+line) for HTML, and of the record's ``text`` field for JSON Lines.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import SourceError
+
+TEXT_SUFFIXES = {".txt", ".text"}
+MARKDOWN_SUFFIXES = {".md", ".markdown"}
+HTML_SUFFIXES = {".html", ".htm"}
+JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | MARKDOWN_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES
+
+_SEED_HEADER = re.compile(r"^\s*date\s+(\d{4}-\d{2}-\d{2})\s+(\d+)\s*$")
+_BLANK_LINES = re.compile(r"\n[ \t]*\n+")
+_WS = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """One paragraph of an article: its plain text and where it stands.
+
+    ``exact`` is true when ``text`` is the span's source text with white space
+    collapsed (so offsets inside it map back to the source); false when markup
+    was stripped from it.
+    """
+
+    text: str
+    start: int
+    end: int
+    exact: bool = True
+
+
+@dataclass
+class Document:
+    """One article read from a file (a JSON Lines file holds several)."""
+
+    path: str
+    title: str
+    paragraphs: list[Paragraph]
+    date: str | None = None
+    key: str = ""
+    format: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SourceFile:
+    """A file found under the paths given to index, with its raw bytes."""
+
+    path: str  # as the user spelled it (relative stays relative)
+    abspath: str  # resolved, the identity of the file in the index
+    data: bytes
+    size: int
+    mtime: float
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A file or record that could not be read; the run goes on without it."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass
+class Walk:
+    """What walking the given paths found."""
+
+    files: list[tuple[str, str]]  # (path as given, absolute path)
+    roots: list[str]  # absolute folders walked: files gone from them are removed
+    skipped: int  # files of a format semsearch does not read
+
+
+# --------------------------------------------------------------------------- finding files
+
+
+def walk(paths: Sequence[str | os.PathLike[str]], exclude: Iterable[str] = ()) -> Walk:
+    """Find the article files under ``paths`` (files or folders).
+
+    Hidden folders and files (name starting with ``.``) and the folders in
+    ``exclude`` (the index itself) are skipped. Raises `SourceError` for a path
+    that does not exist.
+    """
+    excluded = {os.path.realpath(p) for p in exclude}
+    files: list[tuple[str, str]] = []
+    roots: list[str] = []
+    skipped = 0
+    seen: set[str] = set()
+    for raw in paths:
+        given = os.fspath(raw)
+        if not os.path.exists(given):
+            raise SourceError(f"{given}: no such file or folder")
+        real = os.path.realpath(given)
+        if os.path.isfile(given):
+            if real not in seen:
+                seen.add(real)
+                if Path(given).suffix.lower() in SUPPORTED_SUFFIXES:
+                    files.append((given, real))
+                else:
+                    skipped += 1
+            continue
+        if real in excluded:
+            continue
+        roots.append(real)
+        for dirpath, dirnames, filenames in os.walk(given):
+            dirnames[:] = sorted(
+                d
+                for d in dirnames
+                if not d.startswith(".")
+                and os.path.realpath(os.path.join(dirpath, d)) not in excluded
+            )
+            for name in sorted(filenames):
+                if name.startswith("."):
+                    continue
+                full = os.path.join(dirpath, name)
+                real_file = os.path.realpath(full)
+                if real_file in seen or not os.path.isfile(full):
+                    continue
+                seen.add(real_file)
+                if Path(name).suffix.lower() in SUPPORTED_SUFFIXES:
+                    files.append((full, real_file))
+                else:
+                    skipped += 1
+    return Walk(files=files, roots=roots, skipped=skipped)
+
+
+def read_file(path: str, abspath: str) -> SourceFile:
+    """Read a file's bytes. Raises OSError when it cannot be read."""
+    with open(abspath, "rb") as fh:
+        data = fh.read()
+        st = os.fstat(fh.fileno())
+    return SourceFile(path=path, abspath=abspath, data=data, size=st.st_size, mtime=st.st_mtime)
+
+
+def decode(data: bytes) -> str:
+    """Decode a file's bytes: UTF-8 (with or without BOM), else Windows-1252, else Latin-1.
+
+    Old news archives are full of Latin-1 and Windows-1252 files; neither
+    fallback can fail, so a badly encoded file never stops a run. Line endings
+    are normalised to ``\\n``.
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        try:
+            text = data.decode("cp1252")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def parse(source: SourceFile) -> tuple[list[Document], list[Problem]]:
+    """Parse one file into documents, with the problems met on the way."""
+    suffix = Path(source.path).suffix.lower()
+    text = decode(source.data)
+    if suffix in JSONL_SUFFIXES:
+        return parse_jsonl(text, source.path)
+    if suffix in MARKDOWN_SUFFIXES:
+        docs = [parse_markdown(text, source.path)]
+    elif suffix in HTML_SUFFIXES:
+        docs = [parse_html(text, source.path)]
+    else:
+        docs = [parse_text(text, source.path)]
+    docs = [d for d in docs if d.paragraphs]
+    for d in docs:
+        if not d.title:
+            d.title = Path(source.path).stem
+    return docs, []
+
+
+def _line_spans(text: str, start: int = 0) -> Iterator[tuple[int, int]]:
+    """(start, end) of each line of ``text[start:]``, without the newline."""
+    pos = start
+    n = len(text)
+    while pos <= n:
+        nl = text.find("\n", pos)
+        end = n if nl == -1 else nl
+        yield pos, end
+        if nl == -1:
+            return
+        pos = nl + 1
+
+
+def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
+    """Shrink a span so it neither starts nor ends with white space."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _paragraph(text: str, start: int, end: int) -> Paragraph | None:
+    start, end = _trimmed(text, start, end)
+    if start >= end:
+        return None
+    return Paragraph(_WS.sub(" ", text[start:end]), start, end)
+
+
+def _blocks(text: str, start: int, end: int) -> list[Paragraph]:
+    """Paragraphs of ``text[start:end]`` separated by blank lines.
+
+    A body with no blank line at all but several lines has one paragraph per
+    line (the seed layout without its header).
+    """
+    body = text[start:end]
+    out: list[Paragraph] = []
+    if not _BLANK_LINES.search(body.strip()):
+        for ls, le in _line_spans(text[:end], start):
+            p = _paragraph(text, ls, le)
+            if p:
+                out.append(p)
+        return out
+    pos = start
+    for m in _BLANK_LINES.finditer(body):
+        p = _paragraph(text, pos, start + m.start())
+        if p:
+            out.append(p)
+        pos = start + m.end()
+    p = _paragraph(text, pos, end)
+    if p:
+        out.append(p)
+    return out
+
+
+def _first_line(text: str, start: int = 0) -> tuple[str, int]:
+    """The first non-blank line at or after ``start`` and the offset after it."""
+    for ls, le in _line_spans(text, start):
+        if text[ls:le].strip():
+            return text[ls:le].strip(), min(le + 1, len(text))
+    return "", len(text)
+
+
+def parse_text(text: str, path: str) -> Document:
+    """A ``.txt`` article: the seed format, or a title line and blank-line paragraphs."""
+    first, after_first = _first_line(text)
+    m = _SEED_HEADER.match(first)
+    if m:
+        title, body_start = _first_line(text, after_first)
+        paragraphs = [
+            p for ls, le in _line_spans(text, body_start) if (p := _paragraph(text, ls, le))
+        ]
+        return Document(
+            path=path,
+            title=title,
+            paragraphs=paragraphs,
+            date=m.group(1),
+            format="seed",
+            fields={"number": int(m.group(2))},
+        )
+    return Document(
+        path=path,
+        title=first,
+        paragraphs=_blocks(text, after_first, len(text)),
+        format="text",
+    )
+
+
+# --- Markdown
+
+
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.S)
+
+
+def _front_matter(text: str) -> tuple[dict[str, str], int]:
+    m = _FRONT_MATTER.match(text)
+    if not m:
+        return {}, 0
+    fields: dict[str, str] = {}
+    for line in m.group(1).splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key.strip() and not key.startswith((" ", "\t", "-")):
+            fields[key.strip().lower()] = value.strip().strip("\"'")
+    return fields, m.end()
+
+
+def _inline_text(token: Any) -> str:
+    parts: list[str] = []
+    for child in token.children or []:
+        if child.type in ("text", "code_inline"):
+            parts.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            parts.append(" ")
+        elif child.type == "image":
+            parts.append(child.content)
+    return _WS.sub(" ", "".join(parts)).strip()
+
+
+def parse_markdown(text: str, path: str) -> Document:
+    """A Markdown article: front matter or first ``#`` heading as title, markup stripped."""
+    from markdown_it import MarkdownIt
+
+    meta, body_start = _front_matter(text)
+    # Line offsets let the parser's line maps become character spans.
+    line_starts = [0]
+    for i, ch in enumerate(text):
+        if ch == "\n":
+            line_starts.append(i + 1)
+    line_starts.append(len(text) + 1)
+    first_line = text.count("\n", 0, body_start)
+
+    def span(lines: list[int]) -> tuple[int, int]:
+        a = line_starts[first_line + lines[0]]
+        b = min(line_starts[first_line + lines[1]] - 1, len(text))
+        return _trimmed(text, a, b)
+
+    tokens = MarkdownIt("commonmark").enable("table").parse(text[body_start:])
+    title = meta.get("title", "")
+    paragraphs: list[Paragraph] = []
+    group: list[str] = []  # the pieces of the list or table being read
+    group_map: list[int] | None = None
+    depth = 0  # nesting of lists and tables
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        if tok.type in ("bullet_list_open", "ordered_list_open", "table_open"):
+            if depth == 0:
+                group, group_map = [], tok.map
+            depth += 1
+        elif tok.type in ("bullet_list_close", "ordered_list_close", "table_close"):
+            depth -= 1
+            if depth == 0 and group and group_map:
+                a, b = span(group_map)
+                paragraphs.append(Paragraph("; ".join(group), a, b, exact=False))
+                group = []
+        elif tok.type == "heading_open":
+            inline = tokens[i + 1]
+            if not title and tok.tag == "h1":
+                title = _inline_text(inline)
+            i += 3
+            continue
+        elif tok.type == "inline" and depth:
+            content = _inline_text(tok)
+            if content:
+                group.append(content)
+        elif tok.type == "inline" and tok.map:
+            content = _inline_text(tok)
+            if content:
+                a, b = span(tok.map)
+                paragraphs.append(Paragraph(content, a, b, exact=False))
+        elif tok.type in ("fence", "code_block") and tok.map and tok.content.strip():
+            if depth:
+                group.append(_WS.sub(" ", tok.content).strip())
+            else:
+                a, b = span(tok.map)
+                paragraphs.append(Paragraph(_WS.sub(" ", tok.content).strip(), a, b, exact=False))
+        i += 1
+    if not title and paragraphs:
+        title = paragraphs[0].text[:120]
+    date = _iso_date(meta.get("date"))
+    fields = {k: v for k, v in meta.items() if k not in ("title", "date")}
+    if meta.get("date") and date != meta.get("date"):
+        fields["date_raw"] = meta["date"]
+    return Document(
+        path=path, title=title, paragraphs=paragraphs, date=date, format="markdown", fields=fields
+    )
+
+
+# --- HTML
+
+_DROP_TAGS = (
+    "script",
+    "style",
+    "noscript",
+    "template",
+    "svg",
+    "nav",
+    "header",
+    "footer",
+    "aside",
+    "form",
+    "iframe",
+    "button",
+)
+
+
+def parse_html(text: str, path: str) -> Document:
+    """An HTML article: ``<h1>`` or ``<title>`` as title, ``<p>`` elements as paragraphs."""
+    from bs4 import BeautifulSoup
+
+    try:
+        soup = BeautifulSoup(text, "lxml")
+    except Exception:  # lxml missing or refusing the input: the stdlib parser never does
+        soup = BeautifulSoup(text, "html.parser")
+    date = None
+    attrs: Any
+    for attrs in (
+        {"property": "article:published_time"},
+        {"name": "date"},
+        {"name": "dc.date"},
+        {"itemprop": "datePublished"},
+    ):
+        meta = soup.find("meta", attrs=attrs)
+        if meta is not None and meta.get("content"):
+            date = _iso_date(str(meta["content"]))
+            if date:
+                break
+    if date is None:
+        time_tag = soup.find("time", attrs={"datetime": True})
+        if time_tag is not None:
+            date = _iso_date(str(time_tag["datetime"]))
+    title_tag = soup.find("title")
+    for tag in soup.find_all(_DROP_TAGS):
+        tag.decompose()
+    for br in soup.find_all("br"):
+        br.replace_with(" ")
+    root = soup.find("article") or soup.find("main") or soup.body or soup
+    h1 = root.find("h1") or soup.find("h1")
+    title = ""
+    if h1 is not None:
+        title = _WS.sub(" ", h1.get_text(" ")).strip()
+    if not title and title_tag is not None:
+        title = _WS.sub(" ", title_tag.get_text(" ")).strip()
+    texts = []
+    for p in root.find_all("p"):
+        if p.find_parent("p") is not None:
+            continue
+        content = _WS.sub(" ", p.get_text()).strip()
+        if content:
+            texts.append(content)
+    if not texts:  # no <p>: fall back to the text blocks of the page
+        body_text = root.get_text("\n")
+        texts = [_WS.sub(" ", line).strip() for line in body_text.split("\n")]
+        texts = [t for t in texts if t and t != title]
+    paragraphs = []
+    pos = 0
+    for t in texts:
+        paragraphs.append(Paragraph(t, pos, pos + len(t)))
+        pos += len(t) + 2
+    return Document(path=path, title=title, paragraphs=paragraphs, date=date, format="html")
+
+
+# --- JSON Lines
+
+
+def parse_jsonl(text: str, path: str) -> tuple[list[Document], list[Problem]]:
+    """One article per line: ``title``, ``text``, optional ``date`` and ``id``."""
+    docs: list[Document] = []
+    problems: list[Problem] = []
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problems.append(Problem(where, f"not valid JSON ({exc.msg}); line skipped"))
+            continue
+        if not isinstance(record, dict):
+            problems.append(Problem(where, "not a JSON object; line skipped"))
+            continue
+        body = record.get("text")
+        if not isinstance(body, str):
+            problems.append(Problem(where, 'no "text" string; line skipped'))
+            continue
+        title = record.get("title")
+        title = _WS.sub(" ", title).strip() if isinstance(title, str) else ""
+        raw_id = record.get("id", record.get("_id"))
+        key = str(raw_id) if raw_id is not None else str(lineno)
+        raw_date = record.get("date")
+        date = _iso_date(raw_date) if isinstance(raw_date, str) else None
+        fields = {
+            k: v for k, v in record.items() if k not in ("text", "title", "date", "id", "_id")
+        }
+        if isinstance(raw_date, str) and date != raw_date:
+            fields["date_raw"] = raw_date
+        paragraphs = _blocks(body, 0, len(body))
+        if not paragraphs:
+            continue
+        docs.append(
+            Document(
+                path=path,
+                title=title or paragraphs[0].text[:120],
+                paragraphs=paragraphs,
+                date=date,
+                key=key,
+                format="jsonl",
+                fields=fields,
+            )
+        )
+    return docs, problems
+
+
+# --- dates
+
+_DATE_PREFIX = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})")
+_DATE_FORMATS = ("%Y/%m/%d", "%d %B %Y", "%B %d, %Y", "%d %b %Y", "%b %d, %Y", "%a, %d %b %Y")
+
+
+def _iso_date(value: str | None) -> str | None:
+    """``YYYY-MM-DD`` for the common ways articles write a date, else None."""
+    if not value:
+        return None
+    m = _DATE_PREFIX.match(value)
+    candidates = []
+    if m:
+        candidates.append(("%Y-%m-%d", "-".join(m.groups())))
+    candidates += [(fmt, value.strip()) for fmt in _DATE_FORMATS]
+    for fmt, s in candidates:
+        try:
+            parsed = _dt.datetime.strptime(s, fmt)
+        except ValueError:
+            continue
+        return parsed.date().isoformat()
+    # RFC 2822 with time ("Mon, 02 Jan 2006 15:04:05 +0000")
+    try:
+        from email.utils import parsedate_to_datetime
+
+        return parsedate_to_datetime(value).date().isoformat()
+    except (TypeError, ValueError, IndexError):
+        return None

@@ -1,0 +1,555 @@
+"""The index on disk: SQLite for files, documents and passages; FAISS for vectors.
+
+Layout of an index folder::
+
+    semsearch.db              SQLite: manifest, files, documents, passages
+    vectors.000007.faiss      the vectors of generation 7 (the manifest says which)
+    write.lock                held (flock) by the one process writing
+
+Every write is one atomic commit:
+
+1. the new vectors are written to ``vectors.<generation+1>.faiss`` through a
+   temporary file, fsynced and renamed into place (the old file is untouched);
+2. the SQLite changes and the manifest (new generation, vector count, id
+   checksum) are committed in one transaction;
+3. vector files older than the previous generation are deleted.
+
+A crash before 2 leaves the old manifest pointing at the old vector file; a
+crash after it, the new one. Readers read the manifest and then the file it
+names, so they never see half of a write. On open, SQLite and FAISS are
+checked against each other (generation, count, id checksum).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import fcntl
+import json
+import os
+import re
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import vectors as _vectors
+from .errors import (
+    IndexCorruptError,
+    IndexLockedError,
+    IndexNotFoundError,
+    SchemaVersionError,
+)
+from .vectors import IdArray, VectorIndex
+
+SCHEMA_VERSION = 1
+DB_NAME = "semsearch.db"
+LOCK_NAME = "write.lock"
+_VECTOR_FILE = re.compile(r"^vectors\.(\d+)\.faiss$")
+_REBUILD_HINT = "run `semsearch index --rebuild PATH`"
+
+
+def vector_file_name(generation: int) -> str:
+    return f"vectors.{generation:06d}.faiss"
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def id_checksum(ids: IdArray) -> int:
+    """Order-free checksum of a set of ids (sum and xor folded together)."""
+    if len(ids) == 0:
+        return 0
+    arr = np.asarray(ids, dtype=np.uint64)
+    total = int(arr.sum(dtype=np.uint64))
+    xor = int(np.bitwise_xor.reduce(arr))
+    return (total ^ (xor << 1)) & 0x7FFF_FFFF_FFFF_FFFF
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def _run_script(db: sqlite3.Connection, script: str) -> None:
+    """Run statements one by one: ``executescript`` would commit the open transaction."""
+    for statement in script.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+def _m001_create_tables(db: sqlite3.Connection) -> None:
+    _run_script(
+        db,
+        """
+        CREATE TABLE manifest (
+            key   TEXT PRIMARY KEY,
+            value TEXT NOT NULL            -- JSON
+        );
+        CREATE TABLE files (
+            id         INTEGER PRIMARY KEY,
+            path       TEXT NOT NULL,       -- as given at index time
+            abspath    TEXT NOT NULL UNIQUE,
+            format     TEXT NOT NULL,
+            sha256     TEXT NOT NULL,
+            size       INTEGER NOT NULL,
+            mtime      REAL NOT NULL,
+            indexed_at TEXT NOT NULL
+        );
+        CREATE TABLE documents (
+            id      INTEGER PRIMARY KEY,
+            file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+            ordinal INTEGER NOT NULL,       -- position in its file (JSON Lines hold several)
+            key     TEXT NOT NULL,          -- the record id for JSON Lines, else ''
+            title   TEXT NOT NULL,
+            date    TEXT,                   -- YYYY-MM-DD or NULL
+            fields  TEXT NOT NULL           -- JSON: header fields and other metadata
+        );
+        CREATE INDEX documents_file ON documents(file_id);
+        CREATE TABLE passages (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- = the FAISS id, never reused
+            document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            paragraph   INTEGER NOT NULL,   -- 0-based paragraph number in the article
+            piece       INTEGER NOT NULL,   -- 0-based piece of a split paragraph
+            pieces      INTEGER NOT NULL,   -- how many pieces the paragraph was split into
+            start       INTEGER NOT NULL,   -- character span in the article
+            end         INTEGER NOT NULL,
+            text        TEXT NOT NULL,
+            embed_hash  TEXT NOT NULL       -- sha256 of the embedded text
+        );
+        CREATE INDEX passages_document ON passages(document_id);
+        CREATE INDEX passages_embed_hash ON passages(embed_hash);
+        """,
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_create_tables]
+assert len(MIGRATIONS) == SCHEMA_VERSION
+
+
+# --------------------------------------------------------------------------- rows
+
+
+@dataclass(frozen=True)
+class FileRow:
+    id: int
+    path: str
+    abspath: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class PassageRow:
+    """A passage with what a search hit shows about it."""
+
+    id: int
+    text: str
+    paragraph: int
+    piece: int
+    pieces: int
+    start: int
+    end: int
+    title: str
+    date: str | None
+    path: str
+    key: str
+    fields: dict[str, Any]
+
+
+# --------------------------------------------------------------------------- lock
+
+
+class WriteLock:
+    """An exclusive, non-blocking lock on an index folder (released if the process dies)."""
+
+    def __init__(self, folder: str) -> None:
+        self.path = os.path.join(folder, LOCK_NAME)
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = ""
+            with contextlib.suppress(OSError, ValueError):
+                with open(self.path) as fh:
+                    pid = int(fh.read().strip() or 0)
+                holder = f" (process {pid})" if pid else ""
+            raise IndexLockedError(
+                f"another semsearch process{holder} is writing to the index in "
+                f"{os.path.dirname(self.path)}: wait for it to finish, then try again"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> WriteLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+# --------------------------------------------------------------------------- store
+
+
+class Store:
+    """One index folder: the SQLite database and the vector file it names."""
+
+    def __init__(self, folder: str, db: sqlite3.Connection) -> None:
+        self.folder = folder
+        self.db = db
+        self._manifest: dict[str, Any] | None = None
+
+    # --- opening
+
+    @staticmethod
+    def exists(folder: str) -> bool:
+        return os.path.isfile(os.path.join(folder, DB_NAME))
+
+    @classmethod
+    def open(cls, folder: str) -> Store:
+        """Open an existing index. Raises if it is missing, newer, or damaged."""
+        path = os.path.join(folder, DB_NAME)
+        if not os.path.isfile(path):
+            if os.path.isdir(folder) and any(_VECTOR_FILE.match(n) for n in os.listdir(folder)):
+                raise IndexCorruptError(
+                    f"the index in {folder} has lost its database {DB_NAME}: {_REBUILD_HINT}"
+                )
+            raise IndexNotFoundError(
+                f"no index in {folder}: run `semsearch index PATH` first to build one"
+            )
+        store = cls(folder, _connect(path))
+        try:
+            store._check_schema()
+        except BaseException:
+            store.close()
+            raise
+        return store
+
+    @classmethod
+    def create(cls, folder: str) -> Store:
+        """Create a new empty index folder (the caller holds the write lock)."""
+        os.makedirs(folder, exist_ok=True)
+        store = cls(folder, _connect(os.path.join(folder, DB_NAME)))
+        store.migrate()
+        return store
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _check_schema(self) -> None:
+        version = self._user_version()
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(
+                f"the index in {self.folder} was written by a newer semsearch (schema "
+                f"{version}; this one reads up to {SCHEMA_VERSION}): upgrade semsearch, or "
+                "rebuild it with `semsearch index --rebuild PATH`"
+            )
+        if version == 0:
+            raise IndexCorruptError(
+                f"the index in {self.folder} is empty or damaged: {_REBUILD_HINT}"
+            )
+
+    def _user_version(self) -> int:
+        try:
+            return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(self.folder, exc) from exc
+
+    def migrate(self) -> None:
+        """Apply the migrations this index lacks, each in its own transaction."""
+        version = self._user_version()
+        if version > SCHEMA_VERSION:
+            self._check_schema()
+        for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.transaction():
+                step(self.db)
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+    # --- transactions
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(self.folder, exc) from exc
+        try:
+            yield self.db
+        except BaseException:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+
+    # --- manifest
+
+    def manifest(self, *, fresh: bool = False) -> dict[str, Any]:
+        if self._manifest is None or fresh:
+            try:
+                rows = self.db.execute("SELECT key, value FROM manifest").fetchall()
+            except sqlite3.DatabaseError as exc:
+                raise _corrupt(self.folder, exc) from exc
+            self._manifest = {k: json.loads(v) for k, v in rows}
+        return dict(self._manifest)
+
+    def _write_manifest(self, values: dict[str, Any]) -> None:
+        self.db.executemany(
+            "INSERT INTO manifest(key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [(k, json.dumps(v, sort_keys=True)) for k, v in values.items()],
+        )
+        self._manifest = None
+
+    # --- vectors
+
+    def load_vectors(self) -> VectorIndex:
+        """The vector index the manifest names, checked against SQLite."""
+        for _attempt in range(3):
+            manifest = self.manifest(fresh=True)
+            generation = int(manifest.get("generation", 0))
+            if generation == 0:
+                raise IndexCorruptError(
+                    f"the index in {self.folder} has no committed vectors: {_REBUILD_HINT}"
+                )
+            path = os.path.join(self.folder, vector_file_name(generation))
+            try:
+                index = _vectors.load(str(manifest["index_type"]), path)
+            except IndexCorruptError:
+                # A writer may have committed a newer generation and pruned this one.
+                if int(self.manifest(fresh=True).get("generation", 0)) != generation:
+                    continue
+                raise
+            self._check_vectors(manifest, index)
+            return index
+        raise IndexCorruptError(f"the index in {self.folder} kept changing while being read")
+
+    def _check_vectors(self, manifest: dict[str, Any], index: VectorIndex) -> None:
+        expected = int(manifest.get("vector_count", -1))
+        rows = self.passage_count()
+        problems = []
+        if index.count != expected:
+            problems.append(f"the vector file holds {index.count} vectors, the manifest {expected}")
+        if rows != expected:
+            problems.append(f"the database holds {rows} passages, the manifest {expected}")
+        if index.dimension != int(manifest.get("dimension", -1)):
+            problems.append(
+                f"the vectors have dimension {index.dimension}, the manifest "
+                f"{manifest.get('dimension')}"
+            )
+        if not problems and id_checksum(index.ids()) != int(manifest.get("id_checksum", -1)):
+            problems.append("the vector ids do not match the manifest")
+        if problems:
+            raise IndexCorruptError(
+                f"the index in {self.folder} is inconsistent ({'; '.join(problems)}): "
+                f"{_REBUILD_HINT}"
+            )
+
+    def commit(self, index: VectorIndex, manifest: dict[str, Any]) -> int:
+        """Write ``index`` as the next generation and commit the open transaction with it.
+
+        Must be called inside `transaction()`, as its last step. Returns the
+        new generation.
+        """
+        old = int(self.manifest(fresh=True).get("generation", 0))
+        generation = max(old, self._newest_vector_file()) + 1
+        path = os.path.join(self.folder, vector_file_name(generation))
+        index.save(path)
+        values = dict(manifest)
+        values.update(
+            generation=generation,
+            vector_count=index.count,
+            id_checksum=id_checksum(index.ids()),
+            index_type=index.kind,
+            dimension=index.dimension,
+            updated_at=now_iso(),
+        )
+        self._write_manifest(values)
+        return generation
+
+    def prune(self) -> None:
+        """Delete vector files other than the committed generation and the one before it."""
+        current = int(self.manifest(fresh=True).get("generation", 0))
+        for name in os.listdir(self.folder):
+            m = _VECTOR_FILE.match(name)
+            if (m and int(m.group(1)) not in (current, current - 1)) or ".faiss.tmp-" in name:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(self.folder, name))
+
+    def _newest_vector_file(self) -> int:
+        gens = [int(m.group(1)) for n in os.listdir(self.folder) if (m := _VECTOR_FILE.match(n))]
+        return max(gens, default=0)
+
+    # --- reading rows
+
+    def passage_count(self) -> int:
+        return int(self._query("SELECT count(*) FROM passages")[0][0])
+
+    def document_count(self) -> int:
+        return int(self._query("SELECT count(*) FROM documents")[0][0])
+
+    def file_count(self) -> int:
+        return int(self._query("SELECT count(*) FROM files")[0][0])
+
+    def files(self) -> dict[str, FileRow]:
+        rows = self._query("SELECT id, path, abspath, sha256 FROM files")
+        return {r[2]: FileRow(*r) for r in rows}
+
+    def passage_ids(self, file_ids: Sequence[int]) -> IdArray:
+        ids: list[int] = []
+        for chunk in _chunks(list(file_ids), 500):
+            marks = ",".join("?" * len(chunk))
+            ids += [
+                r[0]
+                for r in self._query(
+                    "SELECT p.id FROM passages p JOIN documents d ON p.document_id = d.id "
+                    f"WHERE d.file_id IN ({marks})",
+                    chunk,
+                )
+            ]
+        return np.asarray(ids, dtype=np.int64)
+
+    def ids_by_embed_hash(self, file_ids: Sequence[int]) -> dict[str, int]:
+        """embed_hash -> passage id, for the passages of the given files."""
+        out: dict[str, int] = {}
+        for chunk in _chunks(list(file_ids), 500):
+            marks = ",".join("?" * len(chunk))
+            for pid, h in self._query(
+                "SELECT p.id, p.embed_hash FROM passages p JOIN documents d "
+                f"ON p.document_id = d.id WHERE d.file_id IN ({marks})",
+                chunk,
+            ):
+                out.setdefault(h, pid)
+        return out
+
+    def passages(self, ids: Iterable[int]) -> dict[int, PassageRow]:
+        out: dict[int, PassageRow] = {}
+        for chunk in _chunks([int(i) for i in ids], 500):
+            marks = ",".join("?" * len(chunk))
+            for r in self._query(
+                "SELECT p.id, p.text, p.paragraph, p.piece, p.pieces, p.start, p.end, d.title, "
+                "d.date, f.path, d.key, d.fields FROM passages p "
+                "JOIN documents d ON p.document_id = d.id "
+                f"JOIN files f ON d.file_id = f.id WHERE p.id IN ({marks})",
+                chunk,
+            ):
+                out[r[0]] = PassageRow(
+                    id=r[0],
+                    text=r[1],
+                    paragraph=r[2],
+                    piece=r[3],
+                    pieces=r[4],
+                    start=r[5],
+                    end=r[6],
+                    title=r[7],
+                    date=r[8],
+                    path=r[9],
+                    key=r[10],
+                    fields=json.loads(r[11]),
+                )
+        return out
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        try:
+            return self.db.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(self.folder, exc) from exc
+
+    # --- writing rows (inside a transaction)
+
+    def delete_files(self, file_ids: Sequence[int]) -> None:
+        for chunk in _chunks(list(file_ids), 500):
+            marks = ",".join("?" * len(chunk))
+            self.db.execute(f"DELETE FROM files WHERE id IN ({marks})", chunk)
+
+    def delete_all(self) -> None:
+        self.db.execute("DELETE FROM files")
+
+    def upsert_file(
+        self, *, path: str, abspath: str, fmt: str, sha256: str, size: int, mtime: float
+    ) -> int:
+        """Insert a file row, replacing (and cascading away) any row for the same file."""
+        self.db.execute("DELETE FROM files WHERE abspath = ?", (abspath,))
+        cur = self.db.execute(
+            "INSERT INTO files(path, abspath, format, sha256, size, mtime, indexed_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (path, abspath, fmt, sha256, size, mtime, now_iso()),
+        )
+        return int(cur.lastrowid or 0)
+
+    def update_file_path(self, file_id: int, path: str) -> None:
+        self.db.execute("UPDATE files SET path = ? WHERE id = ?", (path, file_id))
+
+    def insert_document(
+        self,
+        *,
+        file_id: int,
+        ordinal: int,
+        key: str,
+        title: str,
+        date: str | None,
+        fields: dict[str, Any],
+    ) -> int:
+        cur = self.db.execute(
+            "INSERT INTO documents(file_id, ordinal, key, title, date, fields) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (file_id, ordinal, key, title, date, json.dumps(fields, sort_keys=True, default=str)),
+        )
+        return int(cur.lastrowid or 0)
+
+    def insert_passages(self, document_id: int, rows: Sequence[tuple[Any, ...]]) -> list[int]:
+        """Insert (paragraph, piece, pieces, start, end, text, embed_hash) rows; returns ids."""
+        ids = []
+        for row in rows:
+            cur = self.db.execute(
+                "INSERT INTO passages(document_id, paragraph, piece, pieces, start, end, text, "
+                "embed_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (document_id, *row),
+            )
+            ids.append(int(cur.lastrowid or 0))
+        return ids
+
+    def set_manifest(self, values: dict[str, Any]) -> None:
+        """Write manifest values inside the open transaction."""
+        self._write_manifest(values)
+
+    def size_on_disk(self) -> int:
+        total = 0
+        for name in os.listdir(self.folder):
+            with contextlib.suppress(OSError):
+                total += os.path.getsize(os.path.join(self.folder, name))
+        return total
+
+
+def _connect(path: str) -> sqlite3.Connection:
+    try:
+        db = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=False)
+        db.execute("PRAGMA foreign_keys = ON")
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = FULL")
+    except sqlite3.DatabaseError as exc:
+        raise _corrupt(os.path.dirname(path), exc) from exc
+    return db
+
+
+def _corrupt(folder: str, exc: sqlite3.DatabaseError) -> IndexCorruptError:
+    return IndexCorruptError(f"the index database in {folder} is damaged ({exc}): {_REBUILD_HINT}")
+
+
+def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

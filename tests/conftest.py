@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.fakes import FakeEmbedder
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+SEEDS = ROOT / "seeds"
+BBC = SHARED / "data" / "bbc"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture
+def fake() -> FakeEmbedder:
+    return FakeEmbedder()
+
+
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A small folder of articles in the seed format and plain text."""
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    (folder / "a.txt").write_text(
+        " date 2024-01-02 7\nRiver floods the town\n"
+        "Heavy rain made the river burst its banks on Tuesday.\n"
+        "Residents were moved to the school on the hill.\n",
+        encoding="utf-8",
+    )
+    (folder / "b.txt").write_text(
+        "Chess champion retires\n\nThe world chess champion said she will retire.\n\n"
+        "Her last match was a draw against a young rival.\n",
+        encoding="utf-8",
+    )
+    (folder / "c.txt").write_text(
+        " date 2024-03-04 9\nNew bakery opens\nA bakery selling sourdough bread opened downtown.\n",
+        encoding="utf-8",
+    )
+    return folder
+
+
+@pytest.fixture
+def seeds_copy(tmp_path: Path) -> Path:
+    target = tmp_path / "seeds"
+    shutil.copytree(SEEDS, target)
+    return target
