@@ -132,7 +132,7 @@ class SentenceTransformerEmbedder:
                 raise ModelLoadError(f"sentence-transformers cannot be imported: {exc}") from exc
             transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
             try:
-                self._model = SentenceTransformer(path, device=self._device)
+                self._model = _load(SentenceTransformer, path, self._device)
             except (OSError, ValueError, RuntimeError) as exc:
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise ModelLoadError(
@@ -219,6 +219,17 @@ class SentenceTransformerEmbedder:
             if progress is not None:
                 progress(len(idx))
         return normalize(out)
+
+
+_LOADED: dict[tuple[str, str], Any] = {}
+
+
+def _load(factory: Any, path: str, device: str) -> Any:
+    """Load a model once per process: opening several indexes shares it."""
+    key = (path, device)
+    if key not in _LOADED:
+        _LOADED[key] = factory(path, device=device)
+    return _LOADED[key]
 
 
 def normalize(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:

@@ -21,6 +21,7 @@ from .errors import (
     IndexNotFoundError,
     ModelMismatchError,
     SchemaVersionError,
+    SemsearchError,
     SourceError,
 )
 from .passages import Chunking, Passage, make_passages
@@ -112,6 +113,7 @@ class Index:
         self._vectors: VectorIndex | None = None
         self._vectors_generation: Any = None
         self._fingerprint_checked = False
+        self._broken: SemsearchError | None = None  # why the existing index could not open
 
     # ------------------------------------------------------------------ opening
 
@@ -133,14 +135,22 @@ class Index:
         ``embedder`` replaces the model altogether (tests, custom backends).
         """
         folder = os.fspath(path)
-        store = Store.open(folder) if Store.exists(folder) else None
-        if store is None and not create:
-            Store.open(folder)  # raises the right error: not found, or lost its database
+        store: Store | None = None
+        broken: SemsearchError | None = None
+        try:
+            if Store.exists(folder) or not create:
+                store = Store.open(folder)  # raises: not found, damaged, or newer
+        except (IndexCorruptError, SchemaVersionError) as exc:
+            if not create:
+                raise
+            broken = exc  # only add(..., rebuild=True) may go on: it sets the old files aside
         if embedder is not None:
             wanted: str | None = embedder.name
         else:
             wanted = canonical_model_name(model) if model else None
-        return cls(folder, store, embedder, wanted)
+        opened = cls(folder, store, embedder, wanted)
+        opened._broken = broken
+        return opened
 
     def close(self) -> None:
         if self._store is not None:
@@ -211,6 +221,8 @@ class Index:
     # ------------------------------------------------------------------ reading
 
     def _store_or_raise(self) -> Store:
+        if self._broken is not None:
+            raise self._broken
         if self._store is None:
             raise IndexNotFoundError(
                 f"no index in {self.folder}: run `semsearch index PATH` first to build one"
@@ -230,9 +242,9 @@ class Index:
         """The ``k`` passages that best match ``query``, best first."""
         query = check_query(query, k, min_score)
         store = self._store_or_raise()
-        embedder = self._checked_embedder()
-        vectors = self._load_vectors()
-        return dense_search(store, vectors, embedder, query, k, min_score)
+        self._check_model()
+        vectors = self._load_vectors()  # a damaged index fails here, before the slow model load
+        return dense_search(store, vectors, self._checked_embedder(), query, k, min_score)
 
     def info(self) -> IndexInfo:
         """Counts, model and settings of the index (reads no vectors)."""
@@ -292,7 +304,11 @@ class Index:
                 paths, rebuild=rebuild, batch_size=batch_size, progress=progress
             )
         except BaseException:
-            if created_folder and self._store is None:
+            if created_folder and not self._has_commit():
+                # nothing was ever committed here: leave no half-made index behind
+                if self._store is not None:
+                    self._store.close()
+                    self._store = None
                 lock.release()
                 shutil.rmtree(self.folder, ignore_errors=True)
             raise
@@ -301,8 +317,21 @@ class Index:
         report.seconds = round(time.perf_counter() - started, 3)
         return report
 
+    def _has_commit(self) -> bool:
+        if self._store is None:
+            return False
+        try:
+            return int(self._store.manifest(fresh=True).get("generation", 0)) > 0
+        except IndexCorruptError:
+            return False
+
     def _open_for_write(self, rebuild: bool) -> tuple[Store, VectorIndex | None]:
         """The store to write to and its current vectors (None when starting afresh)."""
+        if self._broken is not None:
+            if not rebuild:
+                raise self._broken
+            _set_aside(self.folder, self._broken)
+            self._broken = None
         if self._store is None and Store.exists(self.folder):
             self._store = Store.open(self.folder)  # another process created it meanwhile
         if self._store is None:
@@ -319,7 +348,7 @@ class Index:
             except (IndexCorruptError, SchemaVersionError):
                 self._store = None
                 store.close()
-                _set_aside(self.folder)
+                _set_aside(self.folder, None)
                 self._store = Store.create(self.folder)
             return self._store, None
         store.migrate()
@@ -341,6 +370,8 @@ class Index:
         if not paths:
             raise SourceError("give at least one file or folder to index")
         found = walk(paths, exclude=[self.folder])
+        if not found.files:
+            raise SourceError(_nothing_readable(paths, found.skipped, 0))
         if not (rebuild or self._store is None):
             self._check_model()
         store, current = self._open_for_write(rebuild)
@@ -391,15 +422,7 @@ class Index:
             if abspath not in seen and any(_under(abspath, root) for root in found.roots)
         ]
         if not unchanged_ids and not any(p.docs for p in planned):
-            where = ", ".join(os.fspath(p) for p in paths)
-            why = [f"{len(found.files)} article files, none with text"] if found.files else []
-            if found.skipped:
-                why.append(f"{found.skipped} files of other formats skipped")
-            detail = f" ({'; '.join(why)})" if why else ""
-            raise SourceError(
-                f"no readable articles in {where}{detail}: semsearch reads .txt, .md, .html "
-                "and .jsonl files; nothing was changed in the index"
-            )
+            raise SourceError(_nothing_readable(paths, found.skipped, len(found.files)))
 
         # Counts before the change.
         replaced_ids = [p.old_id for p in planned if p.old_id is not None]
@@ -537,6 +560,20 @@ class Index:
         return report
 
 
+def _nothing_readable(
+    paths: Sequence[str | os.PathLike[str]], skipped: int, empty: int
+) -> str:
+    where = ", ".join(os.fspath(p) for p in paths)
+    why = [f"{empty} article files, none with text"] if empty else []
+    if skipped:
+        why.append(f"{skipped} files of other formats skipped")
+    detail = f" ({'; '.join(why)})" if why else ""
+    return (
+        f"no readable articles in {where}{detail}: semsearch reads .txt, .md, .html and "
+        ".jsonl files; the index was left unchanged"
+    )
+
+
 def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
@@ -559,9 +596,14 @@ def _doc_counts(store: Store, file_ids: Sequence[int]) -> dict[int, int]:
     return out
 
 
-def _set_aside(folder: str) -> None:
-    """Move a damaged index's files into ``folder/damaged-<time>/`` (kept, not deleted)."""
-    target = os.path.join(folder, f"damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+def _set_aside(folder: str, why: SemsearchError | None) -> None:
+    """Move an index's files into a subfolder (kept, not deleted) before a rebuild.
+
+    ``damaged-<time>/`` for a damaged index, ``newer-<time>/`` for one written
+    by a newer semsearch (it may still be opened by that version).
+    """
+    kind = "newer" if isinstance(why, SchemaVersionError) else "damaged"
+    target = os.path.join(folder, f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}")
     os.makedirs(target, exist_ok=True)
     for name in os.listdir(folder):
         if name.startswith(("semsearch.db", "vectors.")):

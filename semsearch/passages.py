@@ -26,9 +26,9 @@ TokenCounter = Callable[[Sequence[str]], list[int]]
 MAX_TITLE_TOKENS = 48
 SPECIAL_TOKENS = 2  # [CLS] and [SEP] for BERT-like models
 
-# A sentence ends at . ! ? or … (maybe followed by closing quotes or brackets)
+# A sentence ends at . ! ? or … (then any closing quotes or brackets, group 1)
 # and white space; the next one starts with anything but a lower-case letter.
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"'”’)\]]*\s+(?=[^\s\w]*[^\sa-z])")  # noqa: RUF001
+_SENTENCE_END = re.compile(r"(?<=[.!?…])([\"'”’)\]]*)\s+(?=[^\s\w]*[^\sa-z])")  # noqa: RUF001
 _WORD = re.compile(r"\S+")
 
 
@@ -89,7 +89,7 @@ def _units(text: str, pattern: re.Pattern[str] | None) -> list[tuple[int, int]]:
     spans = []
     pos = 0
     for m in pattern.finditer(text):
-        spans.append((pos, m.start()))
+        spans.append((pos, m.end(1)))  # the sentence keeps its closing quotes and brackets
         pos = m.end()
     spans.append((pos, len(text)))
     return [(a, b) for a, b in spans if b > a]

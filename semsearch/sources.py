@@ -393,6 +393,8 @@ def parse_markdown(text: str, path: str) -> Document:
 
 # --- HTML
 
+_BLOCK_TAGS = ("div", "section", "li", "td", "th", "tr", "h1", "h2", "h3", "h4", "h5", "h6",
+               "blockquote", "pre", "dd", "dt", "figcaption", "main", "article", "body")
 _DROP_TAGS = (
     "script",
     "style",
@@ -434,18 +436,17 @@ def parse_html(text: str, path: str) -> Document:
         time_tag = soup.find("time", attrs={"datetime": True})
         if time_tag is not None:
             date = _iso_date(str(time_tag["datetime"]))
-    title_tag = soup.find("title")
+    # The headline: the article's <h1> (often inside its own <header>), else the page's.
+    h1 = (soup.find("article") or soup).find("h1") or soup.find("h1")
+    title = _WS.sub(" ", h1.get_text()).strip() if h1 is not None else ""
+    if not title:
+        title_tag = soup.find("title")
+        title = _WS.sub(" ", title_tag.get_text()).strip() if title_tag is not None else ""
     for tag in soup.find_all(_DROP_TAGS):
         tag.decompose()
     for br in soup.find_all("br"):
         br.replace_with(" ")
     root = soup.find("article") or soup.find("main") or soup.body or soup
-    h1 = root.find("h1") or soup.find("h1")
-    title = ""
-    if h1 is not None:
-        title = _WS.sub(" ", h1.get_text(" ")).strip()
-    if not title and title_tag is not None:
-        title = _WS.sub(" ", title_tag.get_text(" ")).strip()
     texts = []
     for p in root.find_all("p"):
         if p.find_parent("p") is not None:
@@ -453,8 +454,11 @@ def parse_html(text: str, path: str) -> Document:
         content = _WS.sub(" ", p.get_text()).strip()
         if content:
             texts.append(content)
-    if not texts:  # no <p>: fall back to the text blocks of the page
-        body_text = root.get_text("\n")
+    if not texts:  # no <p>: fall back to the page's block elements
+        for block in root.find_all(_BLOCK_TAGS):
+            block.insert_before("\n")
+            block.insert_after("\n")
+        body_text = root.get_text()
         texts = [_WS.sub(" ", line).strip() for line in body_text.split("\n")]
         texts = [t for t in texts if t and t != title]
     paragraphs = []

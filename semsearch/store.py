@@ -351,8 +351,12 @@ class Store:
                 f"the vectors have dimension {index.dimension}, the manifest "
                 f"{manifest.get('dimension')}"
             )
-        if not problems and id_checksum(index.ids()) != int(manifest.get("id_checksum", -1)):
-            problems.append("the vector ids do not match the manifest")
+        if not problems:
+            recorded = int(manifest.get("id_checksum", -1))
+            if id_checksum(index.ids()) != recorded:
+                problems.append("the vector ids do not match the manifest")
+            elif id_checksum(self.passage_id_array()) != recorded:
+                problems.append("the passage ids do not match the vector ids")
         if problems:
             raise IndexCorruptError(
                 f"the index in {self.folder} is inconsistent ({'; '.join(problems)}): "
@@ -398,6 +402,10 @@ class Store:
 
     def passage_count(self) -> int:
         return int(self._query("SELECT count(*) FROM passages")[0][0])
+
+    def passage_id_array(self) -> IdArray:
+        rows = self._query("SELECT id FROM passages")
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def document_count(self) -> int:
         return int(self._query("SELECT count(*) FROM documents")[0][0])

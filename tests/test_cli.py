@@ -1,0 +1,296 @@
+"""The command line: output formats and every user error, through CliRunner and a real process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from semsearch.cli import app
+from semsearch.store import WriteLock
+from tests.conftest import SEEDS
+
+runner = CliRunner()
+
+# Paragraphs of the seed article (1-based) that answer "who attends the parade":
+# Kim joining Putin at the ceremonies (1), Putin expected at the parade (3),
+# Kim's presence and 26 world leaders (4), the few Western leaders attending (6).
+PARADE_ANSWERS = {1, 3, 4, 6}
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def assert_one_line_error(code: int, out: str, err: str, *needles: str) -> None:
+    assert code != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in err + out
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+@pytest.fixture(scope="module")
+def seeds_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An index of seeds/ built once with the real bundled model."""
+    folder = tmp_path_factory.mktemp("cli") / "index"
+    code, _out, err = run("index", str(SEEDS), "--index", str(folder), "--quiet")
+    assert code == 0, err
+    return folder
+
+
+@pytest.fixture
+def index_copy(seeds_index: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "index"
+    shutil.copytree(seeds_index, target)
+    return target
+
+
+# --------------------------------------------------------------------------- happy paths
+
+
+@pytest.mark.slow
+def test_index_summary_counts(seeds_index: Path, tmp_path: Path) -> None:
+    code, out, err = run("index", str(SEEDS), "--index", str(seeds_index), "-q")
+    assert code == 0, err
+    assert "0 added, 0 updated, 0 removed, 1 unchanged" in out
+    assert "7 unchanged; 0 embedded" in out
+
+
+@pytest.mark.slow
+def test_query_json_shape(seeds_index: Path) -> None:
+    code, out, err = run(
+        "query", "who attends the parade", "-k", "3", "--json", "--index", str(seeds_index)
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    assert set(data) == {"query", "index", "model", "results"}
+    assert data["query"] == "who attends the parade"
+    assert data["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert [r["rank"] for r in data["results"]] == [1, 2, 3]
+    for r in data["results"]:
+        assert set(r) == {
+            "rank",
+            "score",
+            "text",
+            "title",
+            "date",
+            "path",
+            "paragraph",
+            "passage_id",
+        }
+        assert r["title"] == "Eighth anniversary of WWII to take place in China"
+        assert r["date"] == "2025-08-28"
+        assert r["path"].endswith("000_6ec644ae3fed9123.txt")
+    scores = [r["score"] for r in data["results"]]
+    assert scores == sorted(scores, reverse=True)
+    assert data["results"][0]["paragraph"] in PARADE_ANSWERS
+
+
+@pytest.mark.slow
+def test_query_terminal_output(seeds_index: Path) -> None:
+    code, out, err = run("query", "who attends the parade", "-k", "2", "--index", str(seeds_index))
+    assert code == 0, err
+    assert out.startswith("1. Eighth anniversary of WWII to take place in China")
+    heads = [line for line in out.splitlines() if line[:1].isdigit()]
+    assert [h.split(".")[0] for h in heads] == ["1", "2"]
+    assert "2025-08-28" in out and "score 0." in out and "paragraph " in out
+
+
+@pytest.mark.slow
+def test_min_score_can_leave_nothing(seeds_index: Path) -> None:
+    code, out, _ = run("query", "parade", "--min-score", "0.99", "--index", str(seeds_index))
+    assert code == 0
+    assert out.startswith("No passage scored 0.99 or more")
+    code, out, _ = run(
+        "query", "parade", "--min-score", "0.99", "--json", "--index", str(seeds_index)
+    )
+    assert json.loads(out)["results"] == []
+
+
+@pytest.mark.slow
+def test_info(seeds_index: Path) -> None:
+    code, out, err = run("info", "--json", "--index", str(seeds_index))
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["documents"] == 1 and data["passages"] == 7 and data["files"] == 1
+    assert data["model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert data["dimension"] == 384 and data["index_type"] == "flat"
+    assert data["size_bytes"] > 0 and data["created_at"] and data["updated_at"]
+    code, out, _ = run("info", "--index", str(seeds_index))
+    assert "passages:     7" in out
+
+
+def test_every_command_has_help() -> None:
+    for command in ("index", "query", "info"):
+        code, out, _ = run(command, "--help")
+        assert code == 0
+        assert "Usage: " in out and "--index" in out
+
+
+def test_env_var_chooses_the_index(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["info"], env={"SEMSEARCH_INDEX": str(tmp_path / "elsewhere")})
+    assert result.exit_code == 1
+    assert str(tmp_path / "elsewhere") in result.stderr
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_path_that_does_not_exist(tmp_path: Path) -> None:
+    code, out, err = run("index", str(tmp_path / "nope"), "--index", str(tmp_path / "ix"))
+    assert_one_line_error(code, out, err, "nope", "no such file or folder")
+    assert not (tmp_path / "ix").exists()
+
+
+def test_folder_without_articles(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "report.pdf").write_bytes(b"%PDF-1.4")
+    code, out, err = run("index", str(tmp_path / "docs"), "--index", str(tmp_path / "ix"))
+    assert_one_line_error(code, out, err, "no readable articles", "1 files of other formats")
+
+
+def test_query_before_any_index(tmp_path: Path) -> None:
+    code, out, err = run("query", "anything", "--index", str(tmp_path / "none"))
+    assert_one_line_error(code, out, err, "semsearch index PATH")
+
+
+@pytest.mark.parametrize("args", [["query", ""], ["query", "   "]])
+def test_empty_query(args: list[str], tmp_path: Path) -> None:
+    code, out, err = run(*args, "--index", str(tmp_path))
+    assert_one_line_error(code, out, err, "query is empty")
+
+
+def test_k_zero(tmp_path: Path) -> None:
+    code, out, err = run("query", "parade", "-k", "0", "--index", str(tmp_path))
+    assert_one_line_error(code, out, err, "at least 1")
+
+
+def test_usage_errors_are_one_line_with_code_2() -> None:
+    for args in (["query"], ["query", "x", "--bogus"], ["query", "x", "-k", "many"], ["frob"]):
+        code, out, err = run(*args)
+        assert code == 2, args
+        assert_one_line_error(code, out, err, "--help")
+
+
+@pytest.mark.slow
+def test_other_model_is_refused(index_copy: Path) -> None:
+    code, out, err = run(
+        "query", "parade", "--model", "some/other-model", "--index", str(index_copy)
+    )
+    assert_one_line_error(
+        code, out, err, "built with sentence-transformers/all-MiniLM-L6-v2", "--rebuild"
+    )
+    code, out, err = run(
+        "index", str(SEEDS), "--model", "some/other-model", "--index", str(index_copy)
+    )
+    assert_one_line_error(code, out, err, "--rebuild")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage", ["delete", "truncate", "garbage"])
+def test_damaged_vector_file(index_copy: Path, damage: str) -> None:
+    (vec,) = index_copy.glob("vectors.*.faiss")
+    if damage == "delete":
+        vec.unlink()
+    elif damage == "truncate":
+        vec.write_bytes(vec.read_bytes()[: vec.stat().st_size // 2])
+    else:
+        vec.write_bytes(b"not a faiss file" * 10)
+    code, out, err = run("query", "parade", "--index", str(index_copy))
+    assert_one_line_error(code, out, err, "--rebuild")
+    # and the advice works
+    code, out, err = run("index", str(SEEDS), "--rebuild", "-q", "--index", str(index_copy))
+    assert code == 0, err
+    code, out, err = run("query", "parade", "--json", "--index", str(index_copy))
+    assert code == 0 and len(json.loads(out)["results"]) == 5
+
+
+@pytest.mark.slow
+def test_damaged_database(index_copy: Path) -> None:
+    (index_copy / "semsearch.db").write_bytes(b"garbage" * 100)
+    for name in ("semsearch.db-wal", "semsearch.db-shm"):
+        (index_copy / name).unlink(missing_ok=True)
+    code, out, err = run("query", "parade", "--index", str(index_copy))
+    assert_one_line_error(code, out, err, "damaged", "--rebuild")
+    code, out, err = run("info", "--index", str(index_copy))
+    assert_one_line_error(code, out, err, "--rebuild")
+
+
+@pytest.mark.slow
+def test_newer_schema(index_copy: Path) -> None:
+    with sqlite3.connect(index_copy / "semsearch.db") as db:
+        db.execute("PRAGMA user_version = 99")
+    code, out, err = run("query", "parade", "--index", str(index_copy))
+    assert_one_line_error(code, out, err, "newer semsearch", "upgrade")
+    code, out, err = run("index", str(SEEDS), "--index", str(index_copy))
+    assert_one_line_error(code, out, err, "newer semsearch")
+
+
+@pytest.mark.slow
+def test_second_writer_refused(index_copy: Path) -> None:
+    with WriteLock(str(index_copy)):
+        code, out, err = run("index", str(SEEDS), "--index", str(index_copy))
+    assert_one_line_error(code, out, err, "another semsearch process", "is writing")
+    # the refused writer changed nothing and a query still answers
+    code, out, _ = run("query", "parade", "--json", "--index", str(index_copy))
+    assert code == 0 and len(json.loads(out)["results"]) == 5
+
+
+# --------------------------------------------------------------------------- a real process
+
+
+def _semsearch_command() -> str:
+    exe = Path(sys.executable).with_name("semsearch")
+    found = str(exe) if exe.exists() else shutil.which("semsearch")
+    assert found, "the semsearch console script is not installed"
+    return found
+
+
+@pytest.mark.slow
+def test_installed_command_end_to_end(tmp_path: Path) -> None:
+    """`semsearch index seeds/` then a query, as a user runs them: relative paths stay relative."""
+    shutil.copytree(SEEDS, tmp_path / "seeds")
+    exe = _semsearch_command()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(
+        [exe, "index", "seeds/"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 added" in done.stdout
+    assert (tmp_path / ".semsearch" / "semsearch.db").is_file()
+    done = subprocess.run(
+        [exe, "query", "who attends the parade", "-k", "3", "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    results = json.loads(done.stdout)["results"]
+    assert results[0]["path"] == "seeds/000_6ec644ae3fed9123.txt"
+    top3 = [r["paragraph"] for r in results]
+    assert top3[0] in PARADE_ANSWERS, top3
+    assert len(PARADE_ANSWERS.intersection(top3)) >= 2, top3
+    # an error from the real process: one line, exit 1, no traceback
+    done = subprocess.run(
+        [exe, "query", "x", "--index", "missing"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().count("\n") == 0 and "Traceback" not in done.stderr
