@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
+    IndexAccessError,
     IndexCorruptError,
     IndexLockedError,
     IndexNotFoundError,
@@ -55,6 +56,7 @@ __all__ = [
     "AddReport",
     "Hit",
     "Index",
+    "IndexAccessError",
     "IndexCorruptError",
     "IndexInfo",
     "IndexLockedError",

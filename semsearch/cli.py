@@ -23,7 +23,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from . import __version__
-from .errors import SemsearchError
+from .errors import SemsearchError, UsageError
 
 if TYPE_CHECKING:
     from .index import AddReport, Index, IndexInfo
@@ -86,6 +86,8 @@ def _errors() -> Iterator[None]:
     """Turn library errors and Ctrl-C into one line and an exit code."""
     try:
         yield
+    except UsageError as exc:
+        _fail(str(exc), EXIT_USAGE)
     except SemsearchError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
@@ -112,10 +114,12 @@ def _root(
     """
 
 
-def _open(index_dir: Path, *, create: bool = False, model: str | None = None) -> Index:
+def _open(
+    index_dir: Path, *, create: bool = False, model: str | None = None, unit: str | None = None
+) -> Index:
     from .index import Index
 
-    return Index.open(index_dir, create=create, model=model)
+    return Index.open(index_dir, create=create, model=model, unit=unit)
 
 
 # --------------------------------------------------------------------------- index
@@ -140,13 +144,20 @@ def index(
     rebuild: Annotated[
         bool, typer.Option("--rebuild", help="Start the index from scratch.")
     ] = False,
+    unit: Annotated[
+        str | None,
+        typer.Option(
+            help="Passage unit of a new index: paragraph (default) or document "
+            "(one passage per article, for short texts such as abstracts)."
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Passages embedded per batch.")] = 32,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Index the articles under PATHS; only new or changed files are embedded."""
     with _errors():
-        idx = _open(index_dir, create=True, model=model)
+        idx = _open(index_dir, create=True, model=model, unit=unit)
         with idx, _progress_bar(quiet) as progress:
             report = idx.add(
                 [os.fspath(p) for p in paths],
@@ -162,7 +173,7 @@ def index(
 
 
 @contextmanager
-def _progress_bar(quiet: bool) -> Iterator[Any]:
+def _progress_bar(quiet: bool, desc: str = "Embedding", unit: str = "passage") -> Iterator[Any]:
     """A progress callback drawing on stderr, or None when quiet or not a terminal."""
     if quiet or not sys.stderr.isatty():
         yield None
@@ -178,8 +189,8 @@ def _progress_bar(quiet: bool) -> Iterator[Any]:
                 return
             bar = tqdm(
                 total=total,
-                unit="passage",
-                desc="Embedding",
+                unit=unit,
+                desc=desc,
                 file=sys.stderr,
                 dynamic_ncols=True,
                 leave=False,
@@ -225,16 +236,51 @@ def _format_report(report: AddReport, paths: Sequence[Path], index_dir: Path) ->
 # --------------------------------------------------------------------------- query
 
 
+Mode = Annotated[
+    str | None,
+    typer.Option(
+        "--mode",
+        help="hybrid (default: meaning and words fused), dense (meaning only) or "
+        "lexical (BM25 words only).",
+        show_default=False,
+    ),
+]
+
+
 @app.command()
 def query(
     text: Annotated[
         str, typer.Argument(help="What to search for, in your own words.", show_default=False)
     ],
     k: Annotated[int, typer.Option("-k", "--top", help="How many passages to return.")] = 5,
+    mode: Mode = None,
     min_score: Annotated[
         float | None,
-        typer.Option("--min-score", help="Leave out passages scoring below this (cosine, -1..1)."),
+        typer.Option(
+            "--min-score",
+            help="Leave out passages scoring below this (dense: cosine -1..1; hybrid: 0..1).",
+        ),
     ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only articles dated on or after YYYY-MM-DD.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Only articles dated on or before YYYY-MM-DD.")
+    ] = None,
+    path: Annotated[
+        str | None,
+        typer.Option("--path", help="Only files whose path matches this glob, e.g. 'news/*'."),
+    ] = None,
+    by_article: Annotated[
+        bool, typer.Option("--by-article", help="Only the best passage of each article.")
+    ] = False,
+    collapse: Annotated[
+        bool,
+        typer.Option(
+            "--collapse/--no-collapse",
+            help="Fold passages that appear near-identically in several articles into one hit.",
+        ),
+    ] = True,
     index_dir: IndexDir = Path(".semsearch"),
     model: Annotated[
         str | None, typer.Option(help="Must be the index's own model (default: it is).")
@@ -245,25 +291,57 @@ def query(
     with _errors():
         from .search import check_query
 
-        check_query(text, k, min_score)  # argument errors before any slow work
+        options: dict[str, Any] = dict(
+            mode=mode,
+            since=since,
+            until=until,
+            path=path,
+            by_article=by_article,
+            collapse=collapse,
+        )
+        check_query(text, k, min_score, **options)  # argument errors before any slow work
         with _open(index_dir, model=model) as idx:
-            hits = idx.search(text, k=k, min_score=min_score)
+            hits = idx.search(text, k=k, min_score=min_score, **options)
             if as_json:
-                typer.echo(
-                    json.dumps(_query_json(text, index_dir, idx.model, hits), ensure_ascii=False)
-                )
+                data = _query_json(text, index_dir, idx.model, hits)
+                typer.echo(json.dumps(data, ensure_ascii=False))
             else:
                 typer.echo(_format_hits(hits, min_score), nl=False)
 
 
 def _query_json(text: str, index_dir: Path, model: str, hits: Sequence[Hit]) -> dict[str, Any]:
-    keys = ("rank", "score", "text", "title", "date", "path", "paragraph", "passage_id")
-    return {
-        "query": text,
-        "index": os.fspath(index_dir),
-        "model": model,
-        "results": [{key: getattr(h, key) for key in keys} for h in hits],
-    }
+    keys = (
+        "rank",
+        "score",
+        "text",
+        "title",
+        "date",
+        "path",
+        "paragraph",
+        "passage_id",
+        "key",
+        "start",
+        "end",
+    )
+    results = []
+    for h in hits:
+        item: dict[str, Any] = {key: getattr(h, key) for key in keys}
+        item["highlights"] = [list(span) for span in h.highlights]
+        item["also_in"] = [
+            {
+                "title": s.title,
+                "date": s.date,
+                "path": s.path,
+                "paragraph": s.paragraph,
+                "passage_id": s.passage_id,
+            }
+            for s in h.also_in
+        ]
+        results.append(item)
+    return {"query": text, "index": os.fspath(index_dir), "model": model, "results": results}
+
+
+_BOLD_ON, _BOLD_OFF = "\x01", "\x02"  # markers that survive wrapping, then become ANSI bold
 
 
 def _format_hits(hits: Sequence[Hit], min_score: float | None) -> str:
@@ -280,12 +358,94 @@ def _format_hits(hits: Sequence[Hit], min_score: float | None) -> str:
         where = f"paragraph {h.paragraph}"
         if h.pieces > 1:
             where += f", part {h.piece} of {h.pieces}"
-        out.append(typer.style(f"   {h.path}, {where}", dim=True))
-        out.append(
-            textwrap.fill(h.text, width=width, initial_indent="   ", subsequent_indent="   ")
-        )
+        source = f"{h.path}#{h.key}" if h.key else h.path  # a record inside a JSON Lines file
+        out.append(typer.style(f"   {source}, {where}", dim=True))
+        marked = h.text
+        for a, b in sorted(h.highlights, reverse=True):
+            marked = marked[:a] + _BOLD_ON + marked[a:b] + _BOLD_OFF + marked[b:]
+        wrapped = textwrap.fill(marked, width=width, initial_indent="   ", subsequent_indent="   ")
+        out.append(wrapped.replace(_BOLD_ON, "\x1b[1m").replace(_BOLD_OFF, "\x1b[22m"))
+        for src in h.also_in:
+            date = f", {src.date}" if src.date else ""
+            line = f"   also in: {src.title}{date} ({src.path}, paragraph {src.paragraph})"
+            out.append(typer.style(line, dim=True))
         out.append("")
     return "\n".join(out) + "\n"
+
+
+# --------------------------------------------------------------------------- eval
+
+
+@app.command("eval")
+def eval_(
+    dataset: Annotated[
+        Path,
+        typer.Argument(
+            help="A BEIR-format folder: corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv.",
+            show_default=False,
+        ),
+    ],
+    split: Annotated[str, typer.Option(help="Which judgments: qrels/SPLIT.tsv.")] = "test",
+    mode: Mode = None,
+    index_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--index",
+            help="Keep the dataset's index here to reuse it (default: a temporary one).",
+            show_default=False,
+        ),
+    ] = None,
+    protocol: Annotated[
+        str,
+        typer.Option(
+            help="paragraphs: semsearch's own passages; beir: each document one passage, "
+            "title + text, as published BEIR figures."
+        ),
+    ] = "paragraphs",
+    model: Annotated[str | None, typer.Option(help="sentence-transformers model.")] = None,
+    per_query: Annotated[
+        Path | None,
+        typer.Option("--per-query", help="Write each query's figures to this JSON Lines file."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Measure retrieval quality on a test collection: nDCG@10, Recall@10/100, MRR@10."""
+    with _errors():
+        from .evaluate import run_eval
+        from .search import check_query
+
+        check_query("x", 1, mode=mode)  # a bad --mode fails before the slow work
+        with (
+            _progress_bar(quiet, "Indexing") as index_bar,
+            _progress_bar(quiet, "Queries", unit="query") as query_bar,
+        ):
+            result = run_eval(
+                os.fspath(dataset),
+                split=split,
+                mode=mode,
+                protocol=protocol,
+                model=model,
+                index_dir=None if index_dir is None else os.fspath(index_dir),
+                index_progress=index_bar,
+                query_progress=query_bar,
+            )
+        if per_query is not None:
+            try:
+                with open(per_query, "w", encoding="utf-8") as fh:
+                    for row in result.per_query:
+                        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            except OSError as exc:
+                _fail(f"cannot write {per_query}: {exc.strerror}")
+        if as_json:
+            typer.echo(json.dumps(result.to_dict()))
+        else:
+            typer.echo(
+                f"{result.dataset} ({result.split}, {result.queries} queries), "
+                f"{result.mode}, {result.model}"
+            )
+            for name, value in result.metrics.items():
+                typer.echo(f"  {name:<11}{value:.4f}")
 
 
 # --------------------------------------------------------------------------- info

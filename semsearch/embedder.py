@@ -133,7 +133,8 @@ class SentenceTransformerEmbedder:
             transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
             try:
                 self._model = _load(SentenceTransformer, path, self._device)
-            except (OSError, ValueError, RuntimeError) as exc:
+            except Exception as exc:  # the boundary with third-party loading code: any failure
+                # (missing files, truncated weights, a bad config) means "cannot load".
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 raise ModelLoadError(
                     f"cannot load model {self.name!r} ({first}); give a local model folder with "

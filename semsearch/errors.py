@@ -7,6 +7,7 @@ The tree::
     ├── SourceError           a path to index does not exist or holds no articles
     ├── IndexNotFoundError    no index at the given folder yet
     ├── IndexCorruptError     index files missing, truncated or out of step
+    ├── IndexAccessError      the index folder cannot be created, read or written
     ├── SchemaVersionError    the index was written by a newer semsearch
     ├── ModelMismatchError    the index was built with another model
     ├── ModelLoadError        the embedding model cannot be found or loaded
@@ -40,6 +41,11 @@ class IndexCorruptError(SemsearchError):
     """The index files are missing, truncated, corrupt or disagree with each other."""
 
 
+class IndexAccessError(SemsearchError):
+    """The index folder or its files cannot be created, read or written (permissions, a file
+    in the way)."""
+
+
 class SchemaVersionError(SemsearchError):
     """The index was written by a newer version of semsearch."""
 
@@ -57,6 +63,7 @@ class IndexLockedError(SemsearchError):
 
 
 __all__ = [
+    "IndexAccessError",
     "IndexCorruptError",
     "IndexLockedError",
     "IndexNotFoundError",

@@ -12,22 +12,26 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from . import __version__
 from . import vectors as _vectors
 from .embedder import Embedder, SentenceTransformerEmbedder, canonical_model_name
 from .errors import (
+    IndexAccessError,
     IndexCorruptError,
     IndexNotFoundError,
     ModelMismatchError,
     SchemaVersionError,
     SemsearchError,
     SourceError,
+    UsageError,
 )
-from .passages import Chunking, Passage, make_passages
-from .search import Hit, check_query, dense_search
-from .sources import Document, Problem, SourceFile, parse, read_file, walk
-from .store import SCHEMA_VERSION, Store, WriteLock, now_iso
+from .fusion import Fusion
+from .passages import UNITS, Chunking, Passage, make_passages
+from .search import Hit, Searcher, check_query
+from .sources import Document, Problem, SourceFile, Walk, parse, read_file, walk
+from .store import DB_NAME, SCHEMA_VERSION, Store, WriteLock, now_iso
 from .vectors import VectorIndex
 
 DEFAULT_INDEX = ".semsearch"
@@ -114,6 +118,8 @@ class Index:
         self._vectors_generation: Any = None
         self._fingerprint_checked = False
         self._broken: SemsearchError | None = None  # why the existing index could not open
+        self._wanted_unit: str | None = None
+        self._created_db = False  # this add() made the database (discard it if nothing commits)
 
     # ------------------------------------------------------------------ opening
 
@@ -125,6 +131,7 @@ class Index:
         create: bool = False,
         model: str | None = None,
         embedder: Embedder | None = None,
+        unit: str | None = None,
     ) -> Index:
         """Open the index in ``path``; with ``create=True`` one is made on the first `add`.
 
@@ -133,7 +140,11 @@ class Index:
         extending an index with another model than the one that built it raises
         `ModelMismatchError`; ``add(..., rebuild=True)`` switches models.
         ``embedder`` replaces the model altogether (tests, custom backends).
+        ``unit`` is how a new index cuts articles: ``"paragraph"`` (default) or
+        ``"document"`` (one passage per article, the BEIR protocol).
         """
+        if unit is not None and unit not in UNITS:
+            raise UsageError(f"unit must be one of {', '.join(UNITS)} (got {unit!r})")
         folder = os.fspath(path)
         store: Store | None = None
         broken: SemsearchError | None = None
@@ -150,6 +161,7 @@ class Index:
             wanted = canonical_model_name(model) if model else None
         opened = cls(folder, store, embedder, wanted)
         opened._broken = broken
+        opened._wanted_unit = unit
         return opened
 
     def close(self) -> None:
@@ -238,13 +250,67 @@ class Index:
             self._vectors_generation = store.manifest().get("generation")
         return self._vectors
 
-    def search(self, query: str, k: int = 5, *, min_score: float | None = None) -> list[Hit]:
-        """The ``k`` passages that best match ``query``, best first."""
-        query = check_query(query, k, min_score)
+    def search(
+        self,
+        query: str,
+        k: int = 5,
+        *,
+        mode: str | None = None,
+        min_score: float | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        path: str | None = None,
+        by_article: bool = False,
+        collapse: bool = True,
+        highlight: bool = True,
+        fusion: Fusion | None = None,
+    ) -> list[Hit]:
+        """The ``k`` passages that best match ``query``, best first.
+
+        ``mode`` is ``"hybrid"`` (default: dense and BM25 rankings fused),
+        ``"dense"`` (embeddings only; scores are cosines) or ``"lexical"``
+        (BM25 only). ``since``/``until`` (YYYY-MM-DD) and ``path`` (a glob)
+        filter before ranking. ``by_article`` keeps the best passage of each
+        article; ``collapse`` folds near-identical passages into one hit (the
+        others listed in ``hit.also_in``); ``highlight`` marks the best
+        sentences (``hit.highlights``).
+        """
+        q = check_query(
+            query,
+            k,
+            min_score,
+            mode=mode,
+            since=since,
+            until=until,
+            path=path,
+            by_article=by_article,
+            collapse=collapse,
+            highlight=highlight,
+            fusion=fusion,
+        )
+        return self._searcher(q.mode).search(q)
+
+    def search_many(
+        self, queries: Sequence[str], k: int = 10, *, batch_size: int = 64, **options: Any
+    ) -> list[list[Hit]]:
+        """`search` for many queries at once, embedding them in batches (for evaluation)."""
+        checked = [check_query(text, k, **options) for text in queries]
+        if not checked:
+            return []
+        searcher = self._searcher(checked[0].mode)
+        qvecs = None
+        if checked[0].mode != "lexical":
+            qvecs = searcher.embedder.embed([q.text for q in checked], batch_size=batch_size)
+        return [
+            searcher.search(q, None if qvecs is None else qvecs[n]) for n, q in enumerate(checked)
+        ]
+
+    def _searcher(self, mode: str) -> Searcher:
         store = self._store_or_raise()
         self._check_model()
         vectors = self._load_vectors()  # a damaged index fails here, before the slow model load
-        return dense_search(store, vectors, self._checked_embedder(), query, k, min_score)
+        embedder = None if mode == "lexical" else self._checked_embedder()
+        return Searcher(store, vectors, embedder)
 
     def info(self) -> IndexInfo:
         """Counts, model and settings of the index (reads no vectors)."""
@@ -261,7 +327,7 @@ class Index:
             size_bytes=store.size_on_disk(),
             created_at=str(m.get("created_at", "")),
             updated_at=str(m.get("updated_at", "")),
-            schema_version=int(m.get("schema_version", SCHEMA_VERSION)),
+            schema_version=store.schema_version(),
             semsearch_version=str(m.get("semsearch_version", "")),
             chunking=dict(m.get("chunking", {})),
         )
@@ -276,7 +342,7 @@ class Index:
 
     def add(
         self,
-        paths: Sequence[str | os.PathLike[str]],
+        paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
         *,
         rebuild: bool = False,
         batch_size: int = 32,
@@ -289,28 +355,33 @@ class Index:
         index is as it was before. ``rebuild=True`` starts from scratch (in the
         same atomic way).
         """
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
         started = time.perf_counter()
         created_folder = not os.path.isdir(self.folder)
-        os.makedirs(self.folder, exist_ok=True)
+        try:
+            os.makedirs(self.folder, exist_ok=True)
+        except OSError as exc:
+            raise IndexAccessError(
+                f"cannot create the index folder {self.folder} ({exc.strerror}): choose another "
+                "with --index DIR"
+            ) from exc
         lock = WriteLock(self.folder)
         try:
             lock.acquire()
         except BaseException:
-            if created_folder:
-                shutil.rmtree(self.folder, ignore_errors=True)
+            if created_folder:  # only if still empty: another writer may be building it
+                with contextlib.suppress(OSError):
+                    os.rmdir(self.folder)
             raise
+        self._created_db = False
         try:
             report = self._add_locked(
-                paths, rebuild=rebuild, batch_size=batch_size, progress=progress
+                list(paths), rebuild=rebuild, batch_size=batch_size, progress=progress
             )
         except BaseException:
-            if created_folder and not self._has_commit():
-                # nothing was ever committed here: leave no half-made index behind
-                if self._store is not None:
-                    self._store.close()
-                    self._store = None
-                lock.release()
-                shutil.rmtree(self.folder, ignore_errors=True)
+            if (self._created_db or created_folder) and not self._has_commit():
+                self._discard_new_store(created_folder)  # leave no half-made index behind
             raise
         finally:
             lock.release()
@@ -325,6 +396,18 @@ class Index:
         except IndexCorruptError:
             return False
 
+    def _discard_new_store(self, created_folder: bool) -> None:
+        """Remove the database this run created before it committed anything."""
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        if created_folder:
+            shutil.rmtree(self.folder, ignore_errors=True)
+            return
+        for name in (DB_NAME, f"{DB_NAME}-wal", f"{DB_NAME}-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(self.folder, name))
+
     def _open_for_write(self, rebuild: bool) -> tuple[Store, VectorIndex | None]:
         """The store to write to and its current vectors (None when starting afresh)."""
         if self._broken is not None:
@@ -335,9 +418,10 @@ class Index:
         if self._store is None and Store.exists(self.folder):
             self._store = Store.open(self.folder)  # another process created it meanwhile
         if self._store is None:
-            if not rebuild and any(n.startswith("vectors.") for n in os.listdir(self.folder)):
+            if not rebuild and Store.has_vector_files(self.folder):
                 Store.open(self.folder)  # raises: the database is gone but vectors remain
             self._store = Store.create(self.folder)
+            self._created_db = True
             return self._store, None
         store = self._store
         if rebuild:
@@ -352,16 +436,21 @@ class Index:
                 self._store = Store.create(self.folder)
             return self._store, None
         store.migrate()
-        return store, self._load_vectors_for_write(store)
-
-    def _load_vectors_for_write(self, store: Store) -> VectorIndex | None:
         if int(store.manifest(fresh=True).get("generation", 0)) == 0:
-            return None
-        return store.load_vectors()
+            return store, None
+        return store, store.load_vectors()
+
+    def _chunking(self, manifest: dict[str, Any], embedder: Embedder | None) -> Chunking:
+        """How articles become passages: the index's own settings, or new ones."""
+        recorded = dict(manifest.get("chunking") or {})
+        if embedder is None:  # an existing index: its recorded settings
+            return Chunking(max_tokens=int(recorded["max_tokens"]), unit=str(recorded["unit"]))
+        unit = self._wanted_unit or str(recorded.get("unit", "paragraph"))
+        return Chunking(max_tokens=embedder.max_tokens, unit=unit)
 
     def _add_locked(
         self,
-        paths: Sequence[str | os.PathLike[str]],
+        paths: list[str | os.PathLike[str]],
         *,
         rebuild: bool,
         batch_size: int,
@@ -371,38 +460,41 @@ class Index:
             raise SourceError("give at least one file or folder to index")
         found = walk(paths, exclude=[self.folder])
         if not found.files:
-            raise SourceError(_nothing_readable(paths, found.skipped, 0))
+            raise SourceError(_nothing_readable(paths, found, 0, []))
         if not (rebuild or self._store is None):
             self._check_model()
         store, current = self._open_for_write(rebuild)
         self._vectors = None
         fresh = current is None
         manifest = store.manifest(fresh=True)
+        embedder: Embedder | None = None
         if rebuild or fresh:
             self._fingerprint_checked = False
             name = self._wanted or str(manifest.get("model") or canonical_model_name(None))
             embedder = self._get_embedder(name)
         else:
-            embedder = self._checked_embedder()
-        chunking = Chunking(max_tokens=embedder.max_tokens)
-        if not (rebuild or fresh) and manifest.get("chunking") not in (None, chunking.as_dict()):
-            raise IndexCorruptError(
-                f"the index in {self.folder} was cut into passages with other settings "
-                f"({manifest.get('chunking')}): rebuild it with `semsearch index --rebuild PATH`"
-            )
+            built_unit = dict(manifest.get("chunking") or {}).get("unit", "paragraph")
+            if self._wanted_unit and built_unit != self._wanted_unit:
+                raise UsageError(
+                    f"the index in {self.folder} has one passage per {built_unit}: switch with "
+                    f"`semsearch index --rebuild --unit {self._wanted_unit} PATH`"
+                )
+        chunking = self._chunking(manifest, embedder)
 
-        report = AddReport(files_skipped=found.skipped)
+        # 1. Which files are new, changed, unchanged or gone (no model needed).
+        report = AddReport(files_skipped=found.skipped, problems=list(found.problems))
         known = {} if (rebuild or fresh) else store.files()
         seen: set[str] = set()
-        planned: list[_Planned] = []
+        changed: list[tuple[SourceFile, str, int | None]] = []
         unchanged_ids: list[int] = []
         renamed: list[tuple[int, str]] = []  # unchanged files given under another spelling
+        unreadable: list[Problem] = []
         for given, abspath in found.files:
             seen.add(abspath)
             try:
                 source = read_file(given, abspath)
             except OSError as exc:
-                report.problems.append(Problem(given, f"cannot be read ({exc.strerror}); skipped"))
+                unreadable.append(Problem(given, f"cannot be read ({exc.strerror}); skipped"))
                 continue
             digest = hashlib.sha256(source.data).hexdigest()
             old = known.get(abspath)
@@ -410,82 +502,78 @@ class Index:
                 unchanged_ids.append(old.id)
                 if old.path != given:
                     renamed.append((old.id, given))
-                continue
+            else:
+                changed.append((source, digest, old.id if old else None))
+        report.problems += unreadable
+        gone = [r for a, r in known.items() if a not in seen and found.could_have_found(a)]
+
+        # 2. Parse and cut the changed files (the model's tokenizer counts tokens).
+        if changed and embedder is None:
+            embedder = self._checked_embedder()
+        planned: list[_Planned] = []
+        for source, digest, old_id in changed:
+            assert embedder is not None
             docs, problems = parse(source)
             report.problems += problems
             cut = [(d, make_passages(d, chunking, embedder.count_tokens)) for d in docs]
-            planned.append(_Planned(source, digest, cut, old.id if old else None))
-
-        gone = [
-            row
-            for abspath, row in known.items()
-            if abspath not in seen and any(_under(abspath, root) for root in found.roots)
-        ]
-        if not unchanged_ids and not any(p.docs for p in planned):
-            raise SourceError(_nothing_readable(paths, found.skipped, len(found.files)))
-
-        # Counts before the change.
+            planned.append(_Planned(source, digest, cut, old_id))
         replaced_ids = [p.old_id for p in planned if p.old_id is not None]
         removed_file_ids = [r.id for r in gone]
-        old_doc_counts = _doc_counts(store, replaced_ids + removed_file_ids + unchanged_ids)
-        report.documents_unchanged = sum(old_doc_counts.get(i, 0) for i in unchanged_ids)
-        report.documents_removed = sum(old_doc_counts.get(i, 0) for i in removed_file_ids)
-        report.passages_unchanged = len(store.passage_ids(unchanged_ids)) if unchanged_ids else 0
+        if not (unchanged_ids or replaced_ids or gone or any(p.docs for p in planned)):
+            raise SourceError(_nothing_readable(paths, found, len(changed), unreadable))
+        if not (rebuild or fresh or planned or gone or renamed):
+            self._vectors = current
+            self._vectors_generation = manifest.get("generation")
+            report.documents_unchanged = store.document_count_in(unchanged_ids)
+            report.passages_unchanged = len(store.passage_ids(unchanged_ids))
+            return report  # nothing changed: no new generation, no model loaded
+        assert embedder is not None or not planned
+
+        # 3. Embed what is new; reuse the vectors of passages whose text is unchanged
+        #    (edited, moved or renamed files).
+        texts = [x.embed_text for p in planned for _, ps in p.docs for x in ps]
+        hashes = [_embed_hash(t) for t in texts]
+        reusable = store.ids_by_embed_hash(replaced_ids + removed_file_ids) if current else {}
+        to_embed = [i for i, h in enumerate(hashes) if h not in reusable]
+        reuse_rows = [i for i, h in enumerate(hashes) if h in reusable]
+        dimension = embedder.dimension if embedder is not None else int(manifest["dimension"])
+        vecs = np.zeros((len(texts), dimension), dtype=np.float32)
+        if to_embed:
+            assert embedder is not None
+            vecs[to_embed] = self._embed(
+                [texts[i] for i in to_embed], embedder, batch_size, progress
+            )
+        if reuse_rows and current is not None:
+            vecs[reuse_rows] = current.reconstruct(
+                np.asarray([reusable[hashes[i]] for i in reuse_rows], dtype=np.int64)
+            )
+        kept_old = {reusable[hashes[i]] for i in reuse_rows}
+
+        # 4. What the run does, in the words of the report.
+        old_docs = store.document_signatures(replaced_ids + removed_file_ids + unchanged_ids)
+        report.documents_unchanged = sum(len(old_docs.get(i, {})) for i in unchanged_ids)
+        report.passages_unchanged = len(store.passage_ids(unchanged_ids)) + len(reuse_rows)
+        report.passages_added = len(to_embed)
+        report.passages_embedded = len(to_embed)
+        for r in gone:
+            report.documents_removed += len(old_docs.get(r.id, {}))
         for p in planned:
-            n_docs = len(p.docs)
-            if p.old_id is None:
-                report.documents_added += n_docs
-            else:
-                report.documents_updated += n_docs
-                report.documents_removed += max(0, old_doc_counts.get(p.old_id, 0) - n_docs)
+            before = old_docs.get(p.old_id, {}) if p.old_id is not None else {}
+            after = {doc.key: _signature(ps) for doc, ps in p.docs}
+            for key, sig in after.items():
+                if key not in before:
+                    report.documents_added += 1
+                elif before[key] == sig:
+                    report.documents_unchanged += 1
+                else:
+                    report.documents_updated += 1
+            report.documents_removed += len(set(before) - set(after))
             report.paragraphs_split += sum(
                 1 for _, ps in p.docs for x in ps if x.piece == 0 and x.pieces > 1
             )
 
-        # Reuse the vectors of passages whose embedded text is unchanged (edited files).
-        texts: list[str] = []
-        hashes: list[str] = []
-        for p in planned:
-            for _, ps in p.docs:
-                for x in ps:
-                    texts.append(x.embed_text)
-                    hashes.append(_embed_hash(x.embed_text))
-        reusable = store.ids_by_embed_hash(replaced_ids) if (current and replaced_ids) else {}
-        to_embed = [i for i, h in enumerate(hashes) if h not in reusable]
-        vecs = np.zeros((len(texts), 0), dtype=np.float32)
-        if texts:
-            done = 0
-
-            def tick(n: int) -> None:
-                nonlocal done
-                done += n
-                if progress is not None:
-                    progress(done, len(to_embed))
-
-            if progress is not None:
-                progress(0, len(to_embed))
-            embedded = (
-                embedder.embed([texts[i] for i in to_embed], batch_size=batch_size, progress=tick)
-                if to_embed
-                else np.zeros((0, embedder.dimension), np.float32)
-            )
-            vecs = np.zeros((len(texts), embedder.dimension), dtype=np.float32)
-            if to_embed:
-                vecs[to_embed] = embedded
-            reuse_rows = [i for i, h in enumerate(hashes) if h in reusable]
-            if reuse_rows and current is not None:
-                vecs[reuse_rows] = current.reconstruct(
-                    np.asarray([reusable[hashes[i]] for i in reuse_rows], dtype=np.int64)
-                )
-        report.passages_embedded = len(to_embed)
-
-        if not (rebuild or fresh or planned or gone or renamed):
-            self._vectors = current
-            self._vectors_generation = manifest.get("generation")
-            return report  # nothing changed: no new generation
-
-        # One transaction: rows, vectors, manifest.
-        index = current if current is not None else _vectors.create("flat", embedder.dimension)
+        # 5. One transaction: rows, vectors, manifest.
+        index = current if current is not None else _vectors.create("flat", dimension)
         try:
             with store.transaction():
                 if rebuild:
@@ -494,49 +582,18 @@ class Index:
                     store.delete_all()
                 else:
                     doomed = store.passage_ids(replaced_ids + removed_file_ids)
-                    report.passages_removed = len(doomed)
+                    report.passages_removed = len(set(doomed.tolist()) - kept_old)
                     index.remove(doomed)
                     store.delete_files(removed_file_ids)
                     for file_id, path in renamed:
                         store.update_file_path(file_id, path)
                 new_ids: list[int] = []
                 for p in planned:
-                    file_id = store.upsert_file(
-                        path=p.source.path,
-                        abspath=p.source.abspath,
-                        fmt=p.docs[0][0].format if p.docs else "empty",
-                        sha256=p.sha256,
-                        size=p.source.size,
-                        mtime=p.source.mtime,
-                    )
-                    for ordinal, (doc, ps) in enumerate(p.docs):
-                        doc_id = store.insert_document(
-                            file_id=file_id,
-                            ordinal=ordinal,
-                            key=doc.key,
-                            title=doc.title,
-                            date=doc.date,
-                            fields=doc.fields,
-                        )
-                        new_ids += store.insert_passages(
-                            doc_id,
-                            [
-                                (
-                                    x.paragraph,
-                                    x.piece,
-                                    x.pieces,
-                                    x.start,
-                                    x.end,
-                                    x.text,
-                                    _embed_hash(x.embed_text),
-                                )
-                                for x in ps
-                            ],
-                        )
+                    new_ids += self._insert(store, p)
                 index.add(np.asarray(new_ids, dtype=np.int64), vecs)
-                report.passages_added = len(new_ids)
                 values: dict[str, Any] = {"semsearch_version": __version__}
                 if rebuild or fresh:
+                    assert embedder is not None
                     values.update(
                         schema_version=SCHEMA_VERSION,
                         model=embedder.name,
@@ -551,22 +608,83 @@ class Index:
         except BaseException:
             self._vectors = None
             raise
-        self._wanted = embedder.name if self._wanted else None
-        self._fingerprint_checked = True
+        if embedder is not None:
+            self._wanted = embedder.name if self._wanted else None
+            self._fingerprint_checked = True
         self._vectors = index
         self._vectors_generation = store.manifest(fresh=True).get("generation")
         with contextlib.suppress(OSError):
             store.prune()
         return report
 
+    @staticmethod
+    def _embed(
+        texts: list[str], embedder: Embedder, batch_size: int, progress: ProgressCallback | None
+    ) -> npt.NDArray[np.float32]:
+        done = 0
+
+        def tick(n: int) -> None:
+            nonlocal done
+            done += n
+            if progress is not None:
+                progress(done, len(texts))
+
+        if progress is not None:
+            progress(0, len(texts))
+        return embedder.embed(texts, batch_size=batch_size, progress=tick)
+
+    @staticmethod
+    def _insert(store: Store, p: _Planned) -> list[int]:
+        """Write one file's rows; returns the new passage ids in order."""
+        file_id = store.upsert_file(
+            path=p.source.path,
+            abspath=p.source.abspath,
+            fmt=p.docs[0][0].format if p.docs else "empty",
+            sha256=p.sha256,
+            size=p.source.size,
+            mtime=p.source.mtime,
+        )
+        ids: list[int] = []
+        for ordinal, (doc, ps) in enumerate(p.docs):
+            doc_id = store.insert_document(
+                file_id=file_id,
+                ordinal=ordinal,
+                key=doc.key,
+                title=doc.title,
+                date=doc.date,
+                fields=doc.fields,
+            )
+            ids += store.insert_passages(
+                doc_id,
+                [
+                    (
+                        x.paragraph,
+                        x.piece,
+                        x.pieces,
+                        x.start,
+                        x.end,
+                        x.text,
+                        _embed_hash(x.embed_text),
+                    )
+                    for x in ps
+                ],
+            )
+        return ids
+
 
 def _nothing_readable(
-    paths: Sequence[str | os.PathLike[str]], skipped: int, empty: int
+    paths: Sequence[str | os.PathLike[str]], found: Walk, empty: int, unreadable: list[Problem]
 ) -> str:
     where = ", ".join(os.fspath(p) for p in paths)
-    why = [f"{empty} article files, none with text"] if empty else []
-    if skipped:
-        why.append(f"{skipped} files of other formats skipped")
+    why = []
+    if empty:
+        why.append(f"{empty} article files without text")
+    if unreadable:
+        why.append(f"{len(unreadable)} files could not be read, e.g. {unreadable[0]}")
+    if found.unreadable:
+        why.append(f"{len(found.unreadable)} folders could not be read")
+    if found.skipped:
+        why.append(f"{found.skipped} files of other formats skipped")
     detail = f" ({'; '.join(why)})" if why else ""
     return (
         f"no readable articles in {where}{detail}: semsearch reads .txt, .md, .html and "
@@ -574,26 +692,15 @@ def _nothing_readable(
     )
 
 
-def _under(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
-
-
 def _embed_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def _doc_counts(store: Store, file_ids: Sequence[int]) -> dict[int, int]:
-    out: dict[int, int] = {}
-    ids = list(file_ids)
-    for i in range(0, len(ids), 500):
-        chunk = ids[i : i + 500]
-        marks = ",".join("?" * len(chunk))
-        for fid, n in store.db.execute(
-            f"SELECT file_id, count(*) FROM documents WHERE file_id IN ({marks}) GROUP BY file_id",
-            chunk,
-        ):
-            out[int(fid)] = int(n)
-    return out
+def _signature(passages: Sequence[Passage]) -> str:
+    """What a document's passages embed, as one hash: equal means unchanged."""
+    return hashlib.sha256(
+        "\n".join(_embed_hash(x.embed_text) for x in passages).encode()
+    ).hexdigest()
 
 
 def _set_aside(folder: str, why: SemsearchError | None) -> None:

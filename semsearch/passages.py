@@ -45,14 +45,34 @@ class Passage:
     embed_text: str  # what is embedded: title and passage
 
 
+UNITS = ("paragraph", "document")
+
+
 @dataclass(frozen=True)
 class Chunking:
-    """The settings that decide how articles become passages; recorded in the index."""
+    """The settings that decide how articles become passages; recorded in the index.
+
+    ``unit="paragraph"`` (the default) gives one passage per paragraph, split
+    to fit the model. ``unit="document"`` gives one passage per article, its
+    title and text joined by a space and embedded as far as the model reads:
+    the protocol of published BEIR figures, where documents are short abstracts.
+    """
 
     max_tokens: int
     title_in_embedding: bool = True
+    unit: str = "paragraph"
+
+    def __post_init__(self) -> None:
+        if self.unit not in UNITS:
+            raise ValueError(f"unknown passage unit {self.unit!r} (use {' or '.join(UNITS)})")
 
     def as_dict(self) -> dict[str, object]:
+        if self.unit == "document":
+            return {
+                "unit": "document",
+                "split": "none (the model truncates)",
+                "max_tokens": self.max_tokens,
+            }
         return {
             "unit": "paragraph",
             "split": "sentence",
@@ -159,6 +179,11 @@ def _split_chars(text: str, budget: int, count: TokenCounter) -> list[tuple[int,
 
 def make_passages(doc: Document, chunking: Chunking, count: TokenCounter) -> list[Passage]:
     """The passages of one article, in order, each within the model's token limit."""
+    if chunking.unit == "document":
+        body = " ".join(p.text for p in doc.paragraphs)
+        text = f"{doc.title.strip()} {body}".strip() if chunking.title_in_embedding else body
+        first, last = doc.paragraphs[0], doc.paragraphs[-1]
+        return [Passage(0, 0, 1, first.start, last.end, text, text)]
     if chunking.title_in_embedding:
         title, title_tokens = _title_prefix(doc.title, count)
     else:

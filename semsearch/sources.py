@@ -98,43 +98,83 @@ class Problem:
 class Walk:
     """What walking the given paths found."""
 
-    files: list[tuple[str, str]]  # (path as given, absolute path)
-    roots: list[str]  # absolute folders walked: files gone from them are removed
+    files: list[tuple[str, str]]  # (path as given, absolute path: the file's identity)
+    roots: list[str]  # absolute folders walked: indexed files gone from them are removed
     skipped: int  # files of a format semsearch does not read
+    problems: list[Problem] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # absolute folders that could not be listed
+
+    def could_have_found(self, abspath: str) -> bool:
+        """True if ``abspath`` lies where this walk looked, so its absence means it is gone."""
+        for root in self.roots:
+            if not _under(abspath, root):
+                continue
+            rel = os.path.relpath(abspath, root)
+            if any(part.startswith(".") for part in rel.split(os.sep)):
+                return False  # hidden: the walk skips it, it may still exist
+            return not any(_under(abspath, bad) for bad in self.unreadable)
+        return False
 
 
-# --------------------------------------------------------------------------- finding files
+def _under(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _valid_name(path: str) -> bool:
+    """False for a file name that is not valid UTF-8 (it cannot be stored or shown)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def walk(paths: Sequence[str | os.PathLike[str]], exclude: Iterable[str] = ()) -> Walk:
     """Find the article files under ``paths`` (files or folders).
 
     Hidden folders and files (name starting with ``.``) and the folders in
-    ``exclude`` (the index itself) are skipped. Raises `SourceError` for a path
-    that does not exist.
+    ``exclude`` (the index itself) are skipped; a file reached twice (a link)
+    is read once. A folder that cannot be listed, or a file name that is not
+    UTF-8, becomes a `Problem`. Raises `SourceError` for a path that does not
+    exist.
     """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
     excluded = {os.path.realpath(p) for p in exclude}
-    files: list[tuple[str, str]] = []
-    roots: list[str] = []
-    skipped = 0
+    out = Walk(files=[], roots=[], skipped=0)
     seen: set[str] = set()
+
+    def add_file(shown: str) -> None:
+        real = os.path.realpath(shown)
+        if real in seen:
+            return
+        seen.add(real)
+        if not _valid_name(shown):
+            safe = shown.encode("utf-8", "replace").decode("utf-8")
+            out.problems.append(Problem(safe, "file name is not valid UTF-8; skipped"))
+        elif Path(shown).suffix.lower() in SUPPORTED_SUFFIXES:
+            out.files.append((shown, os.path.abspath(shown)))
+        else:
+            out.skipped += 1
+
+    def unreadable(err: OSError) -> None:
+        where = err.filename if isinstance(err.filename, str) else str(err.filename)
+        out.unreadable.append(os.path.abspath(where))
+        out.problems.append(
+            Problem(where, f"folder cannot be read ({err.strerror}); its indexed articles kept")
+        )
+
     for raw in paths:
         given = os.fspath(raw)
         if not os.path.exists(given):
             raise SourceError(f"{given}: no such file or folder")
-        real = os.path.realpath(given)
         if os.path.isfile(given):
-            if real not in seen:
-                seen.add(real)
-                if Path(given).suffix.lower() in SUPPORTED_SUFFIXES:
-                    files.append((given, real))
-                else:
-                    skipped += 1
+            add_file(given)
             continue
-        if real in excluded:
+        if os.path.realpath(given) in excluded:
             continue
-        roots.append(real)
-        for dirpath, dirnames, filenames in os.walk(given):
+        out.roots.append(os.path.abspath(given))
+        for dirpath, dirnames, filenames in os.walk(given, onerror=unreadable):
             dirnames[:] = sorted(
                 d
                 for d in dirnames
@@ -142,18 +182,10 @@ def walk(paths: Sequence[str | os.PathLike[str]], exclude: Iterable[str] = ()) -
                 and os.path.realpath(os.path.join(dirpath, d)) not in excluded
             )
             for name in sorted(filenames):
-                if name.startswith("."):
-                    continue
                 full = os.path.join(dirpath, name)
-                real_file = os.path.realpath(full)
-                if real_file in seen or not os.path.isfile(full):
-                    continue
-                seen.add(real_file)
-                if Path(name).suffix.lower() in SUPPORTED_SUFFIXES:
-                    files.append((full, real_file))
-                else:
-                    skipped += 1
-    return Walk(files=files, roots=roots, skipped=skipped)
+                if not name.startswith(".") and os.path.isfile(full):
+                    add_file(full)
+    return out
 
 
 def read_file(path: str, abspath: str) -> SourceFile:
@@ -198,7 +230,7 @@ def parse(source: SourceFile) -> tuple[list[Document], list[Problem]]:
         docs = [parse_text(text, source.path)]
     docs = [d for d in docs if d.paragraphs]
     for d in docs:
-        if not d.title:
+        if not d.title:  # a file is one article: its name is a better title than nothing
             d.title = Path(source.path).stem
     return docs, []
 
@@ -393,8 +425,28 @@ def parse_markdown(text: str, path: str) -> Document:
 
 # --- HTML
 
-_BLOCK_TAGS = ("div", "section", "li", "td", "th", "tr", "h1", "h2", "h3", "h4", "h5", "h6",
-               "blockquote", "pre", "dd", "dt", "figcaption", "main", "article", "body")
+_BLOCK_TAGS = (
+    "div",
+    "section",
+    "li",
+    "td",
+    "th",
+    "tr",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "blockquote",
+    "pre",
+    "dd",
+    "dt",
+    "figcaption",
+    "main",
+    "article",
+    "body",
+)
 _DROP_TAGS = (
     "script",
     "style",
@@ -485,6 +537,9 @@ def parse_jsonl(text: str, path: str) -> tuple[list[Document], list[Problem]]:
         except json.JSONDecodeError as exc:
             problems.append(Problem(where, f"not valid JSON ({exc.msg}); line skipped"))
             continue
+        except (RecursionError, ValueError):
+            problems.append(Problem(where, "JSON nested too deeply to read; line skipped"))
+            continue
         if not isinstance(record, dict):
             problems.append(Problem(where, "not a JSON object; line skipped"))
             continue
@@ -492,8 +547,9 @@ def parse_jsonl(text: str, path: str) -> tuple[list[Document], list[Problem]]:
         if not isinstance(body, str):
             problems.append(Problem(where, 'no "text" string; line skipped'))
             continue
+        body = _valid_text(body)
         title = record.get("title")
-        title = _WS.sub(" ", title).strip() if isinstance(title, str) else ""
+        title = _WS.sub(" ", _valid_text(title)).strip() if isinstance(title, str) else ""
         raw_id = record.get("id", record.get("_id"))
         key = str(raw_id) if raw_id is not None else str(lineno)
         raw_date = record.get("date")
@@ -509,7 +565,7 @@ def parse_jsonl(text: str, path: str) -> tuple[list[Document], list[Problem]]:
         docs.append(
             Document(
                 path=path,
-                title=title or paragraphs[0].text[:120],
+                title=title,  # may be empty: a record's text is not repeated as its title
                 paragraphs=paragraphs,
                 date=date,
                 key=key,
@@ -518,6 +574,15 @@ def parse_jsonl(text: str, path: str) -> tuple[list[Document], list[Problem]]:
             )
         )
     return docs, problems
+
+
+def _valid_text(text: str) -> str:
+    """JSON may hold lone UTF-16 surrogates ("\\ud83d"): make them U+FFFD, keep the rest."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
 
 
 # --- dates

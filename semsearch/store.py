@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -37,14 +38,17 @@ import numpy as np
 
 from . import vectors as _vectors
 from .errors import (
+    IndexAccessError,
     IndexCorruptError,
     IndexLockedError,
     IndexNotFoundError,
     SchemaVersionError,
+    SemsearchError,
 )
+from .lexical import FTS_TOKENIZER
 from .vectors import IdArray, VectorIndex
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "semsearch.db"
 LOCK_NAME = "write.lock"
 _VECTOR_FILE = re.compile(r"^vectors\.(\d+)\.faiss$")
@@ -74,9 +78,13 @@ def id_checksum(ids: IdArray) -> int:
 
 def _run_script(db: sqlite3.Connection, script: str) -> None:
     """Run statements one by one: ``executescript`` would commit the open transaction."""
-    for statement in script.split(";"):
-        if statement.strip():
-            db.execute(statement)
+    statement = ""
+    for part in script.split(";"):
+        statement += part + ";"
+        if sqlite3.complete_statement(statement):
+            if statement.strip(" \n;"):
+                db.execute(statement)
+            statement = ""
 
 
 def _m001_create_tables(db: sqlite3.Connection) -> None:
@@ -124,7 +132,33 @@ def _m001_create_tables(db: sqlite3.Connection) -> None:
     )
 
 
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_m001_create_tables]
+def _m002_lexical_index(db: sqlite3.Connection) -> None:
+    """BM25 over title + passage, kept in step with the passages by triggers."""
+    _run_script(
+        db,
+        f"""
+        CREATE VIRTUAL TABLE passages_fts USING fts5(body, tokenize='{FTS_TOKENIZER}');
+        CREATE TRIGGER passages_fts_insert AFTER INSERT ON passages BEGIN
+            INSERT INTO passages_fts(rowid, body) VALUES (
+                new.id,
+                (SELECT title FROM documents WHERE id = new.document_id) || char(10) || new.text
+            );
+        END;
+        CREATE TRIGGER passages_fts_delete AFTER DELETE ON passages BEGIN
+            DELETE FROM passages_fts WHERE rowid = old.id;
+        END;
+        INSERT INTO passages_fts(rowid, body)
+            SELECT p.id, d.title || char(10) || p.text
+            FROM passages p JOIN documents d ON d.id = p.document_id;
+        CREATE INDEX documents_date ON documents(date);
+        """,
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _m001_create_tables,
+    _m002_lexical_index,
+]
 assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
@@ -144,6 +178,7 @@ class PassageRow:
     """A passage with what a search hit shows about it."""
 
     id: int
+    document_id: int
     text: str
     paragraph: int
     piece: int
@@ -157,6 +192,16 @@ class PassageRow:
     fields: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    """What the database said, all at one moment."""
+
+    manifest: dict[str, Any]
+    passages: int
+    id_checksum: int
+    lexical: int
+
+
 # --------------------------------------------------------------------------- lock
 
 
@@ -168,7 +213,13 @@ class WriteLock:
         self._fd: int | None = None
 
     def acquire(self) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise IndexAccessError(
+                f"cannot write to the index in {os.path.dirname(self.path)} ({exc.strerror}): "
+                "check that you may write to that folder"
+            ) from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -219,12 +270,16 @@ class Store:
     def exists(folder: str) -> bool:
         return os.path.isfile(os.path.join(folder, DB_NAME))
 
+    @staticmethod
+    def has_vector_files(folder: str) -> bool:
+        return os.path.isdir(folder) and any(_VECTOR_FILE.match(n) for n in os.listdir(folder))
+
     @classmethod
     def open(cls, folder: str) -> Store:
         """Open an existing index. Raises if it is missing, newer, or damaged."""
         path = os.path.join(folder, DB_NAME)
         if not os.path.isfile(path):
-            if os.path.isdir(folder) and any(_VECTOR_FILE.match(n) for n in os.listdir(folder)):
+            if cls.has_vector_files(folder):
                 raise IndexCorruptError(
                     f"the index in {folder} has lost its database {DB_NAME}: {_REBUILD_HINT}"
                 )
@@ -234,6 +289,9 @@ class Store:
         store = cls(folder, _connect(path))
         try:
             store._check_schema()
+            if store._user_version() < SCHEMA_VERSION:
+                with WriteLock(folder):  # an older index: upgrade it in place, once
+                    store.migrate()
         except BaseException:
             store.close()
             raise
@@ -318,29 +376,52 @@ class Store:
     # --- vectors
 
     def load_vectors(self) -> VectorIndex:
-        """The vector index the manifest names, checked against SQLite."""
+        """The vector index the manifest names, checked against SQLite.
+
+        The manifest and the database's counts are read in one read
+        transaction, a consistent snapshot however writers commit meanwhile;
+        the vector file it names is never changed once written.
+        """
         for _attempt in range(3):
-            manifest = self.manifest(fresh=True)
-            generation = int(manifest.get("generation", 0))
+            snap = self._snapshot()
+            generation = int(snap.manifest.get("generation", 0))
             if generation == 0:
                 raise IndexCorruptError(
                     f"the index in {self.folder} has no committed vectors: {_REBUILD_HINT}"
                 )
             path = os.path.join(self.folder, vector_file_name(generation))
             try:
-                index = _vectors.load(str(manifest["index_type"]), path)
+                index = _vectors.load(str(snap.manifest["index_type"]), path)
             except IndexCorruptError:
-                # A writer may have committed a newer generation and pruned this one.
+                # A writer may have committed newer generations and pruned this one.
                 if int(self.manifest(fresh=True).get("generation", 0)) != generation:
                     continue
                 raise
-            self._check_vectors(manifest, index)
+            self._check_vectors(snap, index)
             return index
         raise IndexCorruptError(f"the index in {self.folder} kept changing while being read")
 
-    def _check_vectors(self, manifest: dict[str, Any], index: VectorIndex) -> None:
+    def _snapshot(self) -> _Snapshot:
+        try:
+            self.db.execute("BEGIN")
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(self.folder, exc) from exc
+        try:
+            manifest = self.manifest(fresh=True)
+            return _Snapshot(
+                manifest=manifest,
+                passages=self.passage_count(),
+                id_checksum=id_checksum(self.passage_id_array()),
+                lexical=self.lexical_count(),
+            )
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("COMMIT")
+
+    def _check_vectors(self, snap: _Snapshot, index: VectorIndex) -> None:
+        manifest = snap.manifest
         expected = int(manifest.get("vector_count", -1))
-        rows = self.passage_count()
+        rows = snap.passages
         problems = []
         if index.count != expected:
             problems.append(f"the vector file holds {index.count} vectors, the manifest {expected}")
@@ -355,8 +436,12 @@ class Store:
             recorded = int(manifest.get("id_checksum", -1))
             if id_checksum(index.ids()) != recorded:
                 problems.append("the vector ids do not match the manifest")
-            elif id_checksum(self.passage_id_array()) != recorded:
+            elif snap.id_checksum != recorded:
                 problems.append("the passage ids do not match the vector ids")
+            elif snap.lexical != rows:
+                problems.append(
+                    f"the lexical index holds {snap.lexical} passages, the database {rows}"
+                )
         if problems:
             raise IndexCorruptError(
                 f"the index in {self.folder} is inconsistent ({'; '.join(problems)}): "
@@ -403,8 +488,69 @@ class Store:
     def passage_count(self) -> int:
         return int(self._query("SELECT count(*) FROM passages")[0][0])
 
+    def schema_version(self) -> int:
+        return self._user_version()
+
+    def document_count_in(self, file_ids: Sequence[int]) -> int:
+        total = 0
+        for chunk in _chunks(list(file_ids), 500):
+            marks = ",".join("?" * len(chunk))
+            total += int(
+                self._query(f"SELECT count(*) FROM documents WHERE file_id IN ({marks})", chunk)[0][
+                    0
+                ]
+            )
+        return total
+
+    def document_signatures(self, file_ids: Sequence[int]) -> dict[int, dict[str, str]]:
+        """file id -> {document key: hash of its passages' embedded texts, in order}."""
+        parts: dict[tuple[int, str], list[str]] = {}
+        for chunk in _chunks(list(file_ids), 500):
+            marks = ",".join("?" * len(chunk))
+            for fid, key, h in self._query(
+                "SELECT d.file_id, d.key, p.embed_hash FROM documents d JOIN passages p "
+                f"ON p.document_id = d.id WHERE d.file_id IN ({marks}) ORDER BY d.id, p.id",
+                chunk,
+            ):
+                parts.setdefault((int(fid), str(key)), []).append(str(h))
+        out: dict[int, dict[str, str]] = {}
+        for (fid, key), hashes in parts.items():
+            digest = hashlib.sha256("\n".join(hashes).encode()).hexdigest()
+            out.setdefault(fid, {})[key] = digest
+        return out
+
     def passage_id_array(self) -> IdArray:
         rows = self._query("SELECT id FROM passages")
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+    def lexical_count(self) -> int:
+        return int(self._query("SELECT count(*) FROM passages_fts_docsize")[0][0])
+
+    def filter_ids(
+        self, *, since: str | None = None, until: str | None = None, path: str | None = None
+    ) -> IdArray:
+        """Ids of the passages whose article matches every filter given.
+
+        ``since``/``until`` compare the article date (YYYY-MM-DD, inclusive;
+        articles without a date never match); ``path`` is a glob (``*`` also
+        matches ``/``) tried on the path as given at index time and on the
+        absolute path.
+        """
+        where, params = [], []
+        if since is not None:
+            where.append("d.date >= ?")
+            params.append(since)
+        if until is not None:
+            where.append("d.date <= ?")
+            params.append(until)
+        if path is not None:
+            where.append("(f.path GLOB ? OR f.abspath GLOB ?)")
+            params += [path, path]
+        rows = self._query(
+            "SELECT p.id FROM passages p JOIN documents d ON p.document_id = d.id "
+            "JOIN files f ON d.file_id = f.id WHERE " + " AND ".join(where or ["1"]),
+            params,
+        )
         return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def document_count(self) -> int:
@@ -450,13 +596,14 @@ class Store:
             marks = ",".join("?" * len(chunk))
             for r in self._query(
                 "SELECT p.id, p.text, p.paragraph, p.piece, p.pieces, p.start, p.end, d.title, "
-                "d.date, f.path, d.key, d.fields FROM passages p "
+                "d.date, f.path, d.key, d.fields, p.document_id FROM passages p "
                 "JOIN documents d ON p.document_id = d.id "
                 f"JOIN files f ON d.file_id = f.id WHERE p.id IN ({marks})",
                 chunk,
             ):
                 out[r[0]] = PassageRow(
                     id=r[0],
+                    document_id=r[12],
                     text=r[1],
                     paragraph=r[2],
                     piece=r[3],
@@ -486,6 +633,7 @@ class Store:
 
     def delete_all(self) -> None:
         self.db.execute("DELETE FROM files")
+        self.db.execute("DELETE FROM passages_fts")  # also rows a damaged index left behind
 
     def upsert_file(
         self, *, path: str, abspath: str, fmt: str, sha256: str, size: int, mtime: float
@@ -531,10 +679,6 @@ class Store:
             ids.append(int(cur.lastrowid or 0))
         return ids
 
-    def set_manifest(self, values: dict[str, Any]) -> None:
-        """Write manifest values inside the open transaction."""
-        self._write_manifest(values)
-
     def size_on_disk(self) -> int:
         total = 0
         for name in os.listdir(self.folder):
@@ -554,8 +698,18 @@ def _connect(path: str) -> sqlite3.Connection:
     return db
 
 
-def _corrupt(folder: str, exc: sqlite3.DatabaseError) -> IndexCorruptError:
-    return IndexCorruptError(f"the index database in {folder} is damaged ({exc}): {_REBUILD_HINT}")
+_ACCESS_ERRORS = ("readonly", "unable to open", "disk i/o", "permission", "locked")
+
+
+def _corrupt(folder: str, exc: sqlite3.DatabaseError) -> SemsearchError:
+    """The right error for a failed SQLite call: no access, or damage."""
+    text = str(exc)
+    if any(word in text.lower() for word in _ACCESS_ERRORS):
+        return IndexAccessError(
+            f"cannot use the index in {folder} ({text}): check that you may read and write "
+            "that folder and its files"
+        )
+    return IndexCorruptError(f"the index database in {folder} is damaged ({text}): {_REBUILD_HINT}")
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -37,7 +37,9 @@ class VectorIndex(Protocol):
 
     def remove(self, ids: IdArray) -> int: ...
 
-    def search(self, queries: FloatArray, k: int) -> tuple[FloatArray, IdArray]: ...
+    def search(
+        self, queries: FloatArray, k: int, allowed: IdArray | None = None
+    ) -> tuple[FloatArray, IdArray]: ...
 
     def ids(self) -> IdArray: ...
 
@@ -111,13 +113,26 @@ class FlatIndex:
             return 0
         return int(self._index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
 
-    def search(self, queries: FloatArray, k: int) -> tuple[FloatArray, IdArray]:
-        """Top-``k`` (scores, ids) per query row; missing slots have id -1."""
+    def search(
+        self, queries: FloatArray, k: int, allowed: IdArray | None = None
+    ) -> tuple[FloatArray, IdArray]:
+        """Top-``k`` (scores, ids) per query row; missing slots have id -1.
+
+        With ``allowed``, only those ids are candidates (the filter is applied
+        inside the search, before ranking, not to a top-k list afterwards).
+        """
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        if self.count == 0:
+        available = self.count if allowed is None else min(self.count, len(allowed))
+        if available == 0:
             shape = (queries.shape[0], k)
             return np.full(shape, -np.inf, np.float32), np.full(shape, -1, np.int64)
-        scores, ids = self._index.search(queries, min(k, self.count))
+        if allowed is None:
+            scores, ids = self._index.search(queries, min(k, available))
+        else:
+            faiss = _faiss()
+            selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+            params = faiss.SearchParameters(sel=selector)
+            scores, ids = self._index.search(queries, min(k, available), params=params)
         return scores, ids
 
     def ids(self) -> IdArray:

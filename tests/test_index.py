@@ -168,7 +168,7 @@ def test_search_equals_brute_force_cosine_top_k(tmp_path: Path, corpus: Path) ->
     for query in [*QUERIES, "storm harbour ship", "tax budget bank loan"]:
         qvec = fake.vector(query)
         for k in (1, 3, 10, n, n + 25):
-            hits = index.search(query, k=k)
+            hits = index.search(query, k=k, mode="dense", collapse=False)
             assert_brute_force_top_k(hits, ids, matrix, qvec, k)
 
 
@@ -176,7 +176,7 @@ def test_search_with_k_larger_than_the_index_returns_every_passage(
     tmp_path: Path, corpus: Path
 ) -> None:
     index = build(tmp_path / "idx", [corpus])
-    hits = index.search("river", k=1000)
+    hits = index.search("river", k=1000, mode="dense", collapse=False)
     assert sorted(h.text for h in hits) == sorted(CORPUS_PASSAGES)
 
 
@@ -205,18 +205,18 @@ def test_hit_fields(tmp_path: Path, corpus: Path, monkeypatch: pytest.MonkeyPatc
 def test_min_score_filters(tmp_path: Path, corpus: Path) -> None:
     index = build(tmp_path / "idx", [corpus])
     for query in QUERIES[:3]:
-        every = index.search(query, k=10)
+        every = index.search(query, k=10, mode="dense", collapse=False)
         distinct = sorted({h.score for h in every}, reverse=True)
         assert len(distinct) >= 2
         threshold = (distinct[0] + distinct[1]) / 2  # halfway: no rounding at the edge
-        kept = index.search(query, k=10, min_score=threshold)
+        kept = index.search(query, k=10, min_score=threshold, mode="dense", collapse=False)
         assert kept
         assert all(h.score >= threshold for h in kept)
         assert [(h.passage_id, h.score) for h in kept] == [
             (h.passage_id, h.score) for h in every if h.score >= threshold
         ]
         assert [h.rank for h in kept] == list(range(1, len(kept) + 1))
-    assert index.search("river", k=10, min_score=1.0) == []
+    assert index.search("river", k=10, min_score=1.0, mode="dense", collapse=False) == []
 
 
 # --------------------------------------------------------------------------- incremental updates
@@ -271,7 +271,9 @@ def test_a_changed_file_is_reembedded_alone(tmp_path: Path, corpus: Path) -> Non
     assert report.documents_added == report.documents_removed == 0
     assert report.documents_unchanged == 2
     assert report.passages_embedded == 1
-    assert report.passages_added == 2 and report.passages_removed == 2
+    # the edited paragraph is new, the other one of that file kept its vector (unchanged)
+    assert report.passages_added == 1 and report.passages_removed == 1
+    assert report.passages_unchanged == 4
 
     top = index.search("volcano eruption ash village", k=1)[0]
     assert top.text == "A volcano eruption covered the village in ash."
@@ -284,7 +286,13 @@ def test_a_changed_file_is_reembedded_alone(tmp_path: Path, corpus: Path) -> Non
     # The reused vector is the right one: scores still equal a fresh brute force.
     ids, matrix = brute_force(tmp_path / "idx", fake)
     for query in QUERIES:
-        assert_brute_force_top_k(index.search(query, k=10), ids, matrix, fake.vector(query), 10)
+        assert_brute_force_top_k(
+            index.search(query, k=10, mode="dense", collapse=False),
+            ids,
+            matrix,
+            fake.vector(query),
+            10,
+        )
 
 
 def test_a_deleted_file_is_removed(tmp_path: Path, corpus: Path) -> None:
@@ -579,8 +587,8 @@ def test_same_model_name_with_other_files_is_refused(
     index = Index.open(tmp_path / "idx", embedder=changed)
     with pytest.raises(ModelMismatchError):
         index.search("river")
-    with pytest.raises(ModelMismatchError):
-        index.add([corpus])
+    # nothing changed: the run embeds nothing, so it neither loads nor checks the model
+    assert index.add([corpus]).passages_embedded == 0 and changed.calls == []
     (corpus / "d.txt").write_text("Fresh news\n\nSomething new happened.\n", encoding="utf-8")
     with pytest.raises(ModelMismatchError):
         Index.open(tmp_path / "idx", embedder=changed).add([corpus])

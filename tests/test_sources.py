@@ -421,7 +421,7 @@ def test_jsonl_records_fields_and_paragraphs() -> None:
     ]
     assert second.title == "Second"
     assert second.fields == {}
-    assert third.title == "Untitled body here."
+    assert third.title == ""  # a record without a title: its text is not repeated as one
     assert third.date == "2020-03-02"
     assert third.fields == {"date_raw": "2 March 2020"}
 

@@ -1,0 +1,61 @@
+"""Fusing a dense and a lexical ranking into one (hybrid search).
+
+Two methods, both over the top candidates of each ranking:
+
+- ``rrf``: reciprocal rank fusion, ``sum(w / (c + rank))``; ignores scores.
+- ``convex``: ``alpha * dense + (1 - alpha) * lexical`` after min-max
+  normalising each list's scores to 0..1 (a passage missing from a list gets 0).
+
+The defaults were chosen on SciFact's *train* queries (benchmarks/tune_fusion.py)
+and are reported on the test queries only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+Ranking = Sequence[tuple[int, float]]  # (id, score), best first
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How to fuse; recorded nowhere, chosen per query."""
+
+    method: str = "convex"
+    alpha: float = 0.5  # convex: weight of the dense score
+    rrf_c: float = 60.0  # rrf: the rank constant
+
+    def __post_init__(self) -> None:
+        if self.method not in ("rrf", "convex"):
+            raise ValueError(f"unknown fusion method {self.method!r}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ValueError("alpha must be between 0 and 1")
+
+
+def _minmax(ranking: Ranking) -> dict[int, float]:
+    if not ranking:
+        return {}
+    scores = [s for _, s in ranking]
+    lo, hi = min(scores), max(scores)
+    if hi == lo:
+        return {i: 1.0 for i, _ in ranking}
+    return {i: (s - lo) / (hi - lo) for i, s in ranking}
+
+
+def fuse(dense: Ranking, lexical: Ranking, fusion: Fusion = Fusion()) -> list[tuple[int, float]]:
+    """One ranking from two, best first; ties keep dense order, then lexical order."""
+    order: dict[int, int] = {}
+    for i, _ in list(dense) + list(lexical):
+        order.setdefault(i, len(order))
+    fused: dict[int, float] = dict.fromkeys(order, 0.0)
+    if fusion.method == "rrf":
+        weights = (fusion.alpha * 2, (1 - fusion.alpha) * 2)  # alpha 0.5 = plain RRF
+        for weight, ranking in zip(weights, (dense, lexical), strict=True):
+            for rank, (i, _) in enumerate(ranking, start=1):
+                fused[i] += weight / (fusion.rrf_c + rank)
+    else:
+        d, lx = _minmax(dense), _minmax(lexical)
+        for i in fused:
+            fused[i] = fusion.alpha * d.get(i, 0.0) + (1 - fusion.alpha) * lx.get(i, 0.0)
+    return sorted(fused.items(), key=lambda kv: (-kv[1], order[kv[0]]))
