@@ -190,7 +190,7 @@ def search(
             (expr, k),
         ).fetchall()
     else:
-        if not allowed:
+        if len(allowed) == 0:
             return []
         db.execute("CREATE TEMP TABLE IF NOT EXISTS allowed_ids(id INTEGER PRIMARY KEY)")
         db.execute("DELETE FROM temp.allowed_ids")

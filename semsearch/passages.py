@@ -181,9 +181,9 @@ def make_passages(doc: Document, chunking: Chunking, count: TokenCounter) -> lis
     """The passages of one article, in order, each within the model's token limit."""
     if chunking.unit == "document":
         body = " ".join(p.text for p in doc.paragraphs)
-        text = f"{doc.title.strip()} {body}".strip() if chunking.title_in_embedding else body
+        embedded = f"{doc.title.strip()} {body}".strip() if chunking.title_in_embedding else body
         first, last = doc.paragraphs[0], doc.paragraphs[-1]
-        return [Passage(0, 0, 1, first.start, last.end, text, text)]
+        return [Passage(0, 0, 1, first.start, last.end, body, embedded)]
     if chunking.title_in_embedding:
         title, title_tokens = _title_prefix(doc.title, count)
     else:
