@@ -14,11 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import sqlite3
 import tempfile
 import time
 from pathlib import Path
 
-from semsearch.evaluate import evaluate, load_dataset
+from semsearch.evaluate import Dataset, evaluate, load_dataset, score_run
 from semsearch.index import Index
 from semsearch.search import DEFAULT_FUSION, DEFAULT_MODE
 
@@ -66,12 +68,52 @@ def main() -> None:
                         }
                     )
                     print(json.dumps(rows[-1]), flush=True)
+    if "scifact" in args.datasets:
+        rows.append(bm25_as_published(load_dataset(DATA / "scifact", "test")))
+        print(json.dumps(rows[-1]), flush=True)
     table = render(rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "quality.md").write_text(table + "\n")
     print(table)
     if args.json:
         print(json.dumps(rows))
+
+
+def bm25_as_published(dataset: Dataset) -> dict[str, object]:
+    """FTS5 BM25 with the analyzer of the published figure: no stemming, no stop words.
+
+    The BEIR paper's BM25 is Elasticsearch with its standard analyzer (lower
+    case, no stemming). semsearch stems (Porter) and drops stop words from
+    queries; this row checks that the BM25 underneath reproduces the published
+    number when analysed the same way.
+    """
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE VIRTUAL TABLE passages_fts USING fts5(body, tokenize='unicode61')")
+    keys = []
+    with open(dataset.corpus_path, encoding="utf-8") as fh:
+        for n, line in enumerate(fh):
+            record = json.loads(line)
+            keys.append(str(record["_id"]))
+            body = f"{record.get('title', '')} {record.get('text', '')}"
+            db.execute("INSERT INTO passages_fts(rowid, body) VALUES (?, ?)", (n, body))
+    run = {}
+    for qid, text in dataset.queries.items():
+        words = [w.lower() for w in re.findall(r"\w+", text)]
+        expr = " OR ".join('"' + w.replace('"', '""') + '"' for w in words)
+        hits = db.execute(
+            "SELECT rowid, bm25(passages_fts) FROM passages_fts WHERE passages_fts MATCH ? "
+            "ORDER BY bm25(passages_fts) LIMIT 100",
+            (expr,),
+        ).fetchall()
+        run[qid] = {keys[i]: -s for i, s in hits}
+    metrics, _ = score_run(dataset.qrels, run)
+    return {
+        "dataset": "scifact",
+        "protocol": "BEIR protocol, no stemming (as published)",
+        "mode": "lexical",
+        "queries": len(dataset.queries),
+        **metrics,
+    }
 
 
 def render(rows: list[dict[str, object]]) -> str:
@@ -85,7 +127,7 @@ def render(rows: list[dict[str, object]]) -> str:
     ]
     for r in rows:
         published = PUBLISHED.get((str(r["dataset"]), str(r["mode"])), "")
-        if r["protocol"] != "BEIR protocol" and published:
+        if not str(r["protocol"]).startswith("BEIR protocol") and published:
             published = ""  # published figures use the BEIR protocol
         lines.append(
             f"| {r['dataset']} ({r['queries']} queries) | {r['protocol']} | {r['mode']} | "
