@@ -88,7 +88,15 @@ def test_query_json_shape(seeds_index: Path) -> None:
             "path",
             "paragraph",
             "passage_id",
+            "key",
+            "start",
+            "end",
+            "highlights",
+            "also_in",
         }
+        text = r["text"]
+        assert r["highlights"] and all(0 <= a < b <= len(text) for a, b in r["highlights"])
+        assert r["also_in"] == []
         assert r["title"] == "Eighth anniversary of WWII to take place in China"
         assert r["date"] == "2025-08-28"
         assert r["path"].endswith("000_6ec644ae3fed9123.txt")
@@ -109,11 +117,21 @@ def test_query_terminal_output(seeds_index: Path) -> None:
 
 @pytest.mark.slow
 def test_min_score_can_leave_nothing(seeds_index: Path) -> None:
-    code, out, _ = run("query", "parade", "--min-score", "0.99", "--index", str(seeds_index))
+    code, out, _ = run(
+        "query", "parade", "--min-score", "0.99", "--mode", "dense", "--index", str(seeds_index)
+    )
     assert code == 0
     assert out.startswith("No passage scored 0.99 or more")
     code, out, _ = run(
-        "query", "parade", "--min-score", "0.99", "--json", "--index", str(seeds_index)
+        "query",
+        "parade",
+        "--min-score",
+        "0.99",
+        "--mode",
+        "dense",
+        "--json",
+        "--index",
+        str(seeds_index),
     )
     assert json.loads(out)["results"] == []
 
