@@ -298,6 +298,7 @@ def query(
             path=path,
             by_article=by_article,
             collapse=collapse,
+            highlight=True,
         )
         check_query(text, k, min_score, **options)  # argument errors before any slow work
         with _open(index_dir, model=model) as idx:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import __version__
+from . import __version__, onnx_backend
 from . import vectors as _vectors
 from .embedder import Embedder, SentenceTransformerEmbedder, canonical_model_name
 from .errors import (
@@ -209,9 +209,32 @@ class Index:
             self._embedder = SentenceTransformerEmbedder(name)
         return self._embedder
 
+    def _query_embedder(self) -> Embedder:
+        """The embedder for queries: the index's exported ONNX model when it has one.
+
+        It needs neither torch nor sentence-transformers, so a query from a fresh
+        process answers in well under a second; otherwise the model itself.
+        """
+        self._check_model()
+        if isinstance(self._embedder, onnx_backend.OnnxEmbedder):
+            return self._embedder
+        if self._embedder is None and self._store is not None:
+            manifest = self._store.manifest()
+            exported = onnx_backend.usable(self.folder, manifest.get("query_model"))
+            if exported is not None:
+                self._embedder = onnx_backend.OnnxEmbedder(
+                    self.model, str(manifest.get("model_fingerprint", "")), self.folder, exported
+                )
+                self._fingerprint_checked = True
+                return self._embedder
+        return self._checked_embedder()
+
     def _checked_embedder(self) -> Embedder:
         """The index's embedder, after checking it is the very model that built the index."""
         self._check_model()
+        if isinstance(self._embedder, onnx_backend.OnnxEmbedder):
+            self._embedder = None  # indexing needs the model itself
+            self._fingerprint_checked = False
         embedder = self._get_embedder(self.model)
         if self._store is not None and not self._fingerprint_checked:
             manifest = self._store.manifest()
@@ -262,7 +285,7 @@ class Index:
         path: str | None = None,
         by_article: bool = False,
         collapse: bool = True,
-        highlight: bool = True,
+        highlight: bool = False,
         fusion: Fusion | None = None,
     ) -> list[Hit]:
         """The ``k`` passages that best match ``query``, best first.
@@ -272,8 +295,9 @@ class Index:
         (BM25 only). ``since``/``until`` (YYYY-MM-DD) and ``path`` (a glob)
         filter before ranking. ``by_article`` keeps the best passage of each
         article; ``collapse`` folds near-identical passages into one hit (the
-        others listed in ``hit.also_in``); ``highlight`` marks the best
-        sentences (``hit.highlights``).
+        others listed in ``hit.also_in``); ``highlight=True`` marks the best
+        sentences (``hit.highlights``; it embeds each sentence of the hits, so
+        it costs a few milliseconds more).
         """
         q = check_query(
             query,
@@ -309,7 +333,7 @@ class Index:
         store = self._store_or_raise()
         self._check_model()
         vectors = self._load_vectors()  # a damaged index fails here, before the slow model load
-        embedder = None if mode == "lexical" else self._checked_embedder()
+        embedder = None if mode == "lexical" else self._query_embedder()
         return Searcher(store, vectors, embedder)
 
     def info(self) -> IndexInfo:
@@ -572,7 +596,14 @@ class Index:
                 1 for _, ps in p.docs for x in ps if x.piece == 0 and x.pieces > 1
             )
 
-        # 5. One transaction: rows, vectors, manifest.
+        # 5. A torch-free query model beside a new index (see onnx_backend).
+        query_model: dict[str, Any] | None = None
+        refresh = rebuild or fresh or "query_model" not in manifest
+        if refresh and isinstance(embedder, SentenceTransformerEmbedder):
+            exported = onnx_backend.export(embedder.model, self.folder)
+            query_model = exported.as_dict() if exported is not None else None
+
+        # 6. One transaction: rows, vectors, manifest.
         index = current if current is not None else _vectors.create("flat", dimension)
         try:
             with store.transaction():
@@ -592,6 +623,8 @@ class Index:
                     new_ids += self._insert(store, p)
                 index.add(np.asarray(new_ids, dtype=np.int64), vecs)
                 values: dict[str, Any] = {"semsearch_version": __version__}
+                if refresh and isinstance(embedder, SentenceTransformerEmbedder):
+                    values["query_model"] = query_model
                 if rebuild or fresh:
                     assert embedder is not None
                     values.update(

@@ -82,7 +82,7 @@ class Query:
     path: str | None = None
     by_article: bool = False
     collapse: bool = True
-    highlight: bool = True
+    highlight: bool = False
     fusion: Fusion = DEFAULT_FUSION
 
     @property
@@ -110,7 +110,7 @@ def check_query(
     path: str | None = None,
     by_article: bool = False,
     collapse: bool = True,
-    highlight: bool = True,
+    highlight: bool = False,
     fusion: Fusion | None = None,
 ) -> Query:
     """A `Query`; raises `UsageError` for anything unusable."""

@@ -769,7 +769,7 @@ def notes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Index]:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_highlight_is_the_sentence_sharing_the_querys_words(notes: Index, mode: str) -> None:
-    hits = notes.search("river flooded lower town", k=5, mode=mode)
+    hits = notes.search("river flooded lower town", k=5, mode=mode, highlight=True)
     mixed = next(h for h in hits if h.text == MIXED)
     start = MIXED.index(RIVER_SENTENCE)
     assert mixed.highlights == [(start, start + len(RIVER_SENTENCE))]
@@ -779,7 +779,7 @@ def test_highlight_is_the_sentence_sharing_the_querys_words(notes: Index, mode: 
 @pytest.mark.parametrize("mode", MODES)
 def test_highlights_are_whole_sentences_inside_the_text(notes: Index, mode: str) -> None:
     for query in ("river flooded lower town", "apples honey farmers", "swallows april", "noon"):
-        hits = notes.search(query, k=10, mode=mode)
+        hits = notes.search(query, k=10, mode=mode, highlight=True)
         assert hits
         for h in hits:
             assert 1 <= len(h.highlights) <= 2
@@ -787,7 +787,7 @@ def test_highlights_are_whole_sentences_inside_the_text(notes: Index, mode: str)
 
 
 def test_lexical_highlights_use_term_overlap(notes: Index) -> None:
-    hits = notes.search("apples honey river", k=5, mode="lexical")
+    hits = notes.search("apples honey river", k=5, mode="lexical", highlight=True)
     market = next(h for h in hits if h.text.startswith("Stalls opened"))
     sentence = "Farmers sold apples and honey."
     a = market.text.index(sentence)

@@ -1,0 +1,265 @@
+"""A torch-free query path: the index's own model exported to ONNX.
+
+At index time (when an index is created or rebuilt) the sentence-transformers
+model is exported once into the index folder, with its pooling and
+normalisation inside the graph, beside a copy of its tokenizer. Queries then
+run on onnxruntime + tokenizers: no torch import (about 5 s on two cores),
+and a few milliseconds per query. sentence-transformers stays the indexing
+engine and the reference: the export is checked against it (cosine >= 0.9999)
+before it is kept, and a model whose pooling cannot be exported simply has no
+ONNX file (queries then use torch).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+ONNX_FILE = "query-model.onnx"
+TOKENIZER_FILE = "query-tokenizer.json"
+MIN_COSINE = 0.9999
+_CHECK_TEXTS = (
+    "who attends the parade",
+    "Heavy rain made the river burst its banks on Tuesday, and residents were moved.",
+    "a",
+    "The soaring cost of oil has hit global economic growth, according to the OECD. " * 6,
+)
+
+
+@dataclass(frozen=True)
+class QueryModel:
+    """What the manifest records about an exported query model."""
+
+    file: str
+    tokenizer: str
+    size: int
+    max_tokens: int
+    dimension: int
+    pooling: str
+    cosine: float  # the lowest cosine against sentence-transformers on the check texts
+
+    def as_dict(self) -> dict[str, Any]:
+        return self.__dict__.copy()
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> QueryModel:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+
+def export(st_model: Any, folder: str) -> QueryModel | None:
+    """Export ``st_model`` into ``folder``; None when its architecture cannot be exported.
+
+    The files are written under temporary names and renamed into place only
+    after the export has been checked against the model itself.
+    """
+    import torch
+
+    try:
+        transformer, pooling = st_model[0], st_model[1]
+        mode = pooling.get_config_dict().get("pooling_mode", "")
+        auto = transformer.auto_model
+        backend = _fast_tokenizer(transformer)
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return None
+    if mode not in ("mean", "cls") or backend is None:
+        return None
+    normalize = any(type(m).__name__ == "Normalize" for m in st_model)
+
+    class Graph(torch.nn.Module):
+        def __init__(self, model: Any) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            hidden = self.model(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            if mode == "cls":
+                out = hidden[:, 0]
+            else:
+                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+                out = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(out, p=2, dim=1) if normalize else out
+
+    graph = Graph(auto).eval()
+    onnx_path = os.path.join(folder, ONNX_FILE)
+    tok_path = os.path.join(folder, TOKENIZER_FILE)
+    tmp_onnx, tmp_tok = f"{onnx_path}.tmp-{os.getpid()}", f"{tok_path}.tmp-{os.getpid()}"
+    try:
+        example = st_model.tokenizer(["a b", "c"], padding=True, return_tensors="pt")
+        if "token_type_ids" not in example:
+            return None
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tracer notes about shapes, not problems here
+            torch.onnx.export(
+                graph,
+                (example["input_ids"], example["attention_mask"], example["token_type_ids"]),
+                tmp_onnx,
+                input_names=["input_ids", "attention_mask", "token_type_ids"],
+                output_names=["embedding"],
+                dynamic_axes={
+                    "input_ids": {0: "batch", 1: "tokens"},
+                    "attention_mask": {0: "batch", 1: "tokens"},
+                    "token_type_ids": {0: "batch", 1: "tokens"},
+                    "embedding": {0: "batch"},
+                },
+                opset_version=17,
+                dynamo=False,
+            )
+        backend.save(tmp_tok)
+        max_tokens = int(st_model.max_seq_length)
+        candidate = OnnxEncoder(tmp_onnx, tmp_tok, max_tokens)
+        got = candidate.encode(list(_CHECK_TEXTS))
+        want = st_model.encode(list(_CHECK_TEXTS), normalize_embeddings=True)
+        got_n = got / np.linalg.norm(got, axis=1, keepdims=True)
+        cosine = float((got_n * want).sum(1).min())
+        if cosine < MIN_COSINE:
+            return None
+        for tmp in (tmp_onnx, tmp_tok):
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+        os.replace(tmp_onnx, onnx_path)
+        os.replace(tmp_tok, tok_path)
+        return QueryModel(
+            file=ONNX_FILE,
+            tokenizer=TOKENIZER_FILE,
+            size=os.path.getsize(onnx_path),
+            max_tokens=max_tokens,
+            dimension=int(got.shape[1]),
+            pooling=mode,
+            cosine=round(cosine, 7),
+        )
+    except (RuntimeError, ValueError, TypeError, OSError, ImportError):
+        return None  # an architecture the exporter cannot handle: queries use torch
+    finally:
+        for tmp in (tmp_onnx, tmp_tok):
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def _fast_tokenizer(transformer: Any) -> Any:
+    """The `tokenizers.Tokenizer` behind a sentence-transformers Transformer module, if any."""
+    tok = transformer.tokenizer
+    return getattr(tok, "backend_tokenizer", None) or getattr(tok, "_tokenizer", None)
+
+
+class OnnxEncoder:
+    """onnxruntime + tokenizers: texts in, embeddings out."""
+
+    def __init__(self, onnx_path: str, tokenizer_path: str, max_tokens: int) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = max(1, os.cpu_count() or 1)
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+        self._tokenizer = Tokenizer.from_file(tokenizer_path)
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(max_length=max_tokens)
+        padding = json.loads(self._tokenizer.to_str()).get("padding") or {}
+        self._pad_id = int(padding.get("pad_id", 0))
+        self.max_tokens = max_tokens
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        self._tokenizer.no_truncation()
+        try:
+            encs = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        finally:
+            self._tokenizer.enable_truncation(max_length=self.max_tokens)
+        return [len(e.ids) for e in encs]
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> npt.NDArray[np.float32]:
+        encs = self._tokenizer.encode_batch(list(texts))
+        order = sorted(range(len(encs)), key=lambda i: len(encs[i].ids))  # little padding
+        out: npt.NDArray[np.float32] | None = None
+        for lo in range(0, len(order), batch_size):
+            rows = order[lo : lo + batch_size]
+            width = max(len(encs[i].ids) for i in rows)
+            ids = np.full((len(rows), width), self._pad_id, dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            types = np.zeros((len(rows), width), dtype=np.int64)
+            for r, i in enumerate(rows):
+                n = len(encs[i].ids)
+                ids[r, :n] = encs[i].ids
+                mask[r, :n] = 1
+                types[r, :n] = encs[i].type_ids
+            (vecs,) = self._session.run(
+                None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            )
+            if out is None:
+                out = np.zeros((len(texts), vecs.shape[1]), dtype=np.float32)
+            out[rows] = vecs
+        if out is None:
+            return np.zeros((0, 0), dtype=np.float32)
+        return out
+
+
+class OnnxEmbedder:
+    """An `Embedder` for queries on an index that holds an exported model."""
+
+    def __init__(self, name: str, fingerprint: str, folder: str, info: QueryModel) -> None:
+        self.name = name
+        self._fingerprint = fingerprint
+        self._info = info
+        self._encoder = OnnxEncoder(
+            os.path.join(folder, info.file), os.path.join(folder, info.tokenizer), info.max_tokens
+        )
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint  # exported from exactly that model, checked at export
+
+    @property
+    def dimension(self) -> int:
+        return self._info.dimension
+
+    @property
+    def max_tokens(self) -> int:
+        return self._info.max_tokens
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return self._encoder.count_tokens(texts)
+
+    def embed(
+        self, texts: Sequence[str], *, batch_size: int = 32, progress: Any = None
+    ) -> npt.NDArray[np.float32]:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vecs = self._encoder.encode(texts, batch_size=batch_size)
+        if progress is not None:
+            progress(len(texts))
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        out: npt.NDArray[np.float32] = (vecs / norms).astype(np.float32)
+        return out
+
+
+def usable(folder: str, info: dict[str, Any] | None) -> QueryModel | None:
+    """The exported model recorded in a manifest, if its files are there and whole."""
+    if not info:
+        return None
+    try:
+        model = QueryModel.from_dict(info)
+    except (KeyError, TypeError):
+        return None
+    path = os.path.join(folder, model.file)
+    try:
+        whole = os.path.getsize(path) == model.size
+    except OSError:
+        return None
+    if not whole or not os.path.isfile(os.path.join(folder, model.tokenizer)):
+        return None
+    try:
+        import onnxruntime  # noqa: F401
+        import tokenizers  # noqa: F401
+    except ImportError:
+        return None
+    return model
