@@ -151,7 +151,7 @@ def index(
             "(one passage per article, for short texts such as abstracts)."
         ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Passages embedded per batch.")] = 32,
+    batch_size: Annotated[int, typer.Option(min=1, help="Passages embedded per batch.")] = 16,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     as_json: JsonFlag = False,
 ) -> None:

@@ -201,12 +201,18 @@ class SentenceTransformerEmbedder:
     def embed(
         self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None
     ) -> npt.NDArray[np.float32]:
-        """Embed in batches of similar length (less padding), in the caller's order."""
+        """Embed in batches of equal token length, in the caller's order.
+
+        sentence-transformers sorts by characters, which left 21.5% of each
+        batch as padding on BBC paragraphs; sorting by word pieces leaves about
+        1%, and small batches keep it so (benchmarks/speed.py measures it).
+        """
         dim = self.dimension
         out = np.zeros((len(texts), dim), dtype=np.float32)
         if not texts:
             return out
-        order = np.argsort([len(t) for t in texts], kind="stable")[::-1]
+        lengths = self.count_tokens(texts)
+        order = np.argsort(lengths, kind="stable")[::-1]
         for lo in range(0, len(order), batch_size):
             idx = order[lo : lo + batch_size]
             vecs = self.model.encode(

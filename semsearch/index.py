@@ -369,7 +369,7 @@ class Index:
         paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
         *,
         rebuild: bool = False,
-        batch_size: int = 32,
+        batch_size: int = 16,
         progress: ProgressCallback | None = None,
     ) -> AddReport:
         """Index the articles under ``paths``, embedding only what is new or changed.

@@ -126,6 +126,7 @@ class FlatIndex:
         if available == 0:
             shape = (queries.shape[0], k)
             return np.full(shape, -np.inf, np.float32), np.full(shape, -1, np.int64)
+        _threads_for(self.count * len(queries))
         if allowed is None:
             scores, ids = self._index.search(queries, min(k, available))
         else:
@@ -159,6 +160,15 @@ class FlatIndex:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         fsync_dir(os.path.dirname(path) or ".")
+
+
+PARALLEL_WORK = 4_000_000  # vectors x queries below which one thread is faster
+
+
+def _threads_for(work: int) -> None:
+    """Use one OpenMP thread for small searches: waking a team costs more (6.4 -> 2.3 ms
+    per query on a small index here), all cores for large ones."""
+    _faiss().omp_set_num_threads(1 if work < PARALLEL_WORK else max(1, os.cpu_count() or 1))
 
 
 def fsync_dir(path: str) -> None:
