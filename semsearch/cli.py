@@ -115,11 +115,16 @@ def _root(
 
 
 def _open(
-    index_dir: Path, *, create: bool = False, model: str | None = None, unit: str | None = None
+    index_dir: Path,
+    *,
+    create: bool = False,
+    model: str | None = None,
+    unit: str | None = None,
+    index_type: str | None = None,
 ) -> Index:
     from .index import Index
 
-    return Index.open(index_dir, create=create, model=model, unit=unit)
+    return Index.open(index_dir, create=create, model=model, unit=unit, index_type=index_type)
 
 
 # --------------------------------------------------------------------------- index
@@ -151,13 +156,22 @@ def index(
             "(one passage per article, for short texts such as abstracts)."
         ),
     ] = None,
+    index_type: Annotated[
+        str | None,
+        typer.Option(
+            "--index-type",
+            help="auto (default: exact up to 100,000 passages, IVF above), flat, hnsw, ivf or "
+            "ivfpq; switching converts the index without re-embedding.",
+            show_default=False,
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Passages embedded per batch.")] = 16,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Index the articles under PATHS; only new or changed files are embedded."""
     with _errors():
-        idx = _open(index_dir, create=True, model=model, unit=unit)
+        idx = _open(index_dir, create=True, model=model, unit=unit, index_type=index_type)
         with idx, _progress_bar(quiet) as progress:
             report = idx.add(
                 [os.fspath(p) for p in paths],

@@ -120,6 +120,7 @@ class Index:
         self._broken: SemsearchError | None = None  # why the existing index could not open
         self._wanted_unit: str | None = None
         self._created_db = False  # this add() made the database (discard it if nothing commits)
+        self._wanted_type: str | None = None
 
     # ------------------------------------------------------------------ opening
 
@@ -132,6 +133,7 @@ class Index:
         model: str | None = None,
         embedder: Embedder | None = None,
         unit: str | None = None,
+        index_type: str | None = None,
     ) -> Index:
         """Open the index in ``path``; with ``create=True`` one is made on the first `add`.
 
@@ -142,9 +144,16 @@ class Index:
         ``embedder`` replaces the model altogether (tests, custom backends).
         ``unit`` is how a new index cuts articles: ``"paragraph"`` (default) or
         ``"document"`` (one passage per article, the BEIR protocol).
+        ``index_type`` is ``"auto"`` (default: exact up to 100,000 passages, IVF
+        above), ``"flat"``, ``"hnsw"``, ``"ivf"`` or ``"ivfpq"``; the next
+        `add` converts an existing index to it without re-embedding anything.
         """
         if unit is not None and unit not in UNITS:
             raise UsageError(f"unit must be one of {', '.join(UNITS)} (got {unit!r})")
+        if index_type is not None and index_type not in _vectors.INDEX_TYPES:
+            raise UsageError(
+                f"index type must be one of {', '.join(_vectors.INDEX_TYPES)} (got {index_type!r})"
+            )
         folder = os.fspath(path)
         store: Store | None = None
         broken: SemsearchError | None = None
@@ -162,6 +171,7 @@ class Index:
         opened = cls(folder, store, embedder, wanted)
         opened._broken = broken
         opened._wanted_unit = unit
+        opened._wanted_type = index_type
         return opened
 
     def close(self) -> None:
@@ -269,7 +279,7 @@ class Index:
         store = self._store_or_raise()
         generation = store.manifest(fresh=True).get("generation")
         if self._vectors is None or self._vectors_generation != generation:
-            self._vectors = store.load_vectors()
+            self._vectors = store.load_vectors(mmap=True)  # IVF lists stay on disk
             self._vectors_generation = store.manifest().get("generation")
         return self._vectors
 
@@ -545,7 +555,9 @@ class Index:
         removed_file_ids = [r.id for r in gone]
         if not (unchanged_ids or replaced_ids or gone or any(p.docs for p in planned)):
             raise SourceError(_nothing_readable(paths, found, len(changed), unreadable))
-        if not (rebuild or fresh or planned or gone or renamed):
+        requested = self._wanted_type or str(manifest.get("index_type_requested", "auto"))
+        retype = requested != manifest.get("index_type_requested", "auto")
+        if not (rebuild or fresh or planned or gone or renamed or retype):
             self._vectors = current
             self._vectors_generation = manifest.get("generation")
             report.documents_unchanged = store.document_count_in(unchanged_ids)
@@ -604,7 +616,7 @@ class Index:
             query_model = exported.as_dict() if exported is not None else None
 
         # 6. One transaction: rows, vectors, manifest.
-        index = current if current is not None else _vectors.create("flat", dimension)
+        index = current if current is not None else _vectors.create(requested, dimension)
         try:
             with store.transaction():
                 if rebuild:
@@ -622,7 +634,11 @@ class Index:
                 for p in planned:
                     new_ids += self._insert(store, p)
                 index.add(np.asarray(new_ids, dtype=np.int64), vecs)
-                values: dict[str, Any] = {"semsearch_version": __version__}
+                index = _vectors.adapt(index, requested)  # auto: exact while small, IVF above
+                values: dict[str, Any] = {
+                    "semsearch_version": __version__,
+                    "index_type_requested": requested,
+                }
                 if refresh and isinstance(embedder, SentenceTransformerEmbedder):
                     values["query_model"] = query_model
                 if rebuild or fresh:

@@ -52,6 +52,7 @@ SCHEMA_VERSION = 2
 DB_NAME = "semsearch.db"
 LOCK_NAME = "write.lock"
 _VECTOR_FILE = re.compile(r"^vectors\.(\d+)\.faiss$")
+_GENERATION_FILE = re.compile(r"^vectors\.(\d+)\.")  # the vectors and their side files
 _REBUILD_HINT = "run `semsearch index --rebuild PATH`"
 
 
@@ -375,7 +376,7 @@ class Store:
 
     # --- vectors
 
-    def load_vectors(self) -> VectorIndex:
+    def load_vectors(self, *, mmap: bool = False) -> VectorIndex:
         """The vector index the manifest names, checked against SQLite.
 
         The manifest and the database's counts are read in one read
@@ -391,7 +392,7 @@ class Store:
                 )
             path = os.path.join(self.folder, vector_file_name(generation))
             try:
-                index = _vectors.load(str(snap.manifest["index_type"]), path)
+                index = _vectors.load(str(snap.manifest["index_type"]), path, mmap=mmap)
             except IndexCorruptError:
                 # A writer may have committed newer generations and pruned this one.
                 if int(self.manifest(fresh=True).get("generation", 0)) != generation:
@@ -474,8 +475,8 @@ class Store:
         """Delete vector files other than the committed generation and the one before it."""
         current = int(self.manifest(fresh=True).get("generation", 0))
         for name in os.listdir(self.folder):
-            m = _VECTOR_FILE.match(name)
-            if (m and int(m.group(1)) not in (current, current - 1)) or ".faiss.tmp-" in name:
+            m = _GENERATION_FILE.match(name)
+            if (m and int(m.group(1)) not in (current, current - 1)) or ".tmp-" in name:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(self.folder, name))
 

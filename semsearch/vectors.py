@@ -180,15 +180,333 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
+def _read(path: str, mmap: bool = False) -> Any:
+    faiss = _faiss()
+    if not os.path.isfile(path):
+        raise IndexCorruptError(
+            f"the vector file {path} is missing: run `semsearch index --rebuild PATH`"
+        )
+    try:
+        return faiss.read_index(path, faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0)
+    except RuntimeError as exc:
+        raise IndexCorruptError(
+            f"the vector file {path} is damaged or truncated: run `semsearch index --rebuild PATH`"
+        ) from exc
+
+
+def _write(index: Any, path: str) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        _faiss().write_index(index, tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+EXACT_SUBSET = 20_000  # a filter leaving this few passages is searched exactly
+
+
+def _exact_subset(
+    index: VectorIndex, queries: FloatArray, k: int, allowed: IdArray
+) -> tuple[FloatArray, IdArray]:
+    """Brute force over the allowed ids: exact, and k results whenever k are allowed."""
+    ids = np.asarray(allowed, dtype=np.int64)
+    vecs = index.reconstruct(ids)
+    scores = queries @ vecs.T
+    k_eff = min(k, len(ids))
+    out_s = np.full((len(queries), k), -np.inf, np.float32)
+    out_i = np.full((len(queries), k), -1, np.int64)
+    for row in range(len(queries)):
+        top = np.argpartition(-scores[row], k_eff - 1)[:k_eff]
+        top = top[np.argsort(-scores[row][top], kind="stable")]
+        out_s[row, :k_eff] = scores[row][top]
+        out_i[row, :k_eff] = ids[top]
+    return out_s, out_i
+
+
+class HNSWIndex:
+    """Approximate search on a graph (``IDMap2,HNSW32,Flat``): fast queries, no retraining.
+
+    HNSW cannot remove vectors, so removed ids are kept in a list saved beside
+    the index (``vectors.N.removed.i64``) and never returned; once they are a
+    quarter of the graph, it is rebuilt from the live vectors.
+    """
+
+    kind = "hnsw"
+    M = 32
+    EF_CONSTRUCTION = 80
+    EF_SEARCH = 128
+
+    def __init__(self, index: Any, removed: IdArray | None = None) -> None:
+        self._index = index
+        self._removed = np.unique(removed) if removed is not None else np.zeros(0, np.int64)
+
+    @classmethod
+    def create(cls, dimension: int) -> HNSWIndex:
+        faiss = _faiss()
+        graph = faiss.IndexHNSWFlat(dimension, cls.M, faiss.METRIC_INNER_PRODUCT)
+        graph.hnsw.efConstruction = cls.EF_CONSTRUCTION
+        return cls(faiss.IndexIDMap2(graph))
+
+    @staticmethod
+    def removed_path(path: str) -> str:
+        base = path[: -len(".faiss")] if path.endswith(".faiss") else path
+        return base + ".removed.i64"  # raw little-endian int64 ids
+
+    @classmethod
+    def load(cls, path: str) -> HNSWIndex:
+        index = _read(path)
+        removed_file = cls.removed_path(path)
+        removed = None
+        if os.path.isfile(removed_file):
+            try:
+                removed = np.fromfile(removed_file, dtype="<i8").astype(np.int64)
+            except (OSError, ValueError) as exc:
+                raise IndexCorruptError(
+                    f"{removed_file} is damaged: run `semsearch index --rebuild PATH`"
+                ) from exc
+        return cls(index, removed)
+
+    @property
+    def dimension(self) -> int:
+        return int(self._index.d)
+
+    @property
+    def count(self) -> int:
+        return int(self._index.ntotal) - len(self._removed)
+
+    def add(self, ids: IdArray, vectors: FloatArray) -> None:
+        if len(ids):
+            self._index.add_with_ids(
+                np.ascontiguousarray(vectors, dtype=np.float32),
+                np.ascontiguousarray(ids, dtype=np.int64),
+            )
+
+    def remove(self, ids: IdArray) -> int:
+        present = np.intersect1d(np.asarray(ids, dtype=np.int64), self._all_ids())
+        fresh = np.setdiff1d(present, self._removed)
+        self._removed = np.union1d(self._removed, fresh)
+        if len(self._removed) > 0.25 * max(int(self._index.ntotal), 1):
+            self._compact()
+        return len(fresh)
+
+    def _compact(self) -> None:
+        live = self.ids()
+        vecs = self.reconstruct(live)
+        fresh = HNSWIndex.create(self.dimension)
+        fresh.add(live, vecs)
+        self._index, self._removed = fresh._index, np.zeros(0, np.int64)
+
+    def _all_ids(self) -> IdArray:
+        return np.asarray(_faiss().vector_to_array(self._index.id_map), dtype=np.int64)
+
+    def ids(self) -> IdArray:
+        return np.setdiff1d(self._all_ids(), self._removed, assume_unique=True)
+
+    def search(
+        self, queries: FloatArray, k: int, allowed: IdArray | None = None
+    ) -> tuple[FloatArray, IdArray]:
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if allowed is not None and len(allowed) <= EXACT_SUBSET:
+            return _exact_subset(self, queries, k, np.setdiff1d(allowed, self._removed))
+        faiss = _faiss()
+        _threads_for(self.count * len(queries) // 20)
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = max(self.EF_SEARCH, 2 * k)
+        selector: Any = None
+        if allowed is not None:
+            selector = faiss.IDSelectorBatch(np.setdiff1d(allowed, self._removed))
+        elif len(self._removed):
+            selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(self._removed))
+        if selector is not None:
+            params.sel = selector
+        scores, ids = self._index.search(queries, min(k, max(self.count, 1)), params=params)
+        return scores, ids
+
+    def reconstruct(self, ids: IdArray) -> FloatArray:
+        out = np.empty((len(ids), self.dimension), dtype=np.float32)
+        for row, i in enumerate(ids):
+            out[row] = self._index.reconstruct(int(i))
+        return out
+
+    def save(self, path: str) -> None:
+        removed_file = self.removed_path(path)
+        if len(self._removed):
+            tmp = f"{removed_file}.tmp-{os.getpid()}"
+            self._removed.astype("<i8").tofile(tmp)
+            os.replace(tmp, removed_file)
+        _write(self._index, path)
+        fsync_dir(os.path.dirname(path) or ".")
+
+
+class IVFIndex:
+    """Approximate search in clusters: ``IVF<n>,Flat`` or, compressed, ``IVF<n>,PQ<m>``.
+
+    Trained on the vectors it is built from; queries open it memory-mapped, so
+    opening is fast and the lists need not all sit in RAM.
+    """
+
+    def __init__(self, index: Any, kind: str, direct_map: bool = True) -> None:
+        self._index = index
+        self.kind = kind
+        self._direct_map = direct_map  # ids -> list positions, needed by reconstruct
+
+    @staticmethod
+    def lists_for(count: int) -> int:
+        """About 4 sqrt(n) lists, with at least 39 training vectors each."""
+        return int(max(1, min(65536, 4 * np.sqrt(max(count, 1)), count // 39)))
+
+    @classmethod
+    def build(cls, kind: str, ids: IdArray, vectors: FloatArray) -> IVFIndex:
+        faiss = _faiss()
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        dimension = vectors.shape[1]
+        nlist = cls.lists_for(len(vectors))
+        quantizer = faiss.IndexFlatIP(dimension)
+        if kind == "ivfpq":
+            m = next(m for m in (48, 32, 24, 16, 12, 8, 6, 4, 3, 2, 1) if dimension % m == 0)
+            index = faiss.IndexIVFPQ(quantizer, dimension, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
+        else:
+            index = faiss.IndexIVFFlat(quantizer, dimension, nlist, faiss.METRIC_INNER_PRODUCT)
+        _threads_for(PARALLEL_WORK)
+        sample = vectors
+        if len(vectors) > 256 * nlist:  # enough to train on, and much faster
+            rng = np.random.default_rng(0)
+            sample = vectors[rng.choice(len(vectors), 256 * nlist, replace=False)]
+        index.train(sample)
+        index.set_direct_map_type(faiss.DirectMap.Hashtable)
+        made = cls(index, kind)
+        made.add(ids, vectors)
+        return made
+
+    @classmethod
+    def load(cls, path: str, kind: str, mmap: bool) -> IVFIndex:
+        faiss = _faiss()
+        index = _read(path, mmap=mmap)
+        if not mmap:
+            index.set_direct_map_type(faiss.DirectMap.Hashtable)
+        return cls(index, kind, direct_map=not mmap)
+
+    @property
+    def nprobe(self) -> int:
+        return max(8, int(self._index.nlist) // 16)
+
+    @property
+    def dimension(self) -> int:
+        return int(self._index.d)
+
+    @property
+    def count(self) -> int:
+        return int(self._index.ntotal)
+
+    def needs_retraining(self) -> bool:
+        """The collection outgrew its clusters (or shrank far below them)."""
+        ideal = self.lists_for(self.count)
+        return ideal > 2 * int(self._index.nlist) or 4 * ideal < int(self._index.nlist)
+
+    def add(self, ids: IdArray, vectors: FloatArray) -> None:
+        if len(ids):
+            self._index.add_with_ids(
+                np.ascontiguousarray(vectors, dtype=np.float32),
+                np.ascontiguousarray(ids, dtype=np.int64),
+            )
+
+    def remove(self, ids: IdArray) -> int:
+        if len(ids) == 0:
+            return 0
+        return int(self._index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
+
+    def ids(self) -> IdArray:
+        faiss = _faiss()
+        lists = self._index.invlists
+        parts = []
+        for number in range(self._index.nlist):
+            size = lists.list_size(number)
+            if size:
+                parts.append(faiss.rev_swig_ptr(lists.get_ids(number), size).copy())
+        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+    def search(
+        self, queries: FloatArray, k: int, allowed: IdArray | None = None
+    ) -> tuple[FloatArray, IdArray]:
+        faiss = _faiss()
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if allowed is not None and len(allowed) <= EXACT_SUBSET and self.kind == "ivf":
+            return _exact_subset(self, queries, k, allowed)
+        _threads_for(self.count * len(queries) // 16)
+        params = faiss.SearchParametersIVF()
+        params.nprobe = self.nprobe
+        if allowed is not None:
+            params.sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
+        scores, ids = self._index.search(queries, min(k, max(self.count, 1)), params=params)
+        return scores, ids
+
+    def reconstruct(self, ids: IdArray) -> FloatArray:
+        if not self._direct_map:  # opened memory-mapped: map ids on first need
+            self._index.set_direct_map_type(_faiss().DirectMap.Hashtable)
+            self._direct_map = True
+        out = np.empty((len(ids), self.dimension), dtype=np.float32)
+        for row, i in enumerate(ids):
+            out[row] = self._index.reconstruct(int(i))
+        return out
+
+    def save(self, path: str) -> None:
+        _write(self._index, path)
+        fsync_dir(os.path.dirname(path) or ".")
+
+
+INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "ivfpq")
+AUTO_FLAT_LIMIT = 100_000  # auto stays exact up to here, then goes IVF
+
+
+def target_kind(requested: str, count: int) -> str:
+    if requested == "auto":
+        return "flat" if count <= AUTO_FLAT_LIMIT else "ivf"
+    return requested
+
+
 def create(kind: str, dimension: int) -> VectorIndex:
-    """A new empty vector index of the given kind."""
-    if kind == "flat":
+    """A new empty vector index; IVF types start flat until there is something to train on."""
+    if kind == "hnsw":
+        return HNSWIndex.create(dimension)
+    if kind in ("flat", "auto", "ivf", "ivfpq"):
         return FlatIndex.create(dimension)
     raise ValueError(f"unknown index type {kind!r}")
 
 
-def load(kind: str, path: str) -> VectorIndex:
+def adapt(index: VectorIndex, requested: str) -> VectorIndex:
+    """The index to commit for ``requested``: the same one, or one rebuilt to suit its size.
+
+    IVF needs training vectors: an IVF-type index holds fewer than 39 per
+    list while small, so it stays flat (exact) until it can be trained.
+    """
+    target = target_kind(requested, index.count)
+    if target in ("ivf", "ivfpq") and index.count < 39 * 16:
+        target = "flat"
+    current = index.kind
+    if target == current and not (isinstance(index, IVFIndex) and index.needs_retraining()):
+        return index
+    ids = index.ids()
+    vectors = index.reconstruct(ids) if len(ids) else np.zeros((0, index.dimension), np.float32)
+    if target in ("ivf", "ivfpq"):
+        return IVFIndex.build(target, ids, vectors)
+    made = create(target, index.dimension)
+    made.add(ids, vectors)
+    return made
+
+
+def load(kind: str, path: str, *, mmap: bool = False) -> VectorIndex:
     """Read a vector index of the given kind from ``path``."""
     if kind == "flat":
         return FlatIndex.load(path)
+    if kind == "hnsw":
+        return HNSWIndex.load(path)
+    if kind in ("ivf", "ivfpq"):
+        return IVFIndex.load(path, kind, mmap)
     raise IndexCorruptError(f"unknown index type {kind!r} in the manifest")
