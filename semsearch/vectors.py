@@ -70,19 +70,8 @@ class FlatIndex:
     @classmethod
     def load(cls, path: str) -> FlatIndex:
         """Read an index file. Raises `IndexCorruptError` if it is missing or damaged."""
-        faiss = _faiss()
-        if not os.path.isfile(path):
-            raise IndexCorruptError(
-                f"the vector file {path} is missing: run `semsearch index --rebuild PATH`"
-            )
-        try:
-            index = faiss.read_index(path)
-        except RuntimeError as exc:
-            raise IndexCorruptError(
-                f"the vector file {path} is damaged or truncated: "
-                "run `semsearch index --rebuild PATH`"
-            ) from exc
-        if not isinstance(index, faiss.IndexIDMap2):
+        index = _read(path)
+        if not isinstance(index, _faiss().IndexIDMap2):
             raise IndexCorruptError(
                 f"the vector file {path} is not a semsearch vector index: "
                 "run `semsearch index --rebuild PATH`"
@@ -147,18 +136,7 @@ class FlatIndex:
 
     def save(self, path: str) -> None:
         """Write to ``path`` through a temporary file, fsynced, then renamed into place."""
-        tmp = f"{path}.tmp-{os.getpid()}"
-        try:
-            _faiss().write_index(self._index, tmp)
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        _write(self._index, path)
         fsync_dir(os.path.dirname(path) or ".")
 
 
