@@ -481,7 +481,9 @@ class Store:
                     os.unlink(os.path.join(self.folder, name))
 
     def _newest_vector_file(self) -> int:
-        gens = [int(m.group(1)) for n in os.listdir(self.folder) if (m := _VECTOR_FILE.match(n))]
+        gens = [
+            int(m.group(1)) for n in os.listdir(self.folder) if (m := _GENERATION_FILE.match(n))
+        ]
         return max(gens, default=0)
 
     # --- reading rows

@@ -190,16 +190,27 @@ def _write(index: Any, path: str) -> None:
 EXACT_SUBSET = 20_000  # a filter leaving this few passages is searched exactly
 
 
+def _short(ids: IdArray, wanted: int) -> bool:
+    """True if some query row found fewer than ``wanted`` results."""
+    return bool((np.asarray(ids) >= 0).sum(axis=1).min() < wanted)
+
+
 def _exact_subset(
     index: VectorIndex, queries: FloatArray, k: int, allowed: IdArray
 ) -> tuple[FloatArray, IdArray]:
-    """Brute force over the allowed ids: exact, and k results whenever k are allowed."""
-    ids = np.asarray(allowed, dtype=np.int64)
+    """Brute force over the allowed ids: exact, and k results whenever k are allowed.
+
+    Ids the index does not hold (a writer committed passages after these vectors
+    were read) are skipped.
+    """
+    ids = np.intersect1d(np.asarray(allowed, dtype=np.int64), index.ids())
     vecs = index.reconstruct(ids)
     scores = queries @ vecs.T
     k_eff = min(k, len(ids))
     out_s = np.full((len(queries), k), -np.inf, np.float32)
     out_i = np.full((len(queries), k), -1, np.int64)
+    if k_eff == 0:
+        return out_s, out_i
     for row in range(len(queries)):
         top = np.argpartition(-scores[row], k_eff - 1)[:k_eff]
         top = top[np.argsort(-scores[row][top], kind="stable")]
@@ -261,6 +272,7 @@ class HNSWIndex:
 
     def add(self, ids: IdArray, vectors: FloatArray) -> None:
         if len(ids):
+            _threads_for(len(ids) * 10_000)  # building the graph is worth every core
             self._index.add_with_ids(
                 np.ascontiguousarray(vectors, dtype=np.float32),
                 np.ascontiguousarray(ids, dtype=np.int64),
@@ -305,6 +317,9 @@ class HNSWIndex:
         if selector is not None:
             params.sel = selector
         scores, ids = self._index.search(queries, min(k, max(self.count, 1)), params=params)
+        if allowed is not None and _short(ids, min(k, len(allowed))):
+            # the graph walk found too few allowed ids near the query: score them all
+            return _exact_subset(self, queries, k, np.setdiff1d(allowed, self._removed))
         return scores, ids
 
     def reconstruct(self, ids: IdArray) -> FloatArray:
@@ -318,7 +333,11 @@ class HNSWIndex:
         if len(self._removed):
             tmp = f"{removed_file}.tmp-{os.getpid()}"
             self._removed.astype("<i8").tofile(tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
             os.replace(tmp, removed_file)
+        elif os.path.exists(removed_file):  # left by a writer that died before its commit
+            os.unlink(removed_file)
         _write(self._index, path)
         fsync_dir(os.path.dirname(path) or ".")
 
@@ -352,7 +371,7 @@ class IVFIndex:
             index = faiss.IndexIVFPQ(quantizer, dimension, nlist, m, 8, faiss.METRIC_INNER_PRODUCT)
         else:
             index = faiss.IndexIVFFlat(quantizer, dimension, nlist, faiss.METRIC_INNER_PRODUCT)
-        _threads_for(PARALLEL_WORK)
+        _threads_for(len(vectors) * nlist // 4)
         sample = vectors
         if len(vectors) > 256 * nlist:  # enough to train on, and much faster
             rng = np.random.default_rng(0)
@@ -415,7 +434,7 @@ class IVFIndex:
     ) -> tuple[FloatArray, IdArray]:
         faiss = _faiss()
         queries = np.ascontiguousarray(queries, dtype=np.float32)
-        if allowed is not None and len(allowed) <= EXACT_SUBSET and self.kind == "ivf":
+        if allowed is not None and len(allowed) <= EXACT_SUBSET:
             return _exact_subset(self, queries, k, allowed)
         _threads_for(self.count * len(queries) // 16)
         params = faiss.SearchParametersIVF()
@@ -423,6 +442,10 @@ class IVFIndex:
         if allowed is not None:
             params.sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
         scores, ids = self._index.search(queries, min(k, max(self.count, 1)), params=params)
+        if allowed is not None and _short(ids, min(k, len(allowed))):
+            # the allowed passages lie in clusters far from the query: look in every list
+            params.nprobe = int(self._index.nlist)
+            scores, ids = self._index.search(queries, min(k, max(self.count, 1)), params=params)
         return scores, ids
 
     def reconstruct(self, ids: IdArray) -> FloatArray:
