@@ -168,8 +168,7 @@ class Searcher:
                 return []
         if qvec is None and q.mode != "lexical":
             qvec = self.embedder.embed([q.text])
-        grouped = q.by_article or q.collapse
-        fetch = q.k * 4 if grouped else q.k
+        fetch = q.k * 4 if q.by_article else q.k * 2 if q.collapse else q.k
         while True:
             candidates, exhausted = self._retrieve(q, qvec, fetch, allowed)
             if q.min_score is not None:
@@ -234,7 +233,11 @@ class Searcher:
                         Source(row.title, row.date, row.path, row.paragraph + 1, row.id)
                     )
                     continue
+                if len(hits) >= q.k:
+                    continue  # past the k-th hit only copies of the hits still matter
                 shapes.append(shape)
+            elif len(hits) >= q.k:
+                break
             hits.append(_hit(len(hits) + 1, score, row))
         return hits
 
