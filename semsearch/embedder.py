@@ -104,6 +104,9 @@ def weights_fingerprint(model_dir: Path) -> str:
 class SentenceTransformerEmbedder:
     """An `Embedder` over a sentence-transformers model, loaded on first use."""
 
+    backend = "torch"
+    precision = "fp32"  # vectors of equal precision from any backend may share an index
+
     def __init__(self, name: str | None = None, *, device: str = "cpu") -> None:
         self.name = canonical_model_name(name)
         self._device = device

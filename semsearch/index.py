@@ -544,6 +544,7 @@ class Index:
         # 2. Parse and cut the changed files (the model's tokenizer counts tokens).
         if changed and embedder is None:
             embedder = self._checked_embedder()
+            _check_precision(manifest, embedder, self.folder)
         planned: list[_Planned] = []
         for source, digest, old_id in changed:
             assert embedder is not None
@@ -650,6 +651,8 @@ class Index:
                         normalized=True,
                         metric="inner_product",
                         chunking=chunking.as_dict(),
+                        backend=getattr(embedder, "backend", type(embedder).__name__),
+                        precision=getattr(embedder, "precision", "fp32"),
                         created_at=now_iso(),
                         created_by=__version__,
                     )
@@ -739,6 +742,18 @@ def _nothing_readable(
         f"no readable articles in {where}{detail}: semsearch reads .txt, .md, .html and "
         ".jsonl files; the index was left unchanged"
     )
+
+
+def _check_precision(manifest: dict[str, Any], embedder: Embedder, folder: str) -> None:
+    """Refuse to add vectors of another precision (say int8) to an index of fp32 ones."""
+    held = str(manifest.get("precision", "fp32"))
+    wanted = str(getattr(embedder, "precision", "fp32"))
+    if held != wanted:
+        raise ModelMismatchError(
+            f"the index in {folder} holds {held} vectors ({manifest.get('backend', '?')}); this "
+            f"run would add {wanted} vectors ({getattr(embedder, 'backend', '?')}), which do not "
+            "compare with them: rebuild it with `semsearch index --rebuild PATH`"
+        )
 
 
 def _embed_hash(text: str) -> str:

@@ -205,6 +205,9 @@ class OnnxEncoder:
 class OnnxEmbedder:
     """An `Embedder` for queries on an index that holds an exported model."""
 
+    backend = "onnxruntime"
+    precision = "fp32"
+
     def __init__(self, name: str, fingerprint: str, folder: str, info: QueryModel) -> None:
         self.name = name
         self._fingerprint = fingerprint

@@ -601,3 +601,22 @@ def test_same_model_name_with_other_files_is_refused(
     assert Index.open(tmp_path / "idx", embedder=changed).search("something new")[0].title == (
         "Fresh news"
     )
+
+
+def test_vectors_of_another_precision_are_refused(tmp_path: Path, corpus: Path) -> None:
+    """An index records the backend and precision of its vectors; adding others is refused."""
+    index = Index.open(tmp_path / "idx", create=True, embedder=FakeEmbedder())
+    index.add([corpus])
+    manifest = index._store.manifest()  # type: ignore[union-attr]
+    assert manifest["backend"] == "FakeEmbedder" and manifest["precision"] == "fp32"
+    index.close()
+    with sqlite3.connect(tmp_path / "idx" / "semsearch.db") as db:
+        db.execute("UPDATE manifest SET value = '\"int8\"' WHERE key = 'precision'")
+    (corpus / "d.txt").write_text("Fresh news\n\nSomething new happened.\n", encoding="utf-8")
+    fake = FakeEmbedder()
+    with pytest.raises(ModelMismatchError, match=r"int8 vectors.*--rebuild"):
+        Index.open(tmp_path / "idx", embedder=fake).add([corpus])
+    assert fake.calls == []
+    rebuilt = Index.open(tmp_path / "idx", embedder=fake)
+    rebuilt.add([corpus], rebuild=True)
+    assert rebuilt.info().documents == 4
