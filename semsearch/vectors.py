@@ -129,15 +129,11 @@ class FlatIndex:
         return np.asarray(_faiss().vector_to_array(self._index.id_map), dtype=np.int64)
 
     def reconstruct(self, ids: IdArray) -> FloatArray:
-        out = np.empty((len(ids), self.dimension), dtype=np.float32)
-        for row, i in enumerate(ids):
-            out[row] = self._index.reconstruct(int(i))
-        return out
+        return _reconstruct(self._index, ids, self.dimension)
 
     def save(self, path: str) -> None:
         """Write to ``path`` through a temporary file, fsynced, then renamed into place."""
         _write(self._index, path)
-        fsync_dir(os.path.dirname(path) or ".")
 
 
 PARALLEL_WORK = 4_000_000  # vectors x queries below which one thread is faster
@@ -172,7 +168,15 @@ def _read(path: str, mmap: bool = False) -> Any:
         ) from exc
 
 
+def _reconstruct(index: Any, ids: IdArray, dimension: int) -> FloatArray:
+    out = np.empty((len(ids), dimension), dtype=np.float32)
+    for row, i in enumerate(ids):
+        out[row] = index.reconstruct(int(i))
+    return out
+
+
 def _write(index: Any, path: str) -> None:
+    """Write through a temporary file, fsynced, renamed into place, the rename made durable."""
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         _faiss().write_index(index, tmp)
@@ -185,6 +189,7 @@ def _write(index: Any, path: str) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+    fsync_dir(os.path.dirname(path) or ".")
 
 
 EXACT_SUBSET = 20_000  # a filter leaving this few passages is searched exactly
@@ -323,10 +328,7 @@ class HNSWIndex:
         return scores, ids
 
     def reconstruct(self, ids: IdArray) -> FloatArray:
-        out = np.empty((len(ids), self.dimension), dtype=np.float32)
-        for row, i in enumerate(ids):
-            out[row] = self._index.reconstruct(int(i))
-        return out
+        return _reconstruct(self._index, ids, self.dimension)
 
     def save(self, path: str) -> None:
         removed_file = self.removed_path(path)
@@ -339,7 +341,6 @@ class HNSWIndex:
         elif os.path.exists(removed_file):  # left by a writer that died before its commit
             os.unlink(removed_file)
         _write(self._index, path)
-        fsync_dir(os.path.dirname(path) or ".")
 
 
 class IVFIndex:
@@ -452,14 +453,10 @@ class IVFIndex:
         if not self._direct_map:  # opened memory-mapped: map ids on first need
             self._index.set_direct_map_type(_faiss().DirectMap.Hashtable)
             self._direct_map = True
-        out = np.empty((len(ids), self.dimension), dtype=np.float32)
-        for row, i in enumerate(ids):
-            out[row] = self._index.reconstruct(int(i))
-        return out
+        return _reconstruct(self._index, ids, self.dimension)
 
     def save(self, path: str) -> None:
         _write(self._index, path)
-        fsync_dir(os.path.dirname(path) or ".")
 
 
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "ivfpq")
