@@ -428,9 +428,7 @@ def eval_(
     """Measure retrieval quality on a test collection: nDCG@10, Recall@10/100, MRR@10."""
     with _errors():
         from .evaluate import run_eval
-        from .search import check_query
 
-        check_query("x", 1, mode=mode)  # a bad --mode fails before the slow work
         with (
             _progress_bar(quiet, "Indexing") as index_bar,
             _progress_bar(quiet, "Queries", unit="query") as query_bar,

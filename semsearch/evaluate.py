@@ -22,6 +22,7 @@ from typing import Any
 from .errors import SourceError
 from .fusion import Fusion
 from .index import Index
+from .search import DEFAULT_MODE, check_mode
 
 METRICS = ("nDCG@10", "Recall@10", "Recall@100", "MRR@10")
 DEPTH = 100  # documents retrieved per query (Recall@100 needs 100)
@@ -205,8 +206,6 @@ def evaluate(
         }
         for qid in qids
     ]
-    from .search import DEFAULT_MODE
-
     return EvalResult(
         dataset=os.path.basename(os.path.normpath(dataset.folder)),
         split=dataset.split,
@@ -238,6 +237,7 @@ def run_eval(
     """
     if protocol not in ("paragraphs", "beir"):
         raise DatasetError(f"protocol must be paragraphs or beir (got {protocol!r})")
+    check_mode(mode)  # before indexing a whole corpus
     dataset = load_dataset(dataset_dir, split)
     unit = "document" if protocol == "beir" else "paragraph"
     temporary = index_dir is None

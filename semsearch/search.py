@@ -99,6 +99,14 @@ def _check_date(name: str, value: str | None) -> str | None:
         raise UsageError(f"{name} must be a date like 2024-12-31 (got {value!r})") from None
 
 
+def check_mode(mode: str | None) -> str:
+    """The search mode to use (the default for None); raises `UsageError` for an unknown one."""
+    mode = mode or DEFAULT_MODE
+    if mode not in MODES:
+        raise UsageError(f"mode must be one of {', '.join(MODES)} (got {mode!r})")
+    return mode
+
+
 def check_query(
     query: str,
     k: int = 5,
@@ -118,9 +126,7 @@ def check_query(
         raise UsageError("the query is empty: give some words to search for")
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise UsageError(f"k must be a whole number of at least 1 (got {k!r})")
-    mode = mode or DEFAULT_MODE
-    if mode not in MODES:
-        raise UsageError(f"mode must be one of {', '.join(MODES)} (got {mode!r})")
+    mode = check_mode(mode)
     if min_score is not None and mode != "lexical" and not -1.0 <= min_score <= 1.0:
         raise UsageError(
             f"min-score is between -1 and 1 for {mode} scores (got {min_score}); "
