@@ -54,7 +54,29 @@ def _faiss() -> Any:
     return faiss
 
 
-class FlatIndex:
+class _FaissIndex:
+    """What every vector index shares: a FAISS index, its size, reading vectors back, saving."""
+
+    kind: str
+    _index: Any
+
+    @property
+    def dimension(self) -> int:
+        return int(self._index.d)
+
+    @property
+    def count(self) -> int:
+        return int(self._index.ntotal)
+
+    def reconstruct(self, ids: IdArray) -> FloatArray:
+        return _reconstruct(self._index, ids, self.dimension)
+
+    def save(self, path: str) -> None:
+        """Write to ``path`` through a temporary file, fsynced, then renamed into place."""
+        _write(self._index, path)
+
+
+class FlatIndex(_FaissIndex):
     """Exact inner-product search over every vector (``IDMap2,Flat``)."""
 
     kind = "flat"
@@ -77,14 +99,6 @@ class FlatIndex:
                 "run `semsearch index --rebuild PATH`"
             )
         return cls(index)
-
-    @property
-    def dimension(self) -> int:
-        return int(self._index.d)
-
-    @property
-    def count(self) -> int:
-        return int(self._index.ntotal)
 
     def add(self, ids: IdArray, vectors: FloatArray) -> None:
         if len(ids) == 0:
@@ -127,13 +141,6 @@ class FlatIndex:
 
     def ids(self) -> IdArray:
         return np.asarray(_faiss().vector_to_array(self._index.id_map), dtype=np.int64)
-
-    def reconstruct(self, ids: IdArray) -> FloatArray:
-        return _reconstruct(self._index, ids, self.dimension)
-
-    def save(self, path: str) -> None:
-        """Write to ``path`` through a temporary file, fsynced, then renamed into place."""
-        _write(self._index, path)
 
 
 PARALLEL_WORK = 4_000_000  # vectors x queries below which one thread is faster
@@ -224,7 +231,7 @@ def _exact_subset(
     return out_s, out_i
 
 
-class HNSWIndex:
+class HNSWIndex(_FaissIndex):
     """Approximate search on a graph (``IDMap2,HNSW32,Flat``): fast queries, no retraining.
 
     HNSW cannot remove vectors, so removed ids are kept in a list saved beside
@@ -266,10 +273,6 @@ class HNSWIndex:
                     f"{removed_file} is damaged: run `semsearch index --rebuild PATH`"
                 ) from exc
         return cls(index, removed)
-
-    @property
-    def dimension(self) -> int:
-        return int(self._index.d)
 
     @property
     def count(self) -> int:
@@ -327,9 +330,6 @@ class HNSWIndex:
             return _exact_subset(self, queries, k, np.setdiff1d(allowed, self._removed))
         return scores, ids
 
-    def reconstruct(self, ids: IdArray) -> FloatArray:
-        return _reconstruct(self._index, ids, self.dimension)
-
     def save(self, path: str) -> None:
         removed_file = self.removed_path(path)
         if len(self._removed):
@@ -343,7 +343,7 @@ class HNSWIndex:
         _write(self._index, path)
 
 
-class IVFIndex:
+class IVFIndex(_FaissIndex):
     """Approximate search in clusters: ``IVF<n>,Flat`` or, compressed, ``IVF<n>,PQ<m>``.
 
     Trained on the vectors it is built from; queries open it memory-mapped, so
@@ -395,14 +395,6 @@ class IVFIndex:
     def nprobe(self) -> int:
         return max(8, int(self._index.nlist) // 16)
 
-    @property
-    def dimension(self) -> int:
-        return int(self._index.d)
-
-    @property
-    def count(self) -> int:
-        return int(self._index.ntotal)
-
     def needs_retraining(self) -> bool:
         """The collection outgrew its clusters (or shrank far below them)."""
         ideal = self.lists_for(self.count)
@@ -453,10 +445,7 @@ class IVFIndex:
         if not self._direct_map:  # opened memory-mapped: map ids on first need
             self._index.set_direct_map_type(_faiss().DirectMap.Hashtable)
             self._direct_map = True
-        return _reconstruct(self._index, ids, self.dimension)
-
-    def save(self, path: str) -> None:
-        _write(self._index, path)
+        return super().reconstruct(ids)
 
 
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "ivfpq")
