@@ -11,33 +11,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from semsearch.cli import app
 from semsearch.store import WriteLock
+from tests.cli_helpers import assert_one_line_error, run, runner
 from tests.conftest import SEEDS
-
-runner = CliRunner()
 
 # Paragraphs of the seed article (1-based) that answer "who attends the parade":
 # Kim joining Putin at the ceremonies (1), Putin expected at the parade (3),
 # Kim's presence and 26 world leaders (4), the few Western leaders attending (6).
 PARADE_ANSWERS = {1, 3, 4, 6}
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
-
-
-def assert_one_line_error(code: int, out: str, err: str, *needles: str) -> None:
-    assert code != 0
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in err + out
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
 
 
 @pytest.fixture(scope="module")

@@ -8,16 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from semsearch.cli import app
 from semsearch.errors import SemsearchError, SourceError
 from semsearch.evaluate import METRICS, DatasetError, evaluate, load_dataset, score_run
 from semsearch.index import Index
 from semsearch.store import Store
+from tests.cli_helpers import assert_one_line_error, run
 from tests.fakes import FakeEmbedder
-
-runner = CliRunner()
 
 # --------------------------------------------------------------------------- metrics
 
@@ -361,21 +358,6 @@ def test_document_unit_gives_one_passage_per_record(dataset_dir: Path, tmp_path:
 # --------------------------------------------------------------------------- command line
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
-
-
-def assert_one_line_error(code: int, out: str, err: str, *needles: str) -> None:
-    assert code == 1, (code, out, err)
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in err + out
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-
-
 @pytest.mark.slow
 def test_cli_eval_json_and_per_query(dataset_dir: Path, tmp_path: Path) -> None:
     per_query = tmp_path / "per_query.jsonl"
@@ -419,18 +401,18 @@ def test_cli_eval_malformed_dataset_is_one_line(dataset_dir: Path) -> None:
     lines[1] = "{not json"
     (dataset_dir / "corpus.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     code, out, err = run("eval", str(dataset_dir), "--json", "--mode", "lexical")
-    assert_one_line_error(code, out, err, "corpus.jsonl:2")
+    assert_one_line_error(code, out, err, "corpus.jsonl:2", exit_code=1)
     assert out == ""
 
 
 def test_cli_eval_missing_qrels_is_one_line(dataset_dir: Path) -> None:
     code, out, err = run("eval", str(dataset_dir), "--split", "dev")
-    assert_one_line_error(code, out, err, "dev.tsv")
+    assert_one_line_error(code, out, err, "dev.tsv", exit_code=1)
 
 
 def test_cli_eval_unknown_protocol_is_one_line(dataset_dir: Path) -> None:
     code, out, err = run("eval", str(dataset_dir), "--protocol", "trec")
-    assert_one_line_error(code, out, err, "protocol")
+    assert_one_line_error(code, out, err, "protocol", exit_code=1)
 
 
 def test_cli_eval_unknown_mode_is_one_line(dataset_dir: Path) -> None:

@@ -25,11 +25,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 import semsearch.index
 import semsearch.sources
-from semsearch.cli import app
 from semsearch.errors import (
     IndexAccessError,
     IndexCorruptError,
@@ -40,11 +38,11 @@ from semsearch.errors import (
 from semsearch.index import AddReport, Index
 from semsearch.search import Hit
 from semsearch.store import _corrupt
+from tests.cli_helpers import assert_one_line_error, run
 from tests.fakes import FakeEmbedder
 
 ROOT = Path(__file__).resolve().parent.parent
 WRITER = Path(__file__).resolve().parent / "robust_writer.py"
-runner = CliRunner()
 
 
 # --------------------------------------------------------------------------- helpers
@@ -76,19 +74,7 @@ def document_count(index_dir: Path) -> int:
 
 
 def cli(*args: str) -> tuple[int, str, str]:
-    result = runner.invoke(app, list(args))
-    return result.exit_code, result.stdout, result.stderr
-
-
-def assert_one_line_error(code: int, out: str, err: str, *needles: str) -> str:
-    assert code != 0
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: "), lines[0]
-    assert "Traceback" not in err + out
-    for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
-    return lines[0]
+    return run(*args)
 
 
 def subprocess_env() -> dict[str, str]:
