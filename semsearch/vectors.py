@@ -75,6 +75,20 @@ class _FaissIndex:
         """Write to ``path`` through a temporary file, fsynced, then renamed into place."""
         _write(self._index, path)
 
+    _ids_memo: IdArray | None = None  # the ids, listed once until the next change
+
+    def ids(self) -> IdArray:
+        """Every id held (a filtered search asks for them on each query: listed once)."""
+        if self._ids_memo is None:
+            self._ids_memo = self._list_ids()
+        return self._ids_memo
+
+    def _list_ids(self) -> IdArray:
+        raise NotImplementedError
+
+    def _changed(self) -> None:
+        self._ids_memo = None
+
 
 class FlatIndex(_FaissIndex):
     """Exact inner-product search over every vector (``IDMap2,Flat``)."""
@@ -101,6 +115,7 @@ class FlatIndex(_FaissIndex):
         return cls(index)
 
     def add(self, ids: IdArray, vectors: FloatArray) -> None:
+        self._changed()
         if len(ids) == 0:
             return
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -112,6 +127,7 @@ class FlatIndex(_FaissIndex):
         self._index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
 
     def remove(self, ids: IdArray) -> int:
+        self._changed()
         if len(ids) == 0:
             return 0
         return int(self._index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
@@ -139,7 +155,7 @@ class FlatIndex(_FaissIndex):
             scores, ids = self._index.search(queries, min(k, available), params=params)
         return scores, ids
 
-    def ids(self) -> IdArray:
+    def _list_ids(self) -> IdArray:
         return np.asarray(_faiss().vector_to_array(self._index.id_map), dtype=np.int64)
 
 
@@ -279,6 +295,7 @@ class HNSWIndex(_FaissIndex):
         return int(self._index.ntotal) - len(self._removed)
 
     def add(self, ids: IdArray, vectors: FloatArray) -> None:
+        self._changed()
         if len(ids):
             _threads_for(len(ids) * 10_000)  # building the graph is worth every core
             self._index.add_with_ids(
@@ -287,6 +304,7 @@ class HNSWIndex(_FaissIndex):
             )
 
     def remove(self, ids: IdArray) -> int:
+        self._changed()
         present = np.intersect1d(np.asarray(ids, dtype=np.int64), self._all_ids())
         fresh = np.setdiff1d(present, self._removed)
         self._removed = np.union1d(self._removed, fresh)
@@ -295,6 +313,7 @@ class HNSWIndex(_FaissIndex):
         return len(fresh)
 
     def _compact(self) -> None:
+        self._changed()
         live = self.ids()
         vecs = self.reconstruct(live)
         fresh = HNSWIndex.create(self.dimension)
@@ -304,7 +323,7 @@ class HNSWIndex(_FaissIndex):
     def _all_ids(self) -> IdArray:
         return np.asarray(_faiss().vector_to_array(self._index.id_map), dtype=np.int64)
 
-    def ids(self) -> IdArray:
+    def _list_ids(self) -> IdArray:
         return np.setdiff1d(self._all_ids(), self._removed, assume_unique=True)
 
     def search(
@@ -401,6 +420,7 @@ class IVFIndex(_FaissIndex):
         return ideal > 2 * int(self._index.nlist) or 4 * ideal < int(self._index.nlist)
 
     def add(self, ids: IdArray, vectors: FloatArray) -> None:
+        self._changed()
         if len(ids):
             self._index.add_with_ids(
                 np.ascontiguousarray(vectors, dtype=np.float32),
@@ -408,11 +428,12 @@ class IVFIndex(_FaissIndex):
             )
 
     def remove(self, ids: IdArray) -> int:
+        self._changed()
         if len(ids) == 0:
             return 0
         return int(self._index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
 
-    def ids(self) -> IdArray:
+    def _list_ids(self) -> IdArray:
         faiss = _faiss()
         lists = self._index.invlists
         parts = []
