@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .errors import (
+    BackendMismatchError,
     IndexAccessError,
     IndexCorruptError,
     IndexLockedError,
@@ -54,6 +55,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AddReport",
+    "BackendMismatchError",
     "Hit",
     "Index",
     "IndexAccessError",

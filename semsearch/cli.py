@@ -64,6 +64,22 @@ app = typer.Typer(
     rich_markup_mode=None,
 )
 
+BackendOption = Annotated[
+    str | None,
+    typer.Option(
+        help="What embeds passages: torch (sentence-transformers, default), onnx or openvino; "
+        "an existing index keeps its own.",
+        show_default=False,
+    ),
+]
+PrecisionOption = Annotated[
+    str | None,
+    typer.Option(
+        help="fp32 (default) or int8 (openvino only: about 2.5x faster, calibrated on your "
+        "passages).",
+        show_default=False,
+    ),
+]
 IndexDir = Annotated[
     Path,
     typer.Option(
@@ -121,10 +137,20 @@ def _open(
     model: str | None = None,
     unit: str | None = None,
     index_type: str | None = None,
+    backend: str | None = None,
+    precision: str | None = None,
 ) -> Index:
     from .index import Index
 
-    return Index.open(index_dir, create=create, model=model, unit=unit, index_type=index_type)
+    return Index.open(
+        index_dir,
+        create=create,
+        model=model,
+        unit=unit,
+        index_type=index_type,
+        backend=backend,
+        precision=precision,
+    )
 
 
 # --------------------------------------------------------------------------- index
@@ -165,13 +191,23 @@ def index(
             show_default=False,
         ),
     ] = None,
+    backend: BackendOption = None,
+    precision: PrecisionOption = None,
     batch_size: Annotated[int, typer.Option(min=1, help="Passages embedded per batch.")] = 16,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Index the articles under PATHS; only new or changed files are embedded."""
     with _errors():
-        idx = _open(index_dir, create=True, model=model, unit=unit, index_type=index_type)
+        idx = _open(
+            index_dir,
+            create=True,
+            model=model,
+            unit=unit,
+            index_type=index_type,
+            backend=backend,
+            precision=precision,
+        )
         with idx, _progress_bar(quiet) as progress:
             report = idx.add(
                 [os.fspath(p) for p in paths],
@@ -418,6 +454,8 @@ def eval_(
         ),
     ] = "paragraphs",
     model: Annotated[str | None, typer.Option(help="sentence-transformers model.")] = None,
+    backend: BackendOption = None,
+    precision: PrecisionOption = None,
     per_query: Annotated[
         Path | None,
         typer.Option("--per-query", help="Write each query's figures to this JSON Lines file."),
@@ -439,6 +477,8 @@ def eval_(
                 mode=mode,
                 protocol=protocol,
                 model=model,
+                backend=backend,
+                precision=precision,
                 index_dir=None if index_dir is None else os.fspath(index_dir),
                 index_progress=index_bar,
                 query_progress=query_bar,
@@ -483,6 +523,7 @@ def _format_info(i: IndexInfo) -> str:
         ("files", f"{i.files:,}"),
         ("model", i.model),
         ("dimension", str(i.dimension)),
+        ("embedded by", f"{i.backend} {i.precision}"),
         ("index type", i.index_type),
         ("size on disk", _human_bytes(i.size_bytes)),
         ("created", i.created_at),

@@ -54,6 +54,10 @@ class ModelMismatchError(SemsearchError):
     """The index was built with a different embedding model than the one asked for."""
 
 
+class BackendMismatchError(ModelMismatchError):
+    """The index was embedded with another backend or precision than the one asked for."""
+
+
 class ModelLoadError(SemsearchError):
     """The embedding model cannot be found or loaded."""
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from .backends import check_choice
 from .errors import SourceError
 from .fusion import Fusion
 from .index import Index
@@ -226,6 +227,8 @@ def run_eval(
     index_dir: str | os.PathLike[str] | None = None,
     protocol: str = "paragraphs",
     model: str | None = None,
+    backend: str | None = None,
+    precision: str | None = None,
     index_progress: Callable[[int, int], None] | None = None,
     query_progress: Callable[[int, int], None] | None = None,
 ) -> EvalResult:
@@ -238,6 +241,7 @@ def run_eval(
     if protocol not in ("paragraphs", "beir"):
         raise DatasetError(f"protocol must be paragraphs or beir (got {protocol!r})")
     check_mode(mode)  # before indexing a whole corpus
+    check_choice(backend, precision)
     dataset = load_dataset(dataset_dir, split)
     unit = "document" if protocol == "beir" else "paragraph"
     temporary = index_dir is None
@@ -247,7 +251,9 @@ def run_eval(
     else:
         folder = target = os.fspath(index_dir)
     try:
-        with Index.open(target, create=True, model=model, unit=unit) as index:
+        with Index.open(
+            target, create=True, model=model, unit=unit, backend=backend, precision=precision
+        ) as index:
             index.add([dataset.corpus_path], progress=index_progress)
             return evaluate(dataset, index, mode=mode, progress=query_progress)
     finally:

@@ -14,10 +14,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import __version__, onnx_backend
+from . import __version__, backends, onnx_backend
 from . import vectors as _vectors
 from .embedder import Embedder, SentenceTransformerEmbedder, canonical_model_name
 from .errors import (
+    BackendMismatchError,
     IndexAccessError,
     IndexCorruptError,
     IndexNotFoundError,
@@ -84,6 +85,8 @@ class IndexInfo:
     schema_version: int
     semsearch_version: str
     chunking: dict[str, Any]
+    backend: str = "torch"
+    precision: str = "fp32"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -121,6 +124,8 @@ class Index:
         self._wanted_unit: str | None = None
         self._created_db = False  # this add() made the database (discard it if nothing commits)
         self._wanted_type: str | None = None
+        self._wanted_backend: str | None = None
+        self._wanted_precision: str | None = None
 
     # ------------------------------------------------------------------ opening
 
@@ -134,6 +139,8 @@ class Index:
         embedder: Embedder | None = None,
         unit: str | None = None,
         index_type: str | None = None,
+        backend: str | None = None,
+        precision: str | None = None,
     ) -> Index:
         """Open the index in ``path``; with ``create=True`` one is made on the first `add`.
 
@@ -147,6 +154,10 @@ class Index:
         ``index_type`` is ``"auto"`` (default: exact up to 100,000 passages, IVF
         above), ``"flat"``, ``"hnsw"``, ``"ivf"`` or ``"ivfpq"``; the next
         `add` converts an existing index to it without re-embedding anything.
+        ``backend`` embeds passages with ``"torch"`` (sentence-transformers, the
+        default), ``"onnx"`` or ``"openvino"``; ``precision="int8"`` (OpenVINO
+        only) quantises the model, calibrated on the passages of the first run.
+        An index keeps its backend: another one is refused unless rebuilding.
         """
         if unit is not None and unit not in UNITS:
             raise UsageError(f"unit must be one of {', '.join(UNITS)} (got {unit!r})")
@@ -154,6 +165,7 @@ class Index:
             raise UsageError(
                 f"index type must be one of {', '.join(_vectors.INDEX_TYPES)} (got {index_type!r})"
             )
+        backends.check_choice(backend, precision)
         folder = os.fspath(path)
         store: Store | None = None
         broken: SemsearchError | None = None
@@ -172,6 +184,8 @@ class Index:
         opened._broken = broken
         opened._wanted_unit = unit
         opened._wanted_type = index_type
+        opened._wanted_backend = backend
+        opened._wanted_precision = precision
         return opened
 
     def close(self) -> None:
@@ -262,6 +276,37 @@ class Index:
                 )
             self._fingerprint_checked = True
         return embedder
+
+    def _backend(self, manifest: dict[str, Any], starting: bool) -> tuple[str, str]:
+        """The backend and precision of this run: the index's own unless it starts afresh."""
+        if starting:
+            backend = self._wanted_backend or str(manifest.get("backend") or "torch")
+            if backend not in backends.BACKENDS:
+                backend = "torch"  # an index built by a custom embedder
+            precision = self._wanted_precision or (
+                str(manifest.get("precision") or "fp32") if backend == "openvino" else "fp32"
+            )
+            backends.check_choice(backend, precision)
+            return backend, precision
+        held = (str(manifest.get("backend") or "torch"), str(manifest.get("precision") or "fp32"))
+        backend = self._wanted_backend or held[0]
+        same = held[1] if backend == held[0] else "fp32"
+        wanted = (backend, self._wanted_precision or same)
+        if wanted != held and held[0] in backends.BACKENDS:
+            switch = f"--backend {wanted[0]}" + (" --precision int8" if wanted[1] == "int8" else "")
+            raise BackendMismatchError(
+                f"the index in {self.folder} was embedded with {backends.describe(*held)}, not "
+                f"{backends.describe(*wanted)}, and their vectors must not mix: leave out "
+                "--backend/--precision to use the index's own, or re-embed everything with "
+                f"`semsearch index --rebuild {switch} PATH`"
+            )
+        return held
+
+    @staticmethod
+    def _with_backend(embedder: Embedder, backend: str, precision: str) -> Embedder:
+        if backend == "torch" or not isinstance(embedder, SentenceTransformerEmbedder):
+            return embedder
+        return backends.ExportedEmbedder(embedder, backend, precision)
 
     # ------------------------------------------------------------------ reading
 
@@ -364,6 +409,8 @@ class Index:
             schema_version=store.schema_version(),
             semsearch_version=str(m.get("semsearch_version", "")),
             chunking=dict(m.get("chunking", {})),
+            backend=str(m.get("backend") or "torch"),
+            precision=str(m.get("precision") or "fp32"),
         )
 
     def check(self) -> None:
@@ -502,10 +549,11 @@ class Index:
         fresh = current is None
         manifest = store.manifest(fresh=True)
         embedder: Embedder | None = None
+        backend, precision = self._backend(manifest, rebuild or fresh)
         if rebuild or fresh:
             self._fingerprint_checked = False
             name = self._wanted or str(manifest.get("model") or canonical_model_name(None))
-            embedder = self._get_embedder(name)
+            embedder = self._with_backend(self._get_embedder(name), backend, precision)
         else:
             built_unit = dict(manifest.get("chunking") or {}).get("unit", "paragraph")
             if self._wanted_unit and built_unit != self._wanted_unit:
@@ -543,7 +591,7 @@ class Index:
 
         # 2. Parse and cut the changed files (the model's tokenizer counts tokens).
         if changed and embedder is None:
-            embedder = self._checked_embedder()
+            embedder = self._with_backend(self._checked_embedder(), backend, precision)
             _check_precision(manifest, embedder, self.folder)
         planned: list[_Planned] = []
         for source, digest, old_id in changed:
@@ -566,13 +614,30 @@ class Index:
             return report  # nothing changed: no new generation, no model loaded
         assert embedder is not None or not planned
 
-        # 3. Embed what is new; reuse the vectors of passages whose text is unchanged
-        #    (edited, moved or renamed files).
+        # 3. A torch-free query model beside a new index (see onnx_backend); the onnx
+        #    and openvino backends embed passages with it too.
         texts = [x.embed_text for p in planned for _, ps in p.docs for x in ps]
         hashes = [_embed_hash(t) for t in texts]
         reusable = store.ids_by_embed_hash(replaced_ids + removed_file_ids) if current else {}
         to_embed = [i for i, h in enumerate(hashes) if h not in reusable]
         reuse_rows = [i for i, h in enumerate(hashes) if h in reusable]
+        query_model: dict[str, Any] | None = manifest.get("query_model")
+        refresh = rebuild or fresh or "query_model" not in manifest
+        reference = getattr(embedder, "reference", embedder)
+        if refresh and isinstance(reference, SentenceTransformerEmbedder):
+            exported = onnx_backend.export(reference.model, self.folder)
+            query_model = exported.as_dict() if exported is not None else None
+        embed_model: dict[str, Any] | None = None if refresh else manifest.get("embed_model")
+        if to_embed and isinstance(embedder, backends.ExportedEmbedder):
+            embed_model = embedder.prepare(
+                self.folder,
+                onnx_backend.usable(self.folder, query_model),
+                embed_model,
+                [texts[i] for i in to_embed],
+            )
+
+        # 4. Embed what is new; reuse the vectors of passages whose text is unchanged
+        #    (edited, moved or renamed files).
         dimension = embedder.dimension if embedder is not None else int(manifest["dimension"])
         vecs = np.zeros((len(texts), dimension), dtype=np.float32)
         if to_embed:
@@ -586,7 +651,7 @@ class Index:
             )
         kept_old = {reusable[hashes[i]] for i in reuse_rows}
 
-        # 4. What the run does, in the words of the report.
+        # 5. What the run does, in the words of the report.
         old_docs = store.document_signatures(replaced_ids + removed_file_ids + unchanged_ids)
         report.documents_unchanged = sum(len(old_docs.get(i, {})) for i in unchanged_ids)
         report.passages_unchanged = len(store.passage_ids(unchanged_ids)) + len(reuse_rows)
@@ -608,13 +673,6 @@ class Index:
             report.paragraphs_split += sum(
                 1 for _, ps in p.docs for x in ps if x.piece == 0 and x.pieces > 1
             )
-
-        # 5. A torch-free query model beside a new index (see onnx_backend).
-        query_model: dict[str, Any] | None = None
-        refresh = rebuild or fresh or "query_model" not in manifest
-        if refresh and isinstance(embedder, SentenceTransformerEmbedder):
-            exported = onnx_backend.export(embedder.model, self.folder)
-            query_model = exported.as_dict() if exported is not None else None
 
         # 6. One transaction: rows, vectors, manifest.
         index = current if current is not None else _vectors.create(requested, dimension)
@@ -640,8 +698,9 @@ class Index:
                     "semsearch_version": __version__,
                     "index_type_requested": requested,
                 }
-                if refresh and isinstance(embedder, SentenceTransformerEmbedder):
+                if refresh and isinstance(reference, SentenceTransformerEmbedder):
                     values["query_model"] = query_model
+                values["embed_model"] = embed_model
                 if rebuild or fresh:
                     assert embedder is not None
                     values.update(
@@ -667,6 +726,7 @@ class Index:
         self._vectors_generation = store.manifest(fresh=True).get("generation")
         with contextlib.suppress(OSError):
             store.prune()
+            backends.prune(self.folder, store.manifest().get("embed_model"))
         return report
 
     @staticmethod

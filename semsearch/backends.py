@@ -1,0 +1,259 @@
+"""Embedding passages with engines faster than torch: onnxruntime and OpenVINO.
+
+sentence-transformers (torch) is the reference and the default backend. The
+others run the index's own ONNX export of the model (see `onnx_backend`:
+pooling and normalisation inside the graph, checked against
+sentence-transformers to cosine >= 0.9999 when it was made):
+
+- ``onnx``, fp32: onnxruntime on that graph;
+- ``openvino``, fp32: OpenVINO on that graph, asked for f32 arithmetic (on
+  CPUs with bf16 it would otherwise pick bf16, slower here and less exact);
+- ``openvino``, int8: the graph statically quantised with NNCF, calibrated on
+  passages of the collection being indexed (no download). The quantised model
+  is saved in the index folder under a name holding its hash and reused for
+  every later addition, so all vectors of an index come from the same model.
+
+Queries always use the fp32 export: int8 only changes how passages are
+embedded, and an index refuses vectors from another backend or precision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from . import onnx_backend
+from .errors import IndexCorruptError, ModelLoadError, UsageError
+
+BACKENDS = ("torch", "onnx", "openvino")
+PRECISIONS = ("fp32", "int8")
+CALIBRATION_PASSAGES = 300
+_INT8_FILE = re.compile(r"^embed-model-int8-[0-9a-f]{16}\.(xml|bin)$")
+
+
+def check_choice(backend: str | None, precision: str | None) -> None:
+    """Refuse a backend or precision semsearch does not offer, naming the ones it does."""
+    if backend is not None and backend not in BACKENDS:
+        raise UsageError(f"backend must be one of {', '.join(BACKENDS)} (got {backend!r})")
+    if precision is not None and precision not in PRECISIONS:
+        raise UsageError(f"precision must be one of {', '.join(PRECISIONS)} (got {precision!r})")
+    if precision == "int8" and backend != "openvino":
+        raise UsageError(
+            "int8 is offered with --backend openvino (static quantisation calibrated on your "
+            f"passages); the {backend or 'torch'} backend runs fp32"
+        )
+
+
+def describe(backend: str, precision: str) -> str:
+    return f"{backend} {precision}"
+
+
+class ExportedEmbedder:
+    """Embeds passages on onnxruntime or OpenVINO; the model itself gives name and tokens.
+
+    `prepare` must be called with the index folder before `embed`.
+    """
+
+    def __init__(self, reference: Any, backend: str, precision: str) -> None:
+        self.reference = reference  # the SentenceTransformerEmbedder of the same model
+        self.name: str = reference.name
+        self.backend = backend
+        self.precision = precision
+        self._run: Callable[[dict[str, npt.NDArray[np.int64]]], npt.NDArray[np.float32]] | None
+        self._run = None
+        self._tokenizer: Any = None
+        self._pad_id = 0
+
+    @property
+    def model(self) -> Any:
+        return self.reference.model
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.reference.fingerprint)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.reference.dimension)
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.reference.max_tokens)
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        return list(self.reference.count_tokens(texts))
+
+    # --- the engine
+
+    def prepare(
+        self,
+        folder: str,
+        query_model: onnx_backend.QueryModel | None,
+        recorded: dict[str, Any] | None,
+        calibration: Sequence[str],
+    ) -> dict[str, Any] | None:
+        """Load the engine; returns what the manifest records of its model (int8 only).
+
+        ``recorded`` is the index's int8 model when it has one (reused as is);
+        otherwise a new one is calibrated on ``calibration``.
+        """
+        if query_model is None:
+            raise ModelLoadError(
+                f"model {self.name} could not be exported to ONNX, so the {self.backend} backend "
+                "cannot run it: index with --backend torch"
+            )
+        onnx_path = os.path.join(folder, query_model.file)
+        self._tokenizer, self._pad_id = onnx_backend.load_tokenizer(
+            os.path.join(folder, query_model.tokenizer), query_model.max_tokens
+        )
+        if self.backend == "onnx":
+            encoder = onnx_backend.OnnxEncoder(
+                onnx_path, os.path.join(folder, query_model.tokenizer), query_model.max_tokens
+            )
+            self._run = encoder._run
+            return None
+        ov = _import_openvino()
+        core = ov.Core()
+        entry: dict[str, Any] | None = None
+        if self.precision == "int8":
+            if recorded:
+                model = core.read_model(_checked_int8(folder, recorded))
+                entry = recorded
+            else:
+                model, entry = self._quantize(ov, core.read_model(onnx_path), folder, calibration)
+        else:
+            model = core.read_model(onnx_path)
+        compiled = core.compile_model(
+            model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+        )
+        request = compiled.create_infer_request()
+        output = compiled.output(0)
+
+        def run(feeds: dict[str, npt.NDArray[np.int64]]) -> npt.NDArray[np.float32]:
+            return np.asarray(request.infer(feeds)[output], dtype=np.float32)
+
+        self._run = run
+        return entry
+
+    def _quantize(
+        self, ov: Any, model: Any, folder: str, texts: Sequence[str]
+    ) -> tuple[Any, dict[str, Any]]:
+        """Static int8 with NNCF, calibrated on up to 300 passages spread over ``texts``."""
+        import logging
+
+        import nncf
+
+        step = max(1, len(texts) // CALIBRATION_PASSAGES)
+        sample = list(texts[::step][:CALIBRATION_PASSAGES]) + list(onnx_backend._CHECK_TEXTS)
+        items = []
+        for text in sample:
+            enc = self._tokenizer.encode(text)
+            ids = np.asarray([enc.ids], dtype=np.int64)
+            items.append(
+                {
+                    "input_ids": ids,
+                    "attention_mask": np.ones_like(ids),
+                    "token_type_ids": np.zeros_like(ids),
+                }
+            )
+        nncf.set_log_level(logging.ERROR)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            quantized = nncf.quantize(
+                model,
+                nncf.Dataset(items),
+                model_type=nncf.ModelType.TRANSFORMER,
+                subset_size=len(items),
+            )
+        tmp_xml = os.path.join(folder, f"embed-model-int8.tmp-{os.getpid()}.xml")
+        tmp_bin = tmp_xml[: -len(".xml")] + ".bin"
+        try:
+            ov.save_model(quantized, tmp_xml, compress_to_fp16=False)
+            digest = _sha256(tmp_bin)
+            xml = f"embed-model-int8-{digest[:16]}.xml"
+            weights = xml[: -len(".xml")] + ".bin"
+            # the .xml names its weights by file name: keep the pair's stem together
+            for tmp, final in ((tmp_bin, weights), (tmp_xml, xml)):
+                with open(tmp, "rb") as fh:
+                    os.fsync(fh.fileno())
+                os.replace(tmp, os.path.join(folder, final))
+        finally:
+            for tmp in (tmp_xml, tmp_bin):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp)
+        return quantized, {
+            "file": xml,
+            "weights": weights,
+            "sha256": digest,
+            "xml_sha256": _sha256(os.path.join(folder, xml)),
+            "calibration_passages": len(sample),
+            "quantizer": f"nncf {nncf.__version__}",
+        }
+
+    def embed(
+        self,
+        texts: Sequence[str],
+        *,
+        batch_size: int = 16,
+        progress: Callable[[int], None] | None = None,
+    ) -> npt.NDArray[np.float32]:
+        if self._run is None:
+            raise RuntimeError("ExportedEmbedder.prepare() must be called before embed()")
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vecs = onnx_backend.encode_batches(
+            self._tokenizer, self._pad_id, texts, batch_size, self._run, progress
+        )
+        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+        norms[norms == 0] = 1.0
+        out: npt.NDArray[np.float32] = (vecs / norms).astype(np.float32)
+        return out
+
+
+def prune(folder: str, keep: dict[str, Any] | None) -> None:
+    """Delete int8 model files of earlier builds that the committed manifest no longer names."""
+    wanted = {keep.get("file"), keep.get("weights")} if keep else set()
+    for name in os.listdir(folder):
+        if _INT8_FILE.match(name) and name not in wanted:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(folder, name))
+
+
+def _checked_int8(folder: str, recorded: dict[str, Any]) -> str:
+    """The path of an index's int8 model, after checking both files are the ones recorded."""
+    try:
+        xml = os.path.join(folder, str(recorded["file"]))
+        whole = _sha256(xml) == recorded["xml_sha256"] and (
+            _sha256(os.path.join(folder, str(recorded["weights"]))) == recorded["sha256"]
+        )
+    except (KeyError, OSError):
+        whole = False
+    if not whole:
+        raise IndexCorruptError(
+            f"the int8 model of the index in {folder} ({recorded.get('file', '?')}) is missing or "
+            f"damaged: rebuild it with `semsearch index --rebuild --index {folder} PATH`"
+        )
+    return xml
+
+
+def _sha256(path: str) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _import_openvino() -> Any:
+    try:
+        import openvino
+    except ImportError as exc:
+        raise ModelLoadError(
+            "the openvino backend needs OpenVINO and NNCF: "
+            "pip install 'semsearch[openvino]' (or `make install`)"
+        ) from exc
+    return openvino
