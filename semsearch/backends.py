@@ -62,8 +62,24 @@ class ExportedEmbedder:
     `prepare` must be called with the index folder before `embed`.
     """
 
-    def __init__(self, reference: Any, backend: str, precision: str) -> None:
+    def __init__(
+        self,
+        reference: Any,
+        backend: str,
+        precision: str,
+        folder: str | None = None,
+        known: onnx_backend.QueryModel | None = None,
+    ) -> None:
         self.reference = reference  # the SentenceTransformerEmbedder of the same model
+        # An index's checked export of that model: its dimension, limit and tokenizer
+        # answer without loading torch (a few seconds) on every incremental add.
+        self._known = known
+        self._counter: Any = None
+        if known is not None and folder is not None:
+            self._counter, _ = onnx_backend.load_tokenizer(
+                os.path.join(folder, known.tokenizer), known.max_tokens
+            )
+            self._counter.no_truncation()
         self.name: str = reference.name
         self.backend = backend
         self.precision = precision
@@ -82,13 +98,20 @@ class ExportedEmbedder:
 
     @property
     def dimension(self) -> int:
+        if self._known is not None:
+            return self._known.dimension
         return int(self.reference.dimension)
 
     @property
     def max_tokens(self) -> int:
+        if self._known is not None:
+            return self._known.max_tokens
         return int(self.reference.max_tokens)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if self._counter is not None:
+            encs = self._counter.encode_batch(list(texts), add_special_tokens=False)
+            return [len(e.ids) for e in encs]
         return list(self.reference.count_tokens(texts))
 
     # --- the engine

@@ -253,13 +253,18 @@ class Index:
                 return self._embedder
         return self._checked_embedder()
 
-    def _checked_embedder(self) -> Embedder:
-        """The index's embedder, after checking it is the very model that built the index."""
+    def _checked_embedder(self, wrap: Callable[[Embedder], Embedder] | None = None) -> Embedder:
+        """The index's embedder, after checking it is the very model that built the index.
+
+        ``wrap`` puts an indexing backend around the model before the checks.
+        """
         self._check_model()
         if isinstance(self._embedder, onnx_backend.OnnxEmbedder):
             self._embedder = None  # indexing needs the model itself
             self._fingerprint_checked = False
         embedder = self._get_embedder(self.model)
+        if wrap is not None:
+            embedder = wrap(embedder)
         if self._store is not None and not self._fingerprint_checked:
             manifest = self._store.manifest()
             recorded = manifest.get("model_fingerprint")
@@ -303,10 +308,17 @@ class Index:
         return held
 
     @staticmethod
-    def _with_backend(embedder: Embedder, backend: str, precision: str) -> Embedder:
+    def _with_backend(
+        embedder: Embedder,
+        backend: str,
+        precision: str,
+        folder: str | None = None,
+        known: onnx_backend.QueryModel | None = None,
+    ) -> Embedder:
+        """``embedder`` on another engine; ``known`` (the index's export) spares loading torch."""
         if backend == "torch" or not isinstance(embedder, SentenceTransformerEmbedder):
             return embedder
-        return backends.ExportedEmbedder(embedder, backend, precision)
+        return backends.ExportedEmbedder(embedder, backend, precision, folder, known)
 
     # ------------------------------------------------------------------ reading
 
@@ -591,7 +603,10 @@ class Index:
 
         # 2. Parse and cut the changed files (the model's tokenizer counts tokens).
         if changed and embedder is None:
-            embedder = self._with_backend(self._checked_embedder(), backend, precision)
+            export = onnx_backend.usable(self.folder, manifest.get("query_model"))
+            embedder = self._checked_embedder(
+                lambda e: self._with_backend(e, backend, precision, self.folder, export)
+            )
             _check_precision(manifest, embedder, self.folder)
         planned: list[_Planned] = []
         for source, digest, old_id in changed:
@@ -629,11 +644,15 @@ class Index:
             query_model = exported.as_dict() if exported is not None else None
         embed_model: dict[str, Any] | None = None if refresh else manifest.get("embed_model")
         if to_embed and isinstance(embedder, backends.ExportedEmbedder):
+            graph = onnx_backend.usable(self.folder, query_model)
+            if graph is None and query_model:
+                raise IndexCorruptError(
+                    f"the ONNX model of the index in {self.folder} ({query_model.get('file')}) is "
+                    "missing or damaged: rebuild it with "
+                    f"`semsearch index --rebuild --index {self.folder} PATH`"
+                )
             embed_model = embedder.prepare(
-                self.folder,
-                onnx_backend.usable(self.folder, query_model),
-                embed_model,
-                [texts[i] for i in to_embed],
+                self.folder, graph, embed_model, [texts[i] for i in to_embed]
             )
 
         # 4. Embed what is new; reuse the vectors of passages whose text is unchanged
