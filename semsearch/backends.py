@@ -24,7 +24,8 @@ import hashlib
 import io
 import os
 import re
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -172,7 +173,8 @@ class ExportedEmbedder:
         """Static int8 with NNCF, calibrated on up to 300 passages spread over ``texts``."""
         import logging
 
-        import nncf
+        with _without_torch():
+            import nncf
 
         step = max(1, len(texts) // CALIBRATION_PASSAGES)
         sample = list(texts[::step][:CALIBRATION_PASSAGES]) + list(onnx_backend._CHECK_TEXTS)
@@ -188,7 +190,8 @@ class ExportedEmbedder:
                 }
             )
         nncf.set_log_level(logging.ERROR)
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        quiet = contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO())
+        with quiet[0], quiet[1], _without_torch():
             quantized = nncf.quantize(
                 model,
                 nncf.Dataset(items),
@@ -269,6 +272,25 @@ def _checked_int8(folder: str, recorded: dict[str, Any]) -> str:
 def _sha256(path: str) -> str:
     with open(path, "rb") as fh:
         return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+@contextlib.contextmanager
+def _without_torch() -> Iterator[None]:
+    """Make ``import torch`` fail, as on an install without it, unless torch is loaded already.
+
+    NNCF imports torch when it is installed (seconds) and probes every model
+    with it, though it needs none for an OpenVINO model; it supports installs
+    without torch, which is what it sees here.
+    """
+    if "torch" in sys.modules:
+        yield
+        return
+    sys.modules["torch"] = None  # type: ignore[assignment]  # "import torch" raises ImportError
+    try:
+        yield
+    finally:
+        if sys.modules.get("torch", False) is None:
+            del sys.modules["torch"]
 
 
 def _import_openvino() -> Any:

@@ -145,6 +145,18 @@ class SentenceTransformerEmbedder:
                 ) from exc
         return self._model
 
+    def export_key(self) -> str | None:
+        """Names this model's ONNX export in the cache; None when its files are not local."""
+        from .onnx_backend import cache_key
+
+        local = self._local_dir()
+        if local is None:
+            return None
+        try:
+            return cache_key(str(local), self.fingerprint)
+        except OSError:
+            return None
+
     def _local_dir(self) -> Path | None:
         """The folder the weights are read from: the path given, or the hub cache's copy."""
         path = Path(self._model_path())

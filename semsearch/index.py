@@ -562,10 +562,14 @@ class Index:
         manifest = store.manifest(fresh=True)
         embedder: Embedder | None = None
         backend, precision = self._backend(manifest, rebuild or fresh)
+        early_export: onnx_backend.QueryModel | None = None
         if rebuild or fresh:
             self._fingerprint_checked = False
             name = self._wanted or str(manifest.get("model") or canonical_model_name(None))
-            embedder = self._with_backend(self._get_embedder(name), backend, precision)
+            model = self._get_embedder(name)
+            if backend != "torch" and isinstance(model, SentenceTransformerEmbedder):
+                early_export = _cached_export(model, self.folder)  # spares loading torch
+            embedder = self._with_backend(model, backend, precision, self.folder, early_export)
         else:
             built_unit = dict(manifest.get("chunking") or {}).get("unit", "paragraph")
             if self._wanted_unit and built_unit != self._wanted_unit:
@@ -640,7 +644,12 @@ class Index:
         refresh = rebuild or fresh or "query_model" not in manifest
         reference = getattr(embedder, "reference", embedder)
         if refresh and isinstance(reference, SentenceTransformerEmbedder):
-            exported = onnx_backend.export(reference.model, self.folder)
+            exported = early_export or _cached_export(reference, self.folder)
+            if exported is None:
+                exported = onnx_backend.export(reference.model, self.folder)
+                key = reference.export_key()
+                if exported is not None and key is not None:
+                    onnx_backend.to_cache(key, self.folder, exported)
             query_model = exported.as_dict() if exported is not None else None
         embed_model: dict[str, Any] | None = None if refresh else manifest.get("embed_model")
         if to_embed and isinstance(embedder, backends.ExportedEmbedder):
@@ -833,6 +842,14 @@ def _check_precision(manifest: dict[str, Any], embedder: Embedder, folder: str) 
             f"run would add {wanted} vectors ({getattr(embedder, 'backend', '?')}), which do not "
             "compare with them: rebuild it with `semsearch index --rebuild PATH`"
         )
+
+
+def _cached_export(
+    model: SentenceTransformerEmbedder, folder: str
+) -> onnx_backend.QueryModel | None:
+    """The model's checked ONNX export from the user's cache, copied into ``folder``."""
+    key = model.export_key()
+    return onnx_backend.from_cache(key, folder) if key is not None else None
 
 
 def _embed_hash(text: str) -> str:

@@ -12,8 +12,10 @@ ONNX file (queries then use torch).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -297,3 +299,102 @@ def usable(folder: str, info: dict[str, Any] | None) -> QueryModel | None:
     except ImportError:
         return None
     return model
+
+
+# --------------------------------------------------------------------------- export cache
+#
+# Exporting needs torch and the model loaded (about 10 s on two cores), which
+# the onnx and openvino backends otherwise never need. A checked export is
+# therefore kept once per model in the user's cache folder and copied into
+# every new index of that model: only the first index of a model on a machine
+# pays for it. An entry is keyed by the model's weights and configuration,
+# and its ONNX file is checked against the sha256 recorded beside it.
+
+CACHE_VERSION = 1
+_CACHE_ENTRY = "query-model.json"
+
+
+def cache_root() -> str:
+    """$SEMSEARCH_CACHE, else $XDG_CACHE_HOME/semsearch, else ~/.cache/semsearch."""
+    explicit = os.environ.get("SEMSEARCH_CACHE")
+    if explicit:
+        return explicit
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "semsearch")
+
+
+def cache_key(model_dir: str, fingerprint: str) -> str:
+    """Names a model's export: its weights' fingerprint and every small file beside them."""
+    h = hashlib.sha256(f"semsearch-export-{CACHE_VERSION}\n{fingerprint}\n".encode())
+    for root, dirs, files in os.walk(model_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            if name.startswith(".") or os.path.getsize(path) > 20_000_000:
+                continue  # the weights themselves are in the fingerprint
+            h.update(os.path.relpath(path, model_dir).encode() + b"\0")
+            with open(path, "rb") as fh:
+                h.update(hashlib.sha256(fh.read()).digest())
+    return h.hexdigest()[:32]
+
+
+def from_cache(key: str, folder: str) -> QueryModel | None:
+    """Copy a cached export into ``folder``; None when there is none (or it is damaged)."""
+    entry = os.path.join(cache_root(), "exports", key)
+    try:
+        with open(os.path.join(entry, _CACHE_ENTRY), encoding="utf-8") as fh:
+            recorded = json.load(fh)
+        model = QueryModel.from_dict(recorded["query_model"])
+        source = os.path.join(entry, model.file)
+        if _file_sha256(source) != recorded["sha256"]:
+            shutil.rmtree(entry, ignore_errors=True)  # damaged: the next export replaces it
+            return None
+        _copy_in(entry, folder, [model.file, model.tokenizer])
+        if os.path.getsize(os.path.join(folder, model.file)) != model.size:
+            return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return model
+
+
+def to_cache(key: str, folder: str, model: QueryModel) -> None:
+    """Keep ``folder``'s fresh export for the next index of the same model (best effort)."""
+    exports = os.path.join(cache_root(), "exports")
+    entry = os.path.join(exports, key)
+    if os.path.isdir(entry):
+        return
+    tmp = f"{entry}.tmp-{os.getpid()}"
+    try:
+        os.makedirs(tmp, exist_ok=True)
+        _copy_in(folder, tmp, [model.file, model.tokenizer])
+        data = {
+            "query_model": model.as_dict(),
+            "sha256": _file_sha256(os.path.join(tmp, model.file)),
+        }
+        with open(os.path.join(tmp, _CACHE_ENTRY), "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+        os.replace(tmp, entry)  # a whole entry appears at once, or none
+    except OSError:
+        pass  # a read-only or full cache folder only costs the next index an export
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _copy_in(source: str, target: str, names: Sequence[str]) -> None:
+    """Copy files under temporary names, fsync, then rename each into place."""
+    for name in names:
+        final = os.path.join(target, name)
+        tmp = f"{final}.tmp-{os.getpid()}"
+        try:
+            shutil.copyfile(os.path.join(source, name), tmp)
+            with open(tmp, "rb") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, final)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
+def _file_sha256(path: str) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()

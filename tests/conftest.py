@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,10 @@ SEEDS = ROOT / "seeds"
 BBC = SHARED / "data" / "bbc"
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# Model exports are cached per user; the tests (and their subprocesses) get their own cache.
+_CACHE = tempfile.mkdtemp(prefix="semsearch-test-cache-")
+os.environ["SEMSEARCH_CACHE"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)
 
 
 @pytest.fixture

@@ -754,3 +754,49 @@ def test_incremental_add_on_an_int8_index_needs_no_torch(
     embedded, torch_loaded = json.loads(out)
     assert embedded > 0
     assert torch_loaded is False
+
+
+# --------------------------------------------------------------------------- export cache
+
+
+def _cache_entry(reference: SentenceTransformerEmbedder) -> Path:
+    key = reference.export_key()
+    assert key is not None
+    return Path(os.environ["SEMSEARCH_CACHE"]) / "exports" / key
+
+
+@pytest.mark.slow
+def test_a_new_index_of_a_cached_model_needs_no_torch(
+    onnx_index: Path, tmp_path: Path, reference: SentenceTransformerEmbedder
+) -> None:
+    """The first index of a model leaves its checked export in the cache; the next copies it."""
+    cached = _cache_entry(reference) / ONNX_FILE
+    assert cached.read_bytes() == (onnx_index / ONNX_FILE).read_bytes()
+    folder = tmp_path / "fresh"
+    code = (
+        "import sys, json\n"
+        "from semsearch.index import Index\n"
+        f"ix = Index.open({str(folder)!r}, create=True, backend='openvino', precision='int8')\n"
+        f"r = ix.add([{str(SEEDS)!r}])\n"
+        "print(json.dumps([r.passages_embedded, 'torch' in sys.modules]))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    embedded, torch_loaded = json.loads(out)
+    assert embedded > 0 and torch_loaded is False
+    assert (folder / ONNX_FILE).read_bytes() == cached.read_bytes()
+    assert manifest_of(folder)["query_model"] == manifest_of(onnx_index)["query_model"]
+
+
+@pytest.mark.slow
+def test_a_damaged_cache_entry_is_replaced_by_a_new_export(
+    onnx_index: Path, tmp_path: Path, reference: SentenceTransformerEmbedder
+) -> None:
+    entry = _cache_entry(reference)
+    _flip_a_byte(entry / ONNX_FILE)
+    folder = build(tmp_path / "index", [SEEDS], backend="onnx")
+    # the index got a sound export, checked against the model, not the damaged copy
+    assert (folder / ONNX_FILE).read_bytes() == (onnx_index / ONNX_FILE).read_bytes()
+    assert vectors_for(folder, embed_texts([SEEDS], reference)).shape[0] > 0
+    assert (entry / ONNX_FILE).read_bytes() == (onnx_index / ONNX_FILE).read_bytes()
