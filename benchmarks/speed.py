@@ -3,12 +3,20 @@
     .venv/bin/python benchmarks/speed.py                 # 2,225 articles, ~11,000 passages
     .venv/bin/python benchmarks/speed.py --limit 200     # a quick subset
     .venv/bin/python benchmarks/speed.py --json --rounds 2
+    .venv/bin/python benchmarks/speed.py --backends torch,openvino-int8
 
 Indexing is timed as a user waits for it: each run is a fresh process, model
 loading included. The baseline embeds exactly the passage texts semsearch
 embeds (title + paragraph) with `encode(batch_size=64, normalize_embeddings=True)`
 and adds them to a `faiss.IndexFlatIP`; runs alternate (baseline, semsearch,
 then semsearch, baseline, ...) so drift of the machine hits both alike.
+Each backend in --backends (torch, onnx, openvino, openvino-int8) is one
+more side of that alternation; the first one is the index the query figures
+are measured on (torch, the default, unless told otherwise). int8 includes
+its calibration (NNCF on the collection's own passages) in the time. The runs
+share one fresh export cache: the first semsearch run (torch in round one)
+exports the model and leaves it there, as the first index of a model on a
+machine does, and the onnx/openvino runs copy it instead of loading torch.
 
 Also measured: a `semsearch query` from a fresh process (median of 5), warm
 queries inside one process (p50/p95 over --warm-queries, library defaults:
@@ -110,6 +118,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1, help="indexing runs of each side")
     ap.add_argument("--cold-runs", type=int, default=5)
     ap.add_argument("--warm-queries", type=int, default=200)
+    ap.add_argument(
+        "--backends",
+        default="torch,onnx,openvino,openvino-int8",
+        help="comma-separated: torch, onnx, openvino, openvino-int8 (first: query figures)",
+    )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--baseline-worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -122,23 +135,29 @@ def main() -> None:
         sys.exit(f"the BBC folder is missing: {BBC}")
     if args.limit:
         files = files[: args.limit]
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = set(backends) - set(BACKEND_FLAGS)
+    if unknown or not backends:
+        sys.exit(f"--backends: choose among {', '.join(BACKEND_FLAGS)} (got {args.backends!r})")
     exe = semsearch_exe()
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     figures: dict[str, Any] = {"articles": len(files)}
 
     with tempfile.TemporaryDirectory() as tmp:
+        env["SEMSEARCH_CACHE"] = str(Path(tmp) / "cache")
         texts_file = Path(tmp) / "texts.json"
         texts = passage_texts(files)
         texts_file.write_text(json.dumps(texts))
         figures["passages"] = len(texts)
 
-        ours: list[float] = []
+        speeds: dict[str, list[float]] = {b: [] for b in backends}
         theirs: list[float] = []
-        rss: list[int] = []
-        index_dir = str(Path(tmp) / "index")
+        rss: dict[str, list[int]] = {b: [] for b in backends}
+        sizes: dict[str, int] = {}
+        folders = {b: str(Path(tmp) / f"index-{b}") for b in backends}
         for n in range(args.rounds):
-            sides = ["baseline", "semsearch"] if n % 2 == 0 else ["semsearch", "baseline"]
-            for side in sides:
+            sides = ["baseline", *backends]
+            for side in sides if n % 2 == 0 else reversed(sides):
                 if side == "baseline":
                     wall, _, _ = measured(
                         [
@@ -151,32 +170,45 @@ def main() -> None:
                         env,
                     )
                     theirs.append(len(texts) / wall)
-                else:
-                    wall, peak, out = measured(
-                        [
-                            exe,
-                            "index",
-                            *map(str, files),
-                            "--index",
-                            index_dir,
-                            "--rebuild",
-                            "--json",
-                            "-q",
-                        ],
-                        env,
-                    )
-                    report = json.loads(out)
-                    ours.append(report["passages_embedded"] / wall)
-                    rss.append(peak)
-        figures["index_passages_per_s"] = round(statistics.median(ours), 1)
-        figures["baseline_passages_per_s"] = round(statistics.median(theirs), 1)
-        figures["index_speedup"] = round(
-            figures["index_passages_per_s"] / figures["baseline_passages_per_s"], 2
-        )
-        figures["index_peak_rss_mb"] = max(rss)
-        figures["index_bytes"] = sum(
-            f.stat().st_size for f in Path(index_dir).iterdir() if f.is_file()
-        )
+                    continue
+                wall, peak, out = measured(
+                    [
+                        exe,
+                        "index",
+                        *map(str, files),
+                        "--index",
+                        folders[side],
+                        "--rebuild",
+                        *BACKEND_FLAGS[side],
+                        "--json",
+                        "-q",
+                    ],
+                    env,
+                )
+                report = json.loads(out)
+                speeds[side].append(report["passages_embedded"] / wall)
+                rss[side].append(peak)
+                sizes[side] = sum(
+                    f.stat().st_size for f in Path(folders[side]).iterdir() if f.is_file()
+                )
+        baseline = statistics.median(theirs)
+        figures["baseline_passages_per_s"] = round(baseline, 1)
+        figures["backends"] = {
+            b: {
+                "passages_per_s": round(statistics.median(speeds[b]), 1),
+                "speedup": round(statistics.median(speeds[b]) / baseline, 2),
+                "peak_rss_mb": max(rss[b]),
+                "index_bytes": sizes[b],
+            }
+            for b in backends
+        }
+        first = figures["backends"][backends[0]]
+        figures["query_index_backend"] = backends[0]
+        figures["index_passages_per_s"] = first["passages_per_s"]
+        figures["index_speedup"] = first["speedup"]
+        figures["index_peak_rss_mb"] = first["peak_rss_mb"]
+        figures["index_bytes"] = first["index_bytes"]
+        index_dir = folders[backends[0]]
 
         titles = [f.read_bytes().decode("utf-8", "replace").splitlines()[0] for f in files]
         cold, cold_rss = [], []
@@ -211,18 +243,37 @@ def main() -> None:
     print(json.dumps(figures) if args.json else table)
 
 
+BACKEND_FLAGS = {
+    "torch": ["--backend", "torch"],
+    "onnx": ["--backend", "onnx"],
+    "openvino": ["--backend", "openvino"],
+    "openvino-int8": ["--backend", "openvino", "--precision", "int8"],
+}
+
+
 def render(f: dict[str, Any]) -> str:
     rows = [
         ("articles / passages", f"{f['articles']:,} / {f['passages']:,}"),
-        (
-            "semsearch indexing, passages/s (fresh process, model load included)",
-            f"{f['index_passages_per_s']}",
-        ),
         ("baseline (ST encode bs 64 + IndexFlatIP), passages/s", f"{f['baseline_passages_per_s']}"),
-        ("speed-up over the baseline", f"{f['index_speedup']}x"),
-        ("indexing peak RSS", f"{f['index_peak_rss_mb']} MB"),
-        ("index size on disk (ONNX query model included)", f"{f['index_bytes'] / 1e6:.1f} MB"),
-        ("`semsearch query`, fresh process (median)", f"{f['cold_query_s']} s"),
+    ]
+    for name, b in f["backends"].items():
+        rows += [
+            (
+                f"semsearch indexing `{' '.join(BACKEND_FLAGS[name])}`, passages/s "
+                "(fresh process, model load included)",
+                f"{b['passages_per_s']} ({b['speedup']}x the baseline)",
+            ),
+            (f"  indexing peak RSS, {name}", f"{b['peak_rss_mb']} MB"),
+            (
+                f"  index size on disk, {name} (model files included)",
+                f"{b['index_bytes'] / 1e6:.1f} MB",
+            ),
+        ]
+    rows += [
+        (
+            f"`semsearch query`, fresh process (median), {f['query_index_backend']} index",
+            f"{f['cold_query_s']} s",
+        ),
         ("cold query peak RSS", f"{f['cold_query_peak_rss_mb']} MB"),
         (
             "warm query p50 / p95, hybrid (default), k=10",
