@@ -193,7 +193,14 @@ def index(
     ] = None,
     backend: BackendOption = None,
     precision: PrecisionOption = None,
-    batch_size: Annotated[int, typer.Option(min=1, help="Passages embedded per batch.")] = 16,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Passages embedded per batch (default: 16, 8 with openvino).",
+            show_default=False,
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
     as_json: JsonFlag = False,
 ) -> None:

@@ -438,7 +438,7 @@ class Index:
         paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str],
         *,
         rebuild: bool = False,
-        batch_size: int = 16,
+        batch_size: int | None = None,
         progress: ProgressCallback | None = None,
     ) -> AddReport:
         """Index the articles under ``paths``, embedding only what is new or changed.
@@ -546,7 +546,7 @@ class Index:
         paths: list[str | os.PathLike[str]],
         *,
         rebuild: bool,
-        batch_size: int,
+        batch_size: int | None,
         progress: ProgressCallback | None,
     ) -> AddReport:
         if not paths:
@@ -759,7 +759,10 @@ class Index:
 
     @staticmethod
     def _embed(
-        texts: list[str], embedder: Embedder, batch_size: int, progress: ProgressCallback | None
+        texts: list[str],
+        embedder: Embedder,
+        batch_size: int | None,
+        progress: ProgressCallback | None,
     ) -> npt.NDArray[np.float32]:
         done = 0
 
@@ -771,6 +774,8 @@ class Index:
 
         if progress is not None:
             progress(0, len(texts))
+        if batch_size is None:  # each engine's fastest here: torch 16, OpenVINO 8
+            batch_size = int(getattr(embedder, "batch_size", 16))
         return embedder.embed(texts, batch_size=batch_size, progress=tick)
 
     @staticmethod

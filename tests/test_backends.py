@@ -705,6 +705,21 @@ def test_missing_openvino_is_a_model_load_error_and_leaves_no_index(
 
 
 @pytest.mark.slow
+def test_missing_nncf_refuses_int8_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "nncf", None)  # OpenVINO there, NNCF not
+    with (
+        Index.open(tmp_path / "int8", create=True, backend="openvino", precision="int8") as index,
+        pytest.raises(
+            ModelLoadError, match=r"int8 needs NNCF: pip install 'semsearch\[openvino\]'"
+        ),
+    ):
+        index.add([str(SEEDS)])
+    assert not (tmp_path / "int8").exists()
+    fp32 = build(tmp_path / "fp32", [SEEDS], backend="openvino")  # fp32 needs no NNCF
+    assert info_of(fp32) == ("openvino", "fp32")
+
+
+@pytest.mark.slow
 def test_missing_openvino_via_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "openvino", None)
     folder = tmp_path / "index"
