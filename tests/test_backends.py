@@ -418,20 +418,33 @@ def test_rebuild_to_another_backend_drops_the_int8_model(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("options", "wanted", "suggestion"),
+    [
+        ({"backend": "onnx"}, "onnx fp32", "--rebuild --backend onnx"),
+        (
+            {"backend": "openvino", "precision": "int8"},
+            "openvino int8",
+            "--rebuild --backend openvino --precision int8",
+        ),
+    ],
+)
 def test_another_backend_is_refused_and_the_index_is_unchanged(
-    torch_index: Path, tmp_path: Path, corpus: Path
+    torch_index: Path,
+    tmp_path: Path,
+    corpus: Path,
+    options: dict[str, str],
+    wanted: str,
+    suggestion: str,
 ) -> None:
     folder = copy_of(torch_index, tmp_path)
     before = state(folder)
-    with (
-        Index.open(folder, backend="onnx") as index,
-        pytest.raises(BackendMismatchError) as caught,
-    ):
+    with Index.open(folder, **options) as index, pytest.raises(BackendMismatchError) as caught:
         index.add([str(SEEDS), str(corpus)])
     assert isinstance(caught.value, ModelMismatchError)
     message = str(caught.value)
-    assert "torch fp32" in message and "onnx fp32" in message, message
-    assert "--rebuild --backend onnx" in message, message
+    assert "torch fp32" in message and wanted in message, message
+    assert suggestion in message, message
     assert state(folder) == before
 
 
@@ -445,21 +458,6 @@ def test_another_backend_is_refused_by_the_cli(
         "index", str(SEEDS), str(corpus), "--index", str(folder), "--backend", "onnx", "-q"
     )
     assert_one_line_error(code, out, err, "torch fp32", "onnx fp32", "--rebuild", exit_code=1)
-    assert state(folder) == before
-
-
-@pytest.mark.slow
-def test_int8_is_refused_on_a_torch_index(torch_index: Path, tmp_path: Path) -> None:
-    folder = copy_of(torch_index, tmp_path)
-    before = state(folder)
-    with (
-        Index.open(folder, backend="openvino", precision="int8") as index,
-        pytest.raises(BackendMismatchError) as caught,
-    ):
-        index.add([str(SEEDS)])
-    message = str(caught.value)
-    assert "torch fp32" in message and "openvino int8" in message, message
-    assert "--rebuild --backend openvino --precision int8" in message, message
     assert state(folder) == before
 
 
@@ -756,19 +754,25 @@ def test_incremental_add_on_an_int8_index_needs_no_torch(
 ) -> None:
     """The index's own export answers tokens and dimension: an add loads no torch."""
     folder = copy_of(int8_index, tmp_path)
+    embedded, torch_loaded = add_in_a_fresh_process(folder, [SEEDS, corpus])
+    assert embedded > 0
+    assert torch_loaded is False
+
+
+def add_in_a_fresh_process(folder: Path, paths: Sequence[Path], **options: str) -> list[Any]:
+    """Index ``paths`` in a new Python process: [passages embedded, whether torch was loaded]."""
     code = (
         "import sys, json\n"
         "from semsearch.index import Index\n"
-        f"ix = Index.open({str(folder)!r})\n"
-        f"r = ix.add([{str(SEEDS)!r}, {str(corpus)!r}])\n"
+        f"ix = Index.open({str(folder)!r}, create=True, **{options!r})\n"
+        f"r = ix.add({[str(p) for p in paths]!r})\n"
         "print(json.dumps([r.passages_embedded, 'torch' in sys.modules]))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
-    embedded, torch_loaded = json.loads(out)
-    assert embedded > 0
-    assert torch_loaded is False
+    result: list[Any] = json.loads(out)
+    return result
 
 
 # --------------------------------------------------------------------------- export cache
@@ -788,17 +792,9 @@ def test_a_new_index_of_a_cached_model_needs_no_torch(
     cached = _cache_entry(reference) / ONNX_FILE
     assert cached.read_bytes() == (onnx_index / ONNX_FILE).read_bytes()
     folder = tmp_path / "fresh"
-    code = (
-        "import sys, json\n"
-        "from semsearch.index import Index\n"
-        f"ix = Index.open({str(folder)!r}, create=True, backend='openvino', precision='int8')\n"
-        f"r = ix.add([{str(SEEDS)!r}])\n"
-        "print(json.dumps([r.passages_embedded, 'torch' in sys.modules]))\n"
+    embedded, torch_loaded = add_in_a_fresh_process(
+        folder, [SEEDS], backend="openvino", precision="int8"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
-    embedded, torch_loaded = json.loads(out)
     assert embedded > 0 and torch_loaded is False
     assert (folder / ONNX_FILE).read_bytes() == cached.read_bytes()
     assert manifest_of(folder)["query_model"] == manifest_of(onnx_index)["query_model"]
