@@ -110,13 +110,13 @@ def render(rows: list[dict[str, Any]]) -> str:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        cells = [r["dataset"], r["backend"], f"{r['dense_ndcg10']:.4f}", "", ""]
+        cells = [r["dataset"], r["backend"], f"{r['dense_ndcg10']:.4f}", ""]
         cells += [f"{r['hybrid_ndcg10']:.4f}", "", f"{r['dense_recall100']:.4f}", "", ""]
         if r["backend"] != "torch":
             cells[3] = f"{r['dense_loss']:+.4f}"
-            cells[6] = f"{r['hybrid_loss']:+.4f}"
-            cells[8] = f"{r['cos_mean']:.5f} / {r['cos_min']:.5f}"
-            cells[9] = f"{r['top10_overlap']:.3f}"
+            cells[5] = f"{r['hybrid_loss']:+.4f}"
+            cells[7] = f"{r['cos_mean']:.5f} / {r['cos_min']:.5f}"
+            cells[8] = f"{r['top10_overlap']:.3f}"
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
 
