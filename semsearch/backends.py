@@ -54,10 +54,6 @@ def check_choice(backend: str | None, precision: str | None) -> None:
         )
 
 
-def describe(backend: str, precision: str) -> str:
-    return f"{backend} {precision}"
-
-
 class ExportedEmbedder:
     """Embeds passages on onnxruntime or OpenVINO; the model itself gives name and tokens.
 
@@ -91,10 +87,6 @@ class ExportedEmbedder:
         self._pad_id = 0
         self.batch_size = 16
         self._width_multiple = 1
-
-    @property
-    def model(self) -> Any:
-        return self.reference.model
 
     @property
     def fingerprint(self) -> str:

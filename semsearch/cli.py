@@ -130,27 +130,11 @@ def _root(
     """
 
 
-def _open(
-    index_dir: Path,
-    *,
-    create: bool = False,
-    model: str | None = None,
-    unit: str | None = None,
-    index_type: str | None = None,
-    backend: str | None = None,
-    precision: str | None = None,
-) -> Index:
+def _open(index_dir: Path, **options: Any) -> Index:
+    """`Index.open`, imported only when a command needs an index (keeps --help fast)."""
     from .index import Index
 
-    return Index.open(
-        index_dir,
-        create=create,
-        model=model,
-        unit=unit,
-        index_type=index_type,
-        backend=backend,
-        precision=precision,
-    )
+    return Index.open(index_dir, **options)
 
 
 # --------------------------------------------------------------------------- index

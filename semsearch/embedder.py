@@ -113,6 +113,7 @@ class SentenceTransformerEmbedder:
         self._model: Any = None
         self._tokenizer: Any = None
         self._fingerprint: str | None = None
+        self._export_key: str | None = None
 
     # --- loading
 
@@ -149,13 +150,15 @@ class SentenceTransformerEmbedder:
         """Names this model's ONNX export in the cache; None when its files are not local."""
         from .onnx_backend import cache_key
 
-        local = self._local_dir()
-        if local is None:
-            return None
-        try:
-            return cache_key(str(local), self.fingerprint)
-        except OSError:
-            return None
+        if self._export_key is None:
+            local = self._local_dir()
+            if local is None:
+                return None
+            try:
+                self._export_key = cache_key(str(local), self.fingerprint)
+            except OSError:
+                return None
+        return self._export_key
 
     def _local_dir(self) -> Path | None:
         """The folder the weights are read from: the path given, or the hub cache's copy."""

@@ -294,14 +294,15 @@ class Index:
             backends.check_choice(backend, precision)
             return backend, precision
         held = (str(manifest.get("backend") or "torch"), str(manifest.get("precision") or "fp32"))
+        said = " ".join(held)
         backend = self._wanted_backend or held[0]
         same = held[1] if backend == held[0] else "fp32"
         wanted = (backend, self._wanted_precision or same)
         if wanted != held and held[0] in backends.BACKENDS:
             switch = f"--backend {wanted[0]}" + (" --precision int8" if wanted[1] == "int8" else "")
             raise BackendMismatchError(
-                f"the index in {self.folder} was embedded with {backends.describe(*held)}, not "
-                f"{backends.describe(*wanted)}, and their vectors must not mix: leave out "
+                f"the index in {self.folder} was embedded with {said}, not "
+                f"{' '.join(wanted)}, and their vectors must not mix: leave out "
                 "--backend/--precision to use the index's own, or re-embed everything with "
                 f"`semsearch index --rebuild {switch} PATH`"
             )
@@ -563,12 +564,14 @@ class Index:
         embedder: Embedder | None = None
         backend, precision = self._backend(manifest, rebuild or fresh)
         early_export: onnx_backend.QueryModel | None = None
+        looked_in_cache = False
         if rebuild or fresh:
             self._fingerprint_checked = False
             name = self._wanted or str(manifest.get("model") or canonical_model_name(None))
             model = self._get_embedder(name)
             if backend != "torch" and isinstance(model, SentenceTransformerEmbedder):
                 early_export = _cached_export(model, self.folder)  # spares loading torch
+                looked_in_cache = True
             embedder = self._with_backend(model, backend, precision, self.folder, early_export)
         else:
             built_unit = dict(manifest.get("chunking") or {}).get("unit", "paragraph")
@@ -644,7 +647,7 @@ class Index:
         refresh = rebuild or fresh or "query_model" not in manifest
         reference = getattr(embedder, "reference", embedder)
         if refresh and isinstance(reference, SentenceTransformerEmbedder):
-            exported = early_export or _cached_export(reference, self.folder)
+            exported = early_export if looked_in_cache else _cached_export(reference, self.folder)
             if exported is None:
                 exported = onnx_backend.export(reference.model, self.folder)
                 key = reference.export_key()
