@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import shutil
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -30,9 +32,9 @@ from .errors import (
 )
 from .fusion import Fusion
 from .passages import UNITS, Chunking, Passage, make_passages
-from .search import Hit, Searcher, check_query
+from .search import Hit, Query, Searcher, check_query
 from .sources import Document, Problem, SourceFile, Walk, parse, read_file, walk
-from .store import DB_NAME, SCHEMA_VERSION, Store, WriteLock, now_iso
+from .store import DB_NAME, SCHEMA_VERSION, StaleSnapshot, Store, WriteLock, now_iso
 from .vectors import VectorIndex
 
 DEFAULT_INDEX = ".semsearch"
@@ -116,9 +118,14 @@ class Index:
         self.folder = folder
         self._store = store
         self._embedder = embedder
+        self._given_embedder = embedder is not None  # queries use it too, not the export
         self._wanted = wanted
-        self._vectors: VectorIndex | None = None
-        self._vectors_generation: Any = None
+        # Readers share these; each is replaced whole, never changed in place:
+        # generation -> its vectors (the newest two), and the query embedder with the
+        # manifest entries it was made for.
+        self._generations: dict[int, VectorIndex] = {}
+        self._query_model: tuple[str, Embedder] | None = None
+        self._lock = threading.RLock()  # one thread loads vectors or a model at a time
         self._fingerprint_checked = False
         self._broken: SemsearchError | None = None  # why the existing index could not open
         self._wanted_unit: str | None = None
@@ -192,7 +199,7 @@ class Index:
         if self._store is not None:
             self._store.close()
             self._store = None
-        self._vectors = None
+        self._generations = {}
 
     def __enter__(self) -> Index:
         return self
@@ -233,25 +240,43 @@ class Index:
             self._embedder = SentenceTransformerEmbedder(name)
         return self._embedder
 
-    def _query_embedder(self) -> Embedder:
-        """The embedder for queries: the index's exported ONNX model when it has one.
+    def _query_embedder(self, manifest: dict[str, Any]) -> Embedder:
+        """The embedder for queries on the generation whose manifest is ``manifest``.
 
-        It needs neither torch nor sentence-transformers, so a query from a fresh
-        process answers in well under a second; otherwise the model itself.
+        The index's exported ONNX model when it has one: it needs neither torch
+        nor sentence-transformers, so a query from a fresh process answers in
+        well under a second; otherwise the model itself. It is kept apart from
+        the embedder that `add` uses, so an add (even a rebuild with another
+        model) in one thread never changes what queries in others embed with.
         """
         self._check_model()
-        if isinstance(self._embedder, onnx_backend.OnnxEmbedder):
-            return self._embedder
-        if self._embedder is None and self._store is not None:
-            manifest = self._store.manifest()
+        if self._given_embedder:
+            with self._lock:  # the embedder given to `open`, checked once
+                return self._checked_embedder()
+        key = json.dumps(
+            [manifest.get("model"), manifest.get("model_fingerprint"), manifest.get("query_model")],
+            sort_keys=True,
+        )
+        cached = self._query_model
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        with self._lock:
+            cached = self._query_model
+            if cached is not None and cached[0] == key:
+                return cached[1]
             exported = onnx_backend.usable(self.folder, manifest.get("query_model"))
+            embedder: Embedder
             if exported is not None:
-                self._embedder = onnx_backend.OnnxEmbedder(
-                    self.model, str(manifest.get("model_fingerprint", "")), self.folder, exported
+                embedder = onnx_backend.OnnxEmbedder(
+                    str(manifest.get("model") or self.model),
+                    str(manifest.get("model_fingerprint", "")),
+                    self.folder,
+                    exported,
                 )
-                self._fingerprint_checked = True
-                return self._embedder
-        return self._checked_embedder()
+            else:
+                embedder = self._checked_embedder()
+            self._query_model = (key, embedder)
+            return embedder
 
     def _checked_embedder(self, wrap: Callable[[Embedder], Embedder] | None = None) -> Embedder:
         """The index's embedder, after checking it is the very model that built the index.
@@ -259,9 +284,6 @@ class Index:
         ``wrap`` puts an indexing backend around the model before the checks.
         """
         self._check_model()
-        if isinstance(self._embedder, onnx_backend.OnnxEmbedder):
-            self._embedder = None  # indexing needs the model itself
-            self._fingerprint_checked = False
         embedder = self._get_embedder(self.model)
         if wrap is not None:
             embedder = wrap(embedder)
@@ -332,14 +354,44 @@ class Index:
             )
         return self._store
 
-    def _load_vectors(self) -> VectorIndex:
-        """The committed vectors, read again only when another process committed since."""
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[Snapshot]:
+        """One committed generation of the index, for as many reads as the block makes.
+
+        Every read inside sees the same generation: its database rows and its
+        vectors, however other threads or processes commit meanwhile. `search`
+        opens one per query; a server can open one to answer several calls alike.
+        """
         store = self._store_or_raise()
-        generation = store.manifest(fresh=True).get("generation")
-        if self._vectors is None or self._vectors_generation != generation:
-            self._vectors = store.load_vectors(mmap=True)  # IVF lists stay on disk
-            self._vectors_generation = store.manifest().get("generation")
-        return self._vectors
+        for _attempt in range(5):
+            with store.reading():
+                manifest = store.manifest(fresh=True)
+                try:
+                    vectors = self._vectors_of(store, manifest)
+                except StaleSnapshot:
+                    continue  # later commits pruned this generation: read a newer one
+                yield Snapshot(self, store, manifest, vectors)
+                return
+        raise IndexCorruptError(f"the index in {self.folder} kept changing while being read")
+
+    def _vectors_of(self, store: Store, manifest: dict[str, Any]) -> VectorIndex:
+        """The vectors of the generation ``manifest`` names (read inside its snapshot)."""
+        generation = int(manifest.get("generation", 0))
+        vectors = self._generations.get(generation)
+        if vectors is not None:
+            return vectors
+        with self._lock:
+            vectors = self._generations.get(generation)
+            if vectors is None:
+                vectors = store.load_vectors(mmap=True)  # IVF lists stay on disk
+                self._keep_generation(generation, vectors)
+            return vectors
+
+    def _keep_generation(self, generation: int, vectors: VectorIndex) -> None:
+        """Remember ``vectors`` as those of ``generation``, with the newest one before it."""
+        kept = {g: v for g, v in self._generations.items() if g != generation}
+        newest = sorted(kept, reverse=True)[:1]
+        self._generations = {g: kept[g] for g in newest} | {generation: vectors}
 
     def search(
         self,
@@ -380,7 +432,8 @@ class Index:
             highlight=highlight,
             fusion=fusion,
         )
-        return self._searcher(q.mode).search(q)
+        with self.snapshot() as snap:
+            return snap.run([q])[0]
 
     def search_many(
         self, queries: Sequence[str], k: int = 10, *, batch_size: int = 64, **options: Any
@@ -389,24 +442,16 @@ class Index:
         checked = [check_query(text, k, **options) for text in queries]
         if not checked:
             return []
-        searcher = self._searcher(checked[0].mode)
-        qvecs = None
-        if checked[0].mode != "lexical":
-            qvecs = searcher.embedder.embed([q.text for q in checked], batch_size=batch_size)
-        return [
-            searcher.search(q, None if qvecs is None else qvecs[n]) for n, q in enumerate(checked)
-        ]
-
-    def _searcher(self, mode: str) -> Searcher:
-        store = self._store_or_raise()
-        self._check_model()
-        vectors = self._load_vectors()  # a damaged index fails here, before the slow model load
-        embedder = None if mode == "lexical" else self._query_embedder()
-        return Searcher(store, vectors, embedder)
+        with self.snapshot() as snap:
+            return snap.run(checked, batch_size=batch_size)
 
     def info(self) -> IndexInfo:
         """Counts, model and settings of the index (reads no vectors)."""
         store = self._store_or_raise()
+        with store.reading():
+            return self._info(store)
+
+    def _info(self, store: Store) -> IndexInfo:
         m = store.manifest(fresh=True)
         return IndexInfo(
             path=self.folder,
@@ -428,9 +473,8 @@ class Index:
 
     def check(self) -> None:
         """Check that the database and the vectors agree; raises `IndexCorruptError` if not."""
-        self._store_or_raise()
-        self._vectors = None
-        self._load_vectors()
+        store = self._store_or_raise()
+        store.load_vectors()
 
     # ------------------------------------------------------------------ writing
 
@@ -558,7 +602,6 @@ class Index:
         if not (rebuild or self._store is None):
             self._check_model()
         store, current = self._open_for_write(rebuild)
-        self._vectors = None
         fresh = current is None
         manifest = store.manifest(fresh=True)
         embedder: Embedder | None = None
@@ -629,8 +672,6 @@ class Index:
         requested = self._wanted_type or str(manifest.get("index_type_requested", "auto"))
         retype = requested != manifest.get("index_type_requested", "auto")
         if not (rebuild or fresh or planned or gone or renamed or retype):
-            self._vectors = current
-            self._vectors_generation = manifest.get("generation")
             report.documents_unchanged = store.document_count_in(unchanged_ids)
             report.passages_unchanged = len(store.passage_ids(unchanged_ids))
             return report  # nothing changed: no new generation, no model loaded
@@ -746,15 +787,16 @@ class Index:
                         created_at=now_iso(),
                         created_by=__version__,
                     )
-                store.commit(index, values)
-        except BaseException:
-            self._vectors = None
-            raise
+                generation = store.commit(index, values)
+        finally:
+            # Whatever happened, readers go on from what is committed.
+            store.forget_manifest()
         if embedder is not None:
             self._wanted = embedder.name if self._wanted else None
             self._fingerprint_checked = True
-        self._vectors = index
-        self._vectors_generation = store.manifest(fresh=True).get("generation")
+        # The new generation's vectors, as committed: never changed again (the next
+        # add reads its own copy), so readers may share them.
+        self._keep_generation(generation, index)
         with contextlib.suppress(OSError):
             store.prune()
             backends.prune(self.folder, store.manifest().get("embed_model"))
@@ -883,3 +925,39 @@ def _set_aside(folder: str, why: SemsearchError | None) -> None:
     for name in os.listdir(folder):
         if name.startswith(("semsearch.db", "vectors.")):
             os.replace(os.path.join(folder, name), os.path.join(target, name))
+
+
+class Snapshot:
+    """One committed generation of an index: see `Index.snapshot`."""
+
+    def __init__(
+        self, index: Index, store: Store, manifest: dict[str, Any], vectors: VectorIndex
+    ) -> None:
+        self._index = index
+        self._store = store
+        self._vectors = vectors
+        self.manifest = manifest
+        self.generation = int(manifest.get("generation", 0))
+
+    @property
+    def embedder(self) -> Embedder:
+        """What embeds queries on this generation (the ONNX export when the index has one)."""
+        return self._index._query_embedder(self.manifest)
+
+    def search(self, query: str, k: int = 5, **options: Any) -> list[Hit]:
+        """`Index.search` on this generation."""
+        return self.run([check_query(query, k, **options)])[0]
+
+    def run(self, queries: Sequence[Query], batch_size: int = 64) -> list[list[Hit]]:
+        """Checked queries (all of one mode) on this generation."""
+        if not queries:
+            return []
+        mode = queries[0].mode
+        embedder = None if mode == "lexical" else self._index._query_embedder(self.manifest)
+        searcher = Searcher(self._store, self._vectors, embedder)
+        qvecs = None
+        if embedder is not None and len(queries) > 1:
+            qvecs = embedder.embed([q.text for q in queries], batch_size=batch_size)
+        return [
+            searcher.search(q, None if qvecs is None else qvecs[n]) for n, q in enumerate(queries)
+        ]

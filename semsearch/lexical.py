@@ -192,12 +192,16 @@ def search(
     else:
         if len(allowed) == 0:
             return []
-        db.execute("CREATE TEMP TABLE IF NOT EXISTS allowed_ids(id INTEGER PRIMARY KEY)")
-        db.execute("DELETE FROM temp.allowed_ids")
-        db.executemany("INSERT INTO temp.allowed_ids(id) VALUES (?)", ((int(i),) for i in allowed))
+        # The allowed ids travel with the statement (a JSON array), not in a table that
+        # another query on the same connection could rewrite meanwhile.
         rows = db.execute(
             "SELECT rowid, bm25(passages_fts) FROM passages_fts WHERE passages_fts MATCH ? "
-            "AND rowid IN (SELECT id FROM temp.allowed_ids) ORDER BY bm25(passages_fts) LIMIT ?",
-            (expr, k),
+            "AND rowid IN (SELECT value FROM json_each(?)) ORDER BY bm25(passages_fts) LIMIT ?",
+            (expr, _id_list(allowed), k),
         ).fetchall()
     return [(int(r), -float(s)) for r, s in rows]
+
+
+def _id_list(ids: Collection[int]) -> str:
+    """Ids as a JSON array for ``json_each``."""
+    return "[" + ",".join(str(int(i)) for i in ids) + "]"

@@ -30,6 +30,7 @@ import json
 import os
 import re
 import sqlite3
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -203,6 +204,10 @@ class _Snapshot:
     lexical: int
 
 
+class StaleSnapshot(Exception):
+    """A read snapshot's vector file was pruned by later commits: read a newer snapshot."""
+
+
 # --------------------------------------------------------------------------- lock
 
 
@@ -262,8 +267,48 @@ class Store:
 
     def __init__(self, folder: str, db: sqlite3.Connection) -> None:
         self.folder = folder
-        self.db = db
+        self._path = os.path.join(folder, DB_NAME)
+        # One SQLite connection per thread: a connection holds one transaction at a
+        # time, so threads sharing one would start theirs inside each other's.
+        self._local = threading.local()
+        self._local.db = db
+        self._connections = [db]
+        self._connections_lock = threading.Lock()
+        self._closed = False
         self._manifest: dict[str, Any] | None = None
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's connection to the database (opened on its first use)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            if self._closed:
+                raise IndexAccessError(f"the index in {self.folder} has been closed")
+            db = _connect(self._path)
+            with self._connections_lock:
+                self._connections.append(db)
+            self._local.db = db
+        return db
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """One consistent snapshot of the database for every read inside (a read transaction).
+
+        Nested uses, and uses inside a write transaction, share the outer one.
+        """
+        db = self.db
+        if db.in_transaction:
+            yield
+            return
+        try:
+            db.execute("BEGIN")
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(self.folder, exc) from exc
+        try:
+            yield
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("COMMIT")
 
     # --- opening
 
@@ -307,7 +352,14 @@ class Store:
         return store
 
     def close(self) -> None:
-        self.db.close()
+        """Close every thread's connection."""
+        self._closed = True
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for db in connections:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
+        self._local = threading.local()
 
     def _check_schema(self) -> None:
         version = self._user_version()
@@ -358,13 +410,19 @@ class Store:
     # --- manifest
 
     def manifest(self, *, fresh: bool = False) -> dict[str, Any]:
-        if self._manifest is None or fresh:
+        manifest = self._manifest  # one read: another thread may reset it meanwhile
+        if manifest is None or fresh:
             try:
                 rows = self.db.execute("SELECT key, value FROM manifest").fetchall()
             except sqlite3.DatabaseError as exc:
                 raise _corrupt(self.folder, exc) from exc
-            self._manifest = {k: json.loads(v) for k, v in rows}
-        return dict(self._manifest)
+            manifest = {k: json.loads(v) for k, v in rows}
+            self._manifest = manifest
+        return dict(manifest)
+
+    def forget_manifest(self) -> None:
+        """Drop the cached manifest (after a commit or a failed one)."""
+        self._manifest = None
 
     def _write_manifest(self, values: dict[str, Any]) -> None:
         self.db.executemany(
@@ -381,43 +439,41 @@ class Store:
 
         The manifest and the database's counts are read in one read
         transaction, a consistent snapshot however writers commit meanwhile;
-        the vector file it names is never changed once written.
+        the vector file it names is never changed once written. Called inside
+        `reading()`, it loads the generation of that snapshot and raises
+        `StaleSnapshot` when writers have committed and pruned it since.
         """
+        nested = self.db.in_transaction
         for _attempt in range(3):
-            snap = self._snapshot()
-            generation = int(snap.manifest.get("generation", 0))
-            if generation == 0:
-                raise IndexCorruptError(
-                    f"the index in {self.folder} has no committed vectors: {_REBUILD_HINT}"
-                )
-            path = os.path.join(self.folder, vector_file_name(generation))
-            try:
-                index = _vectors.load(str(snap.manifest["index_type"]), path, mmap=mmap)
-            except IndexCorruptError:
-                # A writer may have committed newer generations and pruned this one.
-                if int(self.manifest(fresh=True).get("generation", 0)) != generation:
+            with self.reading():
+                snap = self._snapshot()
+                generation = int(snap.manifest.get("generation", 0))
+                if generation == 0:
+                    raise IndexCorruptError(
+                        f"the index in {self.folder} has no committed vectors: {_REBUILD_HINT}"
+                    )
+                path = os.path.join(self.folder, vector_file_name(generation))
+                try:
+                    index = _vectors.load(str(snap.manifest["index_type"]), path, mmap=mmap)
+                except IndexCorruptError:
+                    # A writer may have committed newer generations and pruned this one.
+                    if self._newest_vector_file() <= generation:
+                        raise
+                    if nested:
+                        raise StaleSnapshot(generation) from None
                     continue
-                raise
-            self._check_vectors(snap, index)
-            return index
+                self._check_vectors(snap, index)
+                return index
         raise IndexCorruptError(f"the index in {self.folder} kept changing while being read")
 
     def _snapshot(self) -> _Snapshot:
-        try:
-            self.db.execute("BEGIN")
-        except sqlite3.DatabaseError as exc:
-            raise _corrupt(self.folder, exc) from exc
-        try:
-            manifest = self.manifest(fresh=True)
+        with self.reading():
             return _Snapshot(
-                manifest=manifest,
+                manifest=self.manifest(fresh=True),
                 passages=self.passage_count(),
                 id_checksum=id_checksum(self.passage_id_array()),
                 lexical=self.lexical_count(),
             )
-        finally:
-            with contextlib.suppress(sqlite3.Error):
-                self.db.execute("COMMIT")
 
     def _check_vectors(self, snap: _Snapshot, index: VectorIndex) -> None:
         manifest = snap.manifest

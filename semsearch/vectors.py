@@ -11,6 +11,7 @@ faiss is imported only when an index is built or read.
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any, Protocol
 
 import numpy as np
@@ -464,9 +465,14 @@ class IVFIndex(_FaissIndex):
 
     def reconstruct(self, ids: IdArray) -> FloatArray:
         if not self._direct_map:  # opened memory-mapped: map ids on first need
-            self._index.set_direct_map_type(_faiss().DirectMap.Hashtable)
-            self._direct_map = True
+            with _DIRECT_MAP_LOCK:  # threads searching this index must not build it twice
+                if not self._direct_map:
+                    self._index.set_direct_map_type(_faiss().DirectMap.Hashtable)
+                    self._direct_map = True
         return super().reconstruct(ids)
+
+
+_DIRECT_MAP_LOCK = threading.Lock()
 
 
 INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "ivfpq")

@@ -323,9 +323,10 @@ def test_int8_index_queries_with_the_fp32_query_model(
 ) -> None:
     stored = stored_vectors(int8_index)
     with Index.open(int8_index) as index:
-        hits = index.search(QUERY, k=3, mode="dense", collapse=False)
-        assert isinstance(index._embedder, OnnxEmbedder)
-        assert index._embedder.precision == "fp32"
+        with index.snapshot() as snap:
+            hits = snap.search(QUERY, k=3, mode="dense", collapse=False)
+            assert isinstance(snap.embedder, OnnxEmbedder)
+            assert snap.embedder.precision == "fp32"
         assert index._store is not None
         file_ids = [row.id for row in index._store.files().values()]
         hash_of = {pid: h for h, pid in index._store.ids_by_embed_hash(file_ids).items()}

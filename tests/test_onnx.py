@@ -71,7 +71,8 @@ def test_queries_rank_the_same_on_both_paths(built: Path) -> None:
             b = ref.search(q, k=7, mode="dense", collapse=False)
             assert [h.passage_id for h in a] == [h.passage_id for h in b]
             assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-4)
-        assert isinstance(fast._embedder, OnnxEmbedder)
+        with fast.snapshot() as snap:
+            assert isinstance(snap.embedder, OnnxEmbedder)
 
 
 def test_a_damaged_query_model_falls_back_to_torch(built: Path, tmp_path: Path) -> None:
@@ -79,9 +80,9 @@ def test_a_damaged_query_model_falls_back_to_torch(built: Path, tmp_path: Path) 
     shutil.copytree(built, copy)
     with open(copy / ONNX_FILE, "r+b") as fh:
         fh.truncate(1000)
-    with Index.open(copy) as index:
-        hits = index.search("who attends the parade", k=3, mode="dense")
-        assert not isinstance(index._embedder, OnnxEmbedder)
+    with Index.open(copy) as index, index.snapshot() as snap:
+        hits = snap.search("who attends the parade", k=3, mode="dense")
+        assert not isinstance(snap.embedder, OnnxEmbedder)
     with Index.open(built) as index:
         expected = index.search("who attends the parade", k=3, mode="dense")
     assert [h.passage_id for h in hits] == [h.passage_id for h in expected]
