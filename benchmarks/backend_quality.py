@@ -38,8 +38,9 @@ BACKENDS = {
 
 def vectors(index: Index) -> tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]]:
     """All passage ids of an index (sorted) and their vectors."""
-    ids = np.sort(index._store_or_raise().passage_id_array())
-    return ids, index._load_vectors().reconstruct(ids)
+    with index.snapshot() as snap:
+        ids = snap.passage_ids()
+        return ids, snap.vectors(ids.tolist())
 
 
 def main() -> None:

@@ -944,6 +944,14 @@ class Snapshot:
         """What embeds queries on this generation (the ONNX export when the index has one)."""
         return self._index._query_embedder(self.manifest)
 
+    def passage_ids(self) -> npt.NDArray[np.int64]:
+        """Every passage id of this generation, ascending."""
+        return np.sort(self._vectors.ids())
+
+    def vectors(self, passage_ids: Sequence[int]) -> npt.NDArray[np.float32]:
+        """The stored vectors of these passages, in order (unit length)."""
+        return self._vectors.reconstruct(np.asarray(list(passage_ids), dtype=np.int64))
+
     def search(self, query: str, k: int = 5, **options: Any) -> list[Hit]:
         """`Index.search` on this generation."""
         return self.run([check_query(query, k, **options)])[0]

@@ -86,7 +86,8 @@ def stored_vectors(folder: Path) -> dict[str, npt.NDArray[np.float32]]:
         by_hash = store.ids_by_embed_hash(file_ids)
         assert len(by_hash) == store.passage_count()  # no two passages embed the same text
         ids = np.asarray(list(by_hash.values()), dtype=np.int64)
-        vecs = index._load_vectors().reconstruct(ids)
+        with index.snapshot() as snap:
+            vecs = snap.vectors(ids.tolist())
     return {h: vecs[n] for n, h in enumerate(by_hash)}
 
 
