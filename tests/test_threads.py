@@ -253,3 +253,40 @@ def test_a_search_in_one_thread_sees_no_half_of_an_add_in_another(
         assert done == [1]
         assert _key(snap.search("bakery bread sourdough", k=5, mode="lexical")) == before
     assert before and index.search("bakery bread sourdough", k=5, mode="lexical") == []
+
+
+def test_filtered_queries_on_a_memory_mapped_ivf_index_from_many_threads(tmp_path: Path) -> None:
+    """Filtered searches of an IVF index read vectors back (its direct map is built on first
+    need): threads doing so at once must agree with one thread doing them in turn."""
+    folder = tmp_path / "docs"
+    _make_corpus(folder, files=300)  # 900 passages: enough to train IVF lists
+    Index.open(tmp_path / "idx", create=True, embedder=FakeEmbedder(), index_type="ivf").add(
+        [folder]
+    )
+    cases = [q for q in QUERIES if len(q) > 2 and q["mode"] != "lexical"]
+    with Index.open(tmp_path / "idx", embedder=FakeEmbedder()) as alone:
+        assert alone.info().index_type == "ivf"
+        wanted = [_key(alone.search(k=8, **dict(q, query=q["query"]))) for q in cases]
+    index = Index.open(tmp_path / "idx", embedder=FakeEmbedder())  # fresh: no direct map yet
+    barrier = threading.Barrier(8)
+    errors: list[str] = []
+
+    def run() -> None:
+        barrier.wait()
+        for _ in range(10):
+            for q, want in zip(cases, wanted, strict=True):
+                try:
+                    got = _key(index.search(k=8, **dict(q, query=q["query"])))
+                except Exception as exc:
+                    errors.append(repr(exc))
+                    return
+                if got != want:
+                    errors.append(f"{q}: {got} != {want}")
+
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == []
+    assert all(w for w in wanted)
