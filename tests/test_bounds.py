@@ -98,6 +98,39 @@ def test_k_up_to_the_limit_is_clamped_to_what_the_index_holds(idx: Index, mode: 
     assert len(hits) == (1 if mode == "lexical" else 2)
 
 
+@pytest.fixture(scope="module", params=["flat", "hnsw", "ivf"])
+def typed(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """320 articles (640 passages: enough to train IVF) in an index of each type."""
+    root = tmp_path_factory.mktemp(f"typed-{request.param}")
+    folder = root / "index"
+    with Index.open(
+        folder, create=True, embedder=FakeEmbedder(), index_type=request.param
+    ) as index:
+        index.add([write_articles(root / "articles", 320)])
+        assert index.info().index_type == request.param
+    return folder
+
+
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+def test_every_index_type_answers_k_at_the_limit_with_a_path_filter(typed: Path, mode: str) -> None:
+    """`-k 1000000000 --path 'a*'` on HNSW or IVF allocated k-sized arrays: k is now at most
+    MAX_K, and at MAX_K with or without a filter the answer is what the index holds."""
+    with Index.open(typed, embedder=FakeEmbedder()) as index:
+        with pytest.raises(UsageError, match="at most 10,000"):
+            index.search("river", k=1_000_000_000, path="*a0*", mode=mode)
+        hits = index.search("river", k=MAX_K, path="*a00*", mode=mode, collapse=False)
+        assert sorted(h.path.rsplit("/", 1)[-1] for h in hits) == sorted(
+            f"a{i:03}.txt" for i in range(10) for _ in range(2)
+        )
+        everything = index.search("river", k=MAX_K, mode=mode, collapse=False)
+        exact = index.info().index_type == "flat"
+    assert len({h.passage_id for h in everything}) == len(everything)
+    if exact:
+        assert len(everything) == 640
+    else:  # approximate: a graph walk or a few clusters find most, not all
+        assert len(everything) >= 500
+
+
 def unit_vectors(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:
     x = np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True)
