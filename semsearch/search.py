@@ -174,8 +174,12 @@ def check_query(
     text = check_text(query)
     k = check_k(k)
     mode = check_mode(mode)
-    if min_score is not None and not math.isfinite(min_score):
-        raise UsageError(f"min-score must be a finite number (got {min_score})")
+    if min_score is not None and (
+        isinstance(min_score, bool)
+        or not isinstance(min_score, (int, float))
+        or not math.isfinite(min_score)
+    ):
+        raise UsageError(f"min-score must be a finite number (got {min_score!r})")
     if min_score is not None and mode != "lexical" and not -1.0 <= min_score <= 1.0:
         raise UsageError(
             f"min-score is between -1 and 1 for {mode} scores (got {min_score}); "
@@ -191,7 +195,7 @@ def check_query(
         if len(path) > MAX_PATH_CHARS:
             raise UsageError(
                 f"the path glob is {len(path):,} characters long; at most {MAX_PATH_CHARS:,} "
-                "are allowed"
+                "are allowed: shorten it (* matches any run of characters)"
             )
     return Query(
         text=text,
