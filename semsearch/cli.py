@@ -270,7 +270,7 @@ def _format_report(report: AddReport, paths: Sequence[Path], index_dir: Path) ->
     if report.files_skipped:
         lines.append(f"  {report.files_skipped} files of other formats skipped")
     if report.problems:
-        lines.append(f"  {len(report.problems)} files or records could not be read (see above)")
+        lines.append(f"  {len(report.problems)} problems with files or records (see above)")
     return "\n".join(lines)
 
 

@@ -20,13 +20,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .backends import check_choice
-from .errors import SourceError
+from .errors import IndexCorruptError, SchemaVersionError, SourceError, UsageError
 from .fusion import Fusion
 from .index import Index
-from .search import DEFAULT_MODE, check_mode
+from .search import DEFAULT_MODE, check_mode, check_text
+from .store import Store
 
 METRICS = ("nDCG@10", "Recall@10", "Recall@100", "MRR@10")
 DEPTH = 100  # documents retrieved per query (Recall@100 needs 100)
+PROTOCOLS = ("paragraphs", "beir")
 
 
 class DatasetError(SourceError):
@@ -68,18 +70,34 @@ class EvalResult:
         }
 
 
-def _jsonl(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
+def _lines(path: str) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each line, decoded strictly: a byte that is not UTF-8 is a
+    `DatasetError` naming its line, not a traceback (a BOM on the first line is allowed)."""
+    with open(path, "rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DatasetError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
-            if not isinstance(record, dict) or "_id" not in record:
-                raise DatasetError(f'{path}:{lineno}: expected a JSON object with an "_id"')
-            yield lineno, record
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise DatasetError(
+                    f"{path}:{lineno}: not valid UTF-8 (byte {raw[exc.start]:#04x} at column "
+                    f"{exc.start + 1}): save the file as UTF-8"
+                ) from None
+            yield lineno, line.rstrip("\r\n")
+
+
+def _jsonl(path: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    for lineno, line in _lines(path):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+        except RecursionError:  # e.g. 100,000 "[": json gives up on the nesting
+            raise DatasetError(f"{path}:{lineno}: JSON nested too deeply to read") from None
+        if not isinstance(record, dict) or "_id" not in record:
+            raise DatasetError(f'{path}:{lineno}: expected a JSON object with an "_id"')
+        yield lineno, record
 
 
 def load_dataset(folder: str | os.PathLike[str], split: str = "test") -> Dataset:
@@ -109,34 +127,34 @@ def load_dataset(folder: str | os.PathLike[str], split: str = "test") -> Dataset
         text = record.get("text")
         if not isinstance(text, str) or not text.strip():
             raise DatasetError(f'{queries_path}:{lineno}: query without "text"')
+        try:
+            check_text(text)  # what search would refuse, refused before indexing anything
+        except UsageError as exc:
+            raise DatasetError(f"{queries_path}:{lineno}: {exc}") from None
         all_queries[str(record["_id"])] = text
     qrels: dict[str, dict[str, int]] = {}
-    with open(qrels_path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            parts = line.rstrip("\n").split("\t")
-            if lineno == 1 and parts[:2] == ["query-id", "corpus-id"]:
-                continue
-            if not line.strip():
-                continue
-            if len(parts) != 3:
-                raise DatasetError(
-                    f"{qrels_path}:{lineno}: expected query-id, corpus-id and score "
-                    "separated by tabs"
-                )
-            qid, did, score = parts
-            try:
-                grade = int(score)
-            except ValueError:
-                raise DatasetError(
-                    f"{qrels_path}:{lineno}: score {score!r} is not a whole number"
-                ) from None
-            if qid not in all_queries:
-                raise DatasetError(f"{qrels_path}:{lineno}: query {qid!r} is not in queries.jsonl")
-            if did not in corpus_ids:
-                raise DatasetError(
-                    f"{qrels_path}:{lineno}: document {did!r} is not in corpus.jsonl"
-                )
-            qrels.setdefault(qid, {})[did] = grade
+    for lineno, line in _lines(qrels_path):
+        parts = line.split("\t")
+        if lineno == 1 and parts[:2] == ["query-id", "corpus-id"]:
+            continue
+        if not line.strip():
+            continue
+        if len(parts) != 3:
+            raise DatasetError(
+                f"{qrels_path}:{lineno}: expected query-id, corpus-id and score separated by tabs"
+            )
+        qid, did, score = parts
+        try:
+            grade = int(score)
+        except ValueError:
+            raise DatasetError(
+                f"{qrels_path}:{lineno}: score {score!r} is not a whole number"
+            ) from None
+        if qid not in all_queries:
+            raise DatasetError(f"{qrels_path}:{lineno}: query {qid!r} is not in queries.jsonl")
+        if did not in corpus_ids:
+            raise DatasetError(f"{qrels_path}:{lineno}: document {did!r} is not in corpus.jsonl")
+        qrels.setdefault(qid, {})[did] = grade
     if not qrels:
         raise DatasetError(f"{qrels_path} judges no query")
     queries = {qid: text for qid, text in all_queries.items() if qid in qrels}
@@ -219,6 +237,32 @@ def evaluate(
     )
 
 
+def check_reusable(index_dir: str, corpus_path: str) -> None:
+    """Raise `UsageError` if the index in ``index_dir`` holds any file but ``corpus_path``.
+
+    Evaluating with it would rank that file's passages too (and its record ids
+    may be judged ids of this dataset), so the metrics would be wrong. An index
+    that cannot be opened is left to `Index.open`, which says what is wrong.
+    """
+    if not Store.exists(index_dir):
+        return
+    try:
+        store = Store.open(index_dir)
+    except (IndexCorruptError, SchemaVersionError):
+        return
+    try:
+        others = sorted(set(store.files()) - {os.path.abspath(corpus_path)})
+    finally:
+        store.close()
+    if others:
+        more = f" and {len(others) - 1} more" if len(others) > 1 else ""
+        raise UsageError(
+            f"the index in {index_dir} holds other files than this dataset's corpus "
+            f"({others[0]}{more}): give --index a folder of its own for each dataset, "
+            "or leave it out to use a temporary index"
+        )
+
+
 def run_eval(
     dataset_dir: str | os.PathLike[str],
     *,
@@ -237,12 +281,18 @@ def run_eval(
     ``protocol="beir"`` indexes each document as one passage, title + " " +
     text, as published BEIR figures do; ``"paragraphs"`` uses semsearch's own
     passages (the default pipeline).
+
+    An ``index_dir`` holds one dataset's corpus: one that already holds any
+    other file (another dataset, or your own articles) is refused with a
+    `UsageError` rather than mixed into the metrics or emptied.
     """
-    if protocol not in ("paragraphs", "beir"):
-        raise DatasetError(f"protocol must be paragraphs or beir (got {protocol!r})")
+    if protocol not in PROTOCOLS:
+        raise UsageError(f"protocol must be one of {', '.join(PROTOCOLS)} (got {protocol!r})")
     check_mode(mode)  # before indexing a whole corpus
     check_choice(backend, precision)
     dataset = load_dataset(dataset_dir, split)
+    if index_dir is not None:
+        check_reusable(os.fspath(index_dir), dataset.corpus_path)
     unit = "document" if protocol == "beir" else "paragraph"
     temporary = index_dir is None
     if index_dir is None:

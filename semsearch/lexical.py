@@ -155,6 +155,7 @@ STOP_WORDS = frozenset(
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
+SQLITE_MAX_INT = 2**63 - 1
 
 
 def query_terms(query: str) -> list[str]:
@@ -183,6 +184,7 @@ def search(
     expr = match_expression(query)
     if expr is None or k < 1:
         return []
+    k = min(k, SQLITE_MAX_INT)  # LIMIT takes a 64-bit integer; no more rows exist anyway
     if allowed is None:
         rows = db.execute(
             "SELECT rowid, bm25(passages_fts) FROM passages_fts WHERE passages_fts MATCH ? "

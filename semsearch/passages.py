@@ -9,7 +9,8 @@ cover all of it.
 The embedded text is the article title, a newline, then the passage: the
 title gives a paragraph the context it lacks on its own ("he said the deal
 was off"). A very long title is shortened for this purpose so that it never
-takes more than ``MAX_TITLE_TOKENS`` of the budget.
+takes more than ``MAX_TITLE_TOKENS`` of the budget, nor more than half of it
+(a model that reads few tokens still gets most of each paragraph).
 """
 
 from __future__ import annotations
@@ -82,19 +83,27 @@ class Chunking:
         }
 
 
-def _title_prefix(title: str, count: TokenCounter) -> tuple[str, int]:
-    """The title as embedded (shortened if needed) and its token count."""
+def title_budget(max_tokens: int) -> int:
+    """The most tokens a title may take: `MAX_TITLE_TOKENS`, and never more than half of
+    what the model reads beside its special tokens, so the paragraph keeps the rest."""
+    return max(0, min(MAX_TITLE_TOKENS, (max_tokens - SPECIAL_TOKENS) // 2))
+
+
+def _title_prefix(
+    title: str, count: TokenCounter, limit: int = MAX_TITLE_TOKENS
+) -> tuple[str, int]:
+    """The title as embedded (shortened to ``limit`` tokens if needed) and its token count."""
     title = title.strip()
-    if not title:
+    if not title or limit < 1:
         return "", 0
     n = count([title])[0]
-    if n <= MAX_TITLE_TOKENS:
+    if n <= limit:
         return title, n
     words = title.split()
     lo, hi = 0, len(words)  # the largest prefix of words that fits
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if count([" ".join(words[:mid])])[0] <= MAX_TITLE_TOKENS:
+        if count([" ".join(words[:mid])])[0] <= limit:
             lo = mid
         else:
             hi = mid - 1
@@ -185,10 +194,11 @@ def make_passages(doc: Document, chunking: Chunking, count: TokenCounter) -> lis
         first, last = doc.paragraphs[0], doc.paragraphs[-1]
         return [Passage(0, 0, 1, first.start, last.end, body, embedded)]
     if chunking.title_in_embedding:
-        title, title_tokens = _title_prefix(doc.title, count)
+        title, title_tokens = _title_prefix(doc.title, count, title_budget(chunking.max_tokens))
     else:
         title, title_tokens = "", 0
-    budget = chunking.max_tokens - SPECIAL_TOKENS - title_tokens
+    # at least one token: a model reading almost nothing still gets every word, one by one
+    budget = max(1, chunking.max_tokens - SPECIAL_TOKENS - title_tokens)
     prefix = f"{title}\n" if title else ""
     out: list[Passage] = []
     sizes = count([p.text for p in doc.paragraphs])

@@ -10,6 +10,7 @@ results or the index has no more.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -30,6 +31,11 @@ MODES = ("dense", "lexical", "hybrid")
 DEFAULT_MODE = "hybrid"
 DEFAULT_FUSION = Fusion(method="convex", alpha=0.5)
 HYBRID_DEPTH = 100  # candidates taken from each ranking before fusing
+
+# Limits on what a caller may ask (the CLI, the library and any server share them):
+MAX_K = 10_000  # results per query; more is refused (past what the index holds, k is clamped)
+MAX_QUERY_CHARS = 10_000  # the model reads a few hundred words; more is almost surely a mistake
+MAX_PATH_CHARS = 4_096  # a --path glob (PATH_MAX); keeps SQLite's GLOB within its 50 KB limit
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,49 @@ def check_mode(mode: str | None) -> str:
     return mode
 
 
+_WORD_CHAR = re.compile(r"\w")
+
+
+def check_text(text: object, what: str = "query") -> str:
+    """``text`` stripped, if it can be searched for; raises `UsageError` otherwise.
+
+    Refuses non-strings, empty or blank text, text longer than `MAX_QUERY_CHARS`,
+    and text that is not valid Unicode (lone surrogates, which is what bytes
+    that are not UTF-8 become in ``sys.argv``). NUL characters are read as spaces.
+    """
+    if not isinstance(text, str):
+        raise UsageError(f"the {what} must be text (got {type(text).__name__})")
+    _check_utf8(text, what)
+    text = text.replace("\x00", " ").strip()
+    if not text:
+        raise UsageError(f"the {what} is empty: give some words to search for")
+    if len(text) > MAX_QUERY_CHARS:
+        raise UsageError(
+            f"the {what} is {len(text):,} characters long; at most {MAX_QUERY_CHARS:,} are "
+            "searched for: shorten it to the words that matter"
+        )
+    return text
+
+
+def _check_utf8(text: str, what: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise UsageError(
+            f"the {what} is not valid UTF-8 text (it holds bytes or lone surrogates that are "
+            "not characters): give it as UTF-8"
+        ) from None
+
+
+def check_k(k: object) -> int:
+    """``k`` if it is a usable number of results (1 to `MAX_K`); raises `UsageError` otherwise."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise UsageError(f"k must be a whole number of at least 1 (got {k!r})")
+    if k > MAX_K:
+        raise UsageError(f"k must be at most {MAX_K:,} (got {k:,}): ask for fewer results")
+    return k
+
+
 def check_query(
     query: str,
     k: int = 5,
@@ -121,12 +170,16 @@ def check_query(
     highlight: bool = False,
     fusion: Fusion | None = None,
 ) -> Query:
-    """A `Query`; raises `UsageError` for anything unusable."""
-    if not isinstance(query, str) or not query.strip():
-        raise UsageError("the query is empty: give some words to search for")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise UsageError(f"k must be a whole number of at least 1 (got {k!r})")
+    """A `Query`; raises `UsageError` for anything unusable (see `check_text`, `check_k`)."""
+    text = check_text(query)
+    k = check_k(k)
     mode = check_mode(mode)
+    if min_score is not None and (
+        isinstance(min_score, bool)
+        or not isinstance(min_score, (int, float))
+        or not math.isfinite(min_score)
+    ):
+        raise UsageError(f"min-score must be a finite number (got {min_score!r})")
     if min_score is not None and mode != "lexical" and not -1.0 <= min_score <= 1.0:
         raise UsageError(
             f"min-score is between -1 and 1 for {mode} scores (got {min_score}); "
@@ -135,10 +188,17 @@ def check_query(
     since, until = _check_date("since", since), _check_date("until", until)
     if since and until and since > until:
         raise UsageError(f"since ({since}) is after until ({until}): nothing can match")
-    if path is not None and not path.strip():
-        raise UsageError("path must be a glob such as 'news/2024/*'")
+    if path is not None:
+        if not path.strip():
+            raise UsageError("path must be a glob such as 'news/2024/*'")
+        _check_utf8(path, "path glob")
+        if len(path) > MAX_PATH_CHARS:
+            raise UsageError(
+                f"the path glob is {len(path):,} characters long; at most {MAX_PATH_CHARS:,} "
+                "are allowed: shorten it (* matches any run of characters)"
+            )
     return Query(
-        text=query.strip(),
+        text=text,
         k=k,
         mode=mode,
         min_score=min_score,
@@ -167,6 +227,10 @@ class Searcher:
         return self._embedder
 
     def search(self, q: Query, qvec: npt.NDArray[np.float32] | None = None) -> list[Hit]:
+        if not _WORD_CHAR.search(q.text):
+            # only punctuation or symbols: BM25 has no term to look for, and the model's
+            # vector of "?!" is noise, so no mode has anything that matches
+            return []
         allowed: IdArray | None = None
         if q.filtered:
             allowed = self.store.filter_ids(since=q.since, until=q.until, path=q.path)
@@ -284,7 +348,7 @@ def pick_highlights(
     order = sorted(range(len(spans)), key=lambda i: -scores[i])
     best = order[0]
     chosen = [best]
-    if len(order) > 2 and scores[order[1]] >= scores[best] - margin:
+    if len(order) > 1 and scores[order[1]] >= scores[best] - margin:
         chosen.append(order[1])
     return [spans[i] for i in sorted(chosen)]
 

@@ -525,9 +525,15 @@ def parse_html(text: str, path: str) -> Document:
 
 
 def parse_jsonl(text: str, path: str) -> tuple[list[Document], list[Problem]]:
-    """One article per line: ``title``, ``text``, optional ``date`` and ``id``."""
+    """One article per line: ``title``, ``text``, optional ``date`` and ``id``.
+
+    A record's key is its ``id`` (else its line number). Every record is its
+    own document: a key already taken in the file is reported as a problem and
+    the record kept under ``"<id> (line N)"``, so nothing is lost or merged.
+    """
     docs: list[Document] = []
     problems: list[Problem] = []
+    first_line: dict[str, int] = {}  # key -> the line that took it
     for lineno, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
@@ -562,6 +568,20 @@ def parse_jsonl(text: str, path: str) -> tuple[list[Document], list[Problem]]:
         paragraphs = _blocks(body, 0, len(body))
         if not paragraphs:
             continue
+        if key in first_line:
+            taken = key
+            key = f"{taken} (line {lineno})"
+            while key in first_line:  # an id spelled like that exists as well
+                key += "'"
+            what = "id" if raw_id is not None else "key (its line number)"
+            problems.append(
+                Problem(
+                    where,
+                    f"{what} {taken!r} is already the key of line {first_line[taken]}; "
+                    f"record kept as {key!r} (give each record its own id)",
+                )
+            )
+        first_line[key] = lineno
         docs.append(
             Document(
                 path=path,

@@ -138,26 +138,39 @@ class FlatIndex(_FaissIndex):
     ) -> tuple[FloatArray, IdArray]:
         """Top-``k`` (scores, ids) per query row; missing slots have id -1.
 
+        The rows are never wider than the vectors that can match (k is clamped
+        to them), so a huge ``k`` costs nothing.
+
         With ``allowed``, only those ids are candidates (the filter is applied
         inside the search, before ranking, not to a top-k list afterwards).
         """
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         available = self.count if allowed is None else min(self.count, len(allowed))
-        if available == 0:
-            shape = (queries.shape[0], k)
-            return np.full(shape, -np.inf, np.float32), np.full(shape, -1, np.int64)
+        k = clamp_k(k, available)
+        if k == 0:
+            return _no_results(len(queries))
         _threads_for(self.count * len(queries))
         if allowed is None:
-            scores, ids = self._index.search(queries, min(k, available))
+            scores, ids = self._index.search(queries, k)
         else:
             faiss = _faiss()
             selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
             params = faiss.SearchParameters(sel=selector)
-            scores, ids = self._index.search(queries, min(k, available), params=params)
+            scores, ids = self._index.search(queries, k, params=params)
         return scores, ids
 
     def _list_ids(self) -> IdArray:
         return np.asarray(_faiss().vector_to_array(self._index.id_map), dtype=np.int64)
+
+
+def clamp_k(k: int, available: int) -> int:
+    """``k``, but never more than the ``available`` vectors: result arrays are k wide, so a
+    huge k must not size them (every search caps it here, whatever its caller checked)."""
+    return max(0, min(int(k), int(available)))
+
+
+def _no_results(queries: int) -> tuple[FloatArray, IdArray]:
+    return np.zeros((queries, 0), np.float32), np.zeros((queries, 0), np.int64)
 
 
 PARALLEL_WORK = 4_000_000  # vectors x queries below which one thread is faster
@@ -233,13 +246,13 @@ def _exact_subset(
     were read) are skipped.
     """
     ids = np.intersect1d(np.asarray(allowed, dtype=np.int64), index.ids())
+    k_eff = clamp_k(k, len(ids))
+    if k_eff == 0:
+        return _no_results(len(queries))
     vecs = index.reconstruct(ids)
     scores = queries @ vecs.T
-    k_eff = min(k, len(ids))
-    out_s = np.full((len(queries), k), -np.inf, np.float32)
-    out_i = np.full((len(queries), k), -1, np.int64)
-    if k_eff == 0:
-        return out_s, out_i
+    out_s = np.full((len(queries), k_eff), -np.inf, np.float32)
+    out_i = np.full((len(queries), k_eff), -1, np.int64)
     for row in range(len(queries)):
         top = np.argpartition(-scores[row], k_eff - 1)[:k_eff]
         top = top[np.argsort(-scores[row][top], kind="stable")]
@@ -260,6 +273,7 @@ class HNSWIndex(_FaissIndex):
     M = 32
     EF_CONSTRUCTION = 80
     EF_SEARCH = 128
+    EF_SEARCH_MAX = 4_096  # the graph walk's breadth for large k (FAISS widens it to k anyway)
 
     def __init__(self, index: Any, removed: IdArray | None = None) -> None:
         self._index = index
@@ -333,10 +347,13 @@ class HNSWIndex(_FaissIndex):
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if allowed is not None and len(allowed) <= EXACT_SUBSET:
             return _exact_subset(self, queries, k, np.setdiff1d(allowed, self._removed))
+        k = clamp_k(k, self.count)
+        if k == 0:
+            return _no_results(len(queries))
         faiss = _faiss()
         _threads_for(self.count * len(queries) // 20)
         params = faiss.SearchParametersHNSW()
-        params.efSearch = max(self.EF_SEARCH, 2 * k)
+        params.efSearch = self.ef_search(k)
         selector: Any = None
         if allowed is not None:
             selector = faiss.IDSelectorBatch(np.setdiff1d(allowed, self._removed))
@@ -344,11 +361,16 @@ class HNSWIndex(_FaissIndex):
             selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(self._removed))
         if selector is not None:
             params.sel = selector
-        scores, ids = self._index.search(queries, min(k, max(self.count, 1)), params=params)
+        scores, ids = self._index.search(queries, k, params=params)
         if allowed is not None and _short(ids, min(k, len(allowed))):
             # the graph walk found too few allowed ids near the query: score them all
             return _exact_subset(self, queries, k, np.setdiff1d(allowed, self._removed))
         return scores, ids
+
+    @classmethod
+    def ef_search(cls, k: int) -> int:
+        """How wide the graph walk is for ``k`` results: twice k, within bounds."""
+        return min(max(cls.EF_SEARCH, 2 * k), cls.EF_SEARCH_MAX)
 
     def save(self, path: str) -> None:
         removed_file = self.removed_path(path)
@@ -451,16 +473,19 @@ class IVFIndex(_FaissIndex):
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         if allowed is not None and len(allowed) <= EXACT_SUBSET:
             return _exact_subset(self, queries, k, allowed)
+        k = clamp_k(k, self.count)
+        if k == 0:
+            return _no_results(len(queries))
         _threads_for(self.count * len(queries) // 16)
         params = faiss.SearchParametersIVF()
         params.nprobe = self.nprobe
         if allowed is not None:
             params.sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
-        scores, ids = self._index.search(queries, min(k, max(self.count, 1)), params=params)
+        scores, ids = self._index.search(queries, k, params=params)
         if allowed is not None and _short(ids, min(k, len(allowed))):
             # the allowed passages lie in clusters far from the query: look in every list
             params.nprobe = int(self._index.nlist)
-            scores, ids = self._index.search(queries, min(k, max(self.count, 1)), params=params)
+            scores, ids = self._index.search(queries, k, params=params)
         return scores, ids
 
     def reconstruct(self, ids: IdArray) -> FloatArray:

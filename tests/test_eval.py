@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from semsearch.errors import SemsearchError, SourceError
-from semsearch.evaluate import METRICS, DatasetError, evaluate, load_dataset, score_run
+from semsearch.errors import SemsearchError, SourceError, UsageError
+from semsearch.evaluate import (
+    METRICS,
+    DatasetError,
+    evaluate,
+    load_dataset,
+    run_eval,
+    score_run,
+)
 from semsearch.index import Index
 from semsearch.store import Store
 from tests.cli_helpers import assert_one_line_error, run
@@ -412,7 +420,7 @@ def test_cli_eval_missing_qrels_is_one_line(dataset_dir: Path) -> None:
 
 def test_cli_eval_unknown_protocol_is_one_line(dataset_dir: Path) -> None:
     code, out, err = run("eval", str(dataset_dir), "--protocol", "trec")
-    assert_one_line_error(code, out, err, "protocol", exit_code=1)
+    assert_one_line_error(code, out, err, "protocol", "trec", exit_code=2)
 
 
 def test_cli_eval_unknown_mode_is_one_line(dataset_dir: Path) -> None:
@@ -424,3 +432,111 @@ def test_cli_eval_unknown_mode_is_one_line(dataset_dir: Path) -> None:
     assert "mode" in lines[0]
     assert "fuzzy" in lines[0]
     assert out == ""
+
+
+# --------------------------------------------------------------------------- bad bytes, deep JSON
+
+
+@pytest.mark.parametrize("name", ["corpus.jsonl", "queries.jsonl", "qrels/test.tsv"])
+def test_a_byte_that_is_not_utf8_names_file_and_line(dataset_dir: Path, name: str) -> None:
+    """Was a UnicodeDecodeError traceback."""
+    path = dataset_dir / name
+    lines = path.read_bytes().splitlines(keepends=True)
+    lines[1] = lines[1].replace(b"d", b"d\xff", 1)  # corrupt the second line only
+    path.write_bytes(b"".join(lines))
+    error = assert_dataset_error(dataset_dir, f"{name.split('/')[-1]}:2", "not valid UTF-8")
+    assert "0xff" in str(error)
+
+
+@pytest.mark.parametrize("name", ["corpus.jsonl", "queries.jsonl"])
+def test_json_nested_too_deeply_names_file_and_line(dataset_dir: Path, name: str) -> None:
+    """100,000 "[" on a line was a RecursionError traceback."""
+    with open(dataset_dir / name, "a", encoding="utf-8") as fh:
+        fh.write("[" * 100_000 + "\n")
+    lines = len((dataset_dir / name).read_text(encoding="utf-8").splitlines())
+    assert_dataset_error(dataset_dir, f"{name}:{lines}", "nested too deeply")
+
+
+def test_a_bom_and_windows_line_ends_are_read(dataset_dir: Path) -> None:
+    for name in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):
+        path = dataset_dir / name
+        text = path.read_text(encoding="utf-8").replace("\n", "\r\n")
+        path.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    ds = load_dataset(dataset_dir)
+    assert ds.corpus_ids == {"d1", "d2", "d3", "d4", "d5"}
+    assert list(ds.queries) == ["q1", "q2", "q3", "q4"]
+    assert ds.queries["q1"] == "why do zebras cross the mara"
+    assert ds.qrels == {"q1": {"d1": 1}, "q2": {"d2": 1}, "q3": {"d3": 2}, "q4": {"d4": 1}}
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [("\ud800 zebras", "not valid UTF-8"), ("zebra " * 2_000, "10,000")],
+)
+def test_a_query_search_would_refuse_is_refused_before_indexing(
+    dataset_dir: Path, text: str, needle: str
+) -> None:
+    """Was a TypeError (lone surrogate) after indexing the whole corpus, or silently searched."""
+    write_jsonl(dataset_dir / "queries.jsonl", [QUERIES[0], {"_id": "q2", "text": text}])
+    write_qrels(dataset_dir / "qrels" / "test.tsv", [("q1", "d1", 1), ("q2", "d2", 1)])
+    assert_dataset_error(dataset_dir, "queries.jsonl:2", needle)
+
+
+def test_cli_eval_bad_bytes_and_deep_json_are_one_line(dataset_dir: Path) -> None:
+    corpus = dataset_dir / "corpus.jsonl"
+    original = corpus.read_bytes()
+    corpus.write_bytes(original + b'{"_id": "d9", "text": "caf\xe9"}\n')
+    code, out, err = run("eval", str(dataset_dir), "--mode", "lexical")
+    assert_one_line_error(code, out, err, "corpus.jsonl:6", "UTF-8", exit_code=1)
+    corpus.write_bytes(original + b"[" * 100_000 + b"\n")
+    code, out, err = run("eval", str(dataset_dir), "--mode", "lexical")
+    assert_one_line_error(code, out, err, "corpus.jsonl:6", "nested too deeply", exit_code=1)
+
+
+# --------------------------------------------------------------------------- --index reused
+
+
+def other_dataset(tmp_path: Path) -> Path:
+    folder = tmp_path / "other"
+    folder.mkdir(parents=True)
+    write_jsonl(folder / "corpus.jsonl", [{"_id": "d1", "text": "Zebras of another corpus."}])
+    write_jsonl(folder / "queries.jsonl", QUERIES[:1])
+    write_qrels(folder / "qrels" / "test.tsv", [("q1", "d1", 1)])
+    return folder
+
+
+def test_an_index_of_another_dataset_is_refused_and_left_alone(
+    dataset_dir: Path, tmp_path: Path
+) -> None:
+    """Reusing --index for another dataset silently mixed both corpora into the metrics
+    (and its d1 could be taken for this dataset's d1)."""
+    folder = tmp_path / "index"
+    build(dataset_dir, folder, "paragraph").close()
+    with pytest.raises(UsageError) as info:
+        run_eval(other_dataset(tmp_path), index_dir=folder, mode="lexical")
+    message = str(info.value)
+    assert "other files than this dataset's corpus" in message
+    assert os.path.abspath(dataset_dir / "corpus.jsonl") in message
+    with Index.open(folder) as index:
+        assert index.info().files == 1
+        assert index.info().documents == len(CORPUS)
+    code, out, err = run("eval", str(other_dataset(tmp_path / "again")), "--index", str(folder))
+    assert_one_line_error(code, out, err, "--index", "a folder of its own", exit_code=2)
+
+
+def test_an_index_of_your_own_articles_is_refused(tmp_path: Path, corpus: Path) -> None:
+    folder = tmp_path / "mine"
+    with Index.open(folder, create=True, embedder=FakeEmbedder()) as index:
+        index.add([corpus])
+    with pytest.raises(UsageError, match="and 2 more"):
+        run_eval(other_dataset(tmp_path), index_dir=folder, mode="lexical")
+    with Index.open(folder) as index:
+        assert index.info().files == 3
+
+
+def test_the_same_dataset_reuses_its_index(dataset_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "index"
+    build(dataset_dir, folder, "paragraph").close()
+    result = run_eval(dataset_dir, index_dir=folder, mode="lexical")
+    assert result.metrics["MRR@10"] == 1.0
+    assert result.queries == 4

@@ -6,6 +6,7 @@ import itertools
 import random
 import re
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -254,6 +255,47 @@ def test_title_at_the_limit_is_kept_whole() -> None:
     doc, _ = article(title, ["Body."])
     (passage,) = make_passages(doc, Chunking(128), count)
     assert passage.embed_text == title + "\nBody."
+
+
+@pytest.mark.parametrize("max_tokens", [50, 40, 20, 10, 6, 4, 3, 2, 1])
+def test_a_long_title_never_leaves_a_small_model_without_a_budget(max_tokens: int) -> None:
+    """A model reading 50 tokens or fewer and a 48-token title left the paragraph a budget
+    of 0 or less: `split_text` raised ValueError and the article could not be indexed."""
+    title = " ".join(f"Title{i}" for i in range(60))
+    paragraphs = ["A short paragraph.", long_paragraph(5)]
+    doc, _ = article(title, paragraphs)
+    fake = FakeEmbedder(max_tokens=max_tokens)
+    passages = make_passages(doc, Chunking(max_tokens), fake.count_tokens)
+    for number, para in enumerate(paragraphs):  # every character kept, in order
+        mine = [p.text for p in passages if p.paragraph == number]
+        assert "".join(mine).replace(" ", "") == para.replace(" ", "")
+    budget = max_tokens - SPECIAL_TOKENS
+    for p in passages:
+        head, sep, body = p.embed_text.rpartition("\n")
+        assert body == p.text
+        if budget >= 2:  # the title takes at most half of what the model reads
+            assert count([p.embed_text])[0] <= budget
+            assert count([head])[0] <= budget // 2
+            assert title.startswith(head)
+        else:  # nothing to spare: one word per passage and no title
+            assert sep == "" and count([p.text])[0] == 1
+    if budget >= 4:
+        assert all(p.embed_text.startswith("Title0 ") for p in passages)
+
+
+def test_a_small_model_indexes_long_titled_articles(tmp_path: Path) -> None:
+    from semsearch.index import Index
+
+    folder = tmp_path / "articles"
+    folder.mkdir()
+    title = " ".join(f"Headline{i}" for i in range(80))
+    (folder / "a.txt").write_text(f"{title}\n\n{long_paragraph(6)}\n", encoding="utf-8")
+    with Index.open(tmp_path / "index", create=True, embedder=FakeEmbedder(max_tokens=32)) as ix:
+        report = ix.add([folder])
+        assert report.documents_added == 1
+        assert report.paragraphs_split == 1
+        hits = ix.search("sentence", k=50, mode="lexical", collapse=False)
+    assert " ".join(h.text for h in sorted(hits, key=lambda h: h.piece)) == long_paragraph(6)
 
 
 # --------------------------------------------------------------------------- real tokenizer

@@ -457,6 +457,77 @@ def test_jsonl_problems_come_back_through_parse() -> None:
     assert [p.path for p in problems] == ["x.ndjson:2"]
 
 
+DUPLICATES = [
+    {"id": "a", "title": "One", "text": "River floods the town."},
+    {"id": "a", "title": "Two", "text": "Bakery opens downtown."},  # the same id again
+    {"title": "Three", "text": "Chess champion retires."},  # no id: keyed by line, "3"
+    {"id": 3, "title": "Four", "text": "Jazz festival returns."},  # the id "3" is taken
+    {"id": "a (line 5)", "title": "Five", "text": "Comet seen at dusk."},
+    {"id": "a", "title": "Six", "text": "Orchard harvest begins."},  # "a" a third time
+]
+
+
+def test_jsonl_duplicate_ids_keep_every_record_under_its_own_key() -> None:
+    """Two records with one id became one document in the report and in the document
+    signatures (every later run called both "updated")."""
+    text = "\n".join(json.dumps(r) for r in DUPLICATES) + "\n"
+    docs, problems = parse_jsonl(text, "feed.jsonl")
+    assert [d.title for d in docs] == ["One", "Two", "Three", "Four", "Five", "Six"]
+    keys = [d.key for d in docs]
+    assert keys == ["a", "a (line 2)", "3", "3 (line 4)", "a (line 5)", "a (line 6)"]
+    assert len(set(keys)) == len(keys)
+    assert [p.path for p in problems] == ["feed.jsonl:2", "feed.jsonl:4", "feed.jsonl:6"]
+    assert "id 'a' is already the key of line 1" in problems[0].message
+    assert "kept as 'a (line 2)'" in problems[0].message
+    assert "id '3' is already the key of line 3" in problems[1].message
+    assert "id 'a' is already the key of line 1" in problems[2].message
+
+
+def test_jsonl_a_disambiguated_key_never_takes_an_existing_id() -> None:
+    records = [
+        {"id": "x", "text": "First."},
+        {"id": "x (line 3)", "text": "Second."},
+        {"id": "x", "text": "Third."},
+    ]
+    docs, problems = parse_jsonl("\n".join(json.dumps(r) for r in records), "f.jsonl")
+    assert [d.key for d in docs] == ["x", "x (line 3)", "x (line 3)'"]
+    assert len(problems) == 1 and problems[0].path == "f.jsonl:3"
+
+
+def test_jsonl_duplicate_ids_are_separate_documents_in_the_index(tmp_path: Path) -> None:
+    from semsearch.index import Index
+    from tests.fakes import FakeEmbedder
+
+    folder = tmp_path / "src"
+    folder.mkdir()
+    feed = folder / "feed.jsonl"
+    feed.write_text("\n".join(json.dumps(r) for r in DUPLICATES[:4]) + "\n", encoding="utf-8")
+    with Index.open(tmp_path / "index", create=True, embedder=FakeEmbedder()) as index:
+        report = index.add([folder])
+        assert report.documents_added == 4  # was 2: the two "a" and the two "3" merged
+        assert report.passages_added == 4
+        assert [str(p) for p in report.problems] == [
+            f"{feed}:2: id 'a' is already the key of line 1; record kept as 'a (line 2)' "
+            "(give each record its own id)",
+            f"{feed}:4: id '3' is already the key of line 3; record kept as '3 (line 4)' "
+            "(give each record its own id)",
+        ]
+        assert index.info().documents == 4
+        found = {
+            h.title: h.key for h in index.search("river bakery chess jazz", k=4, mode="lexical")
+        }
+        assert found == {"One": "a", "Two": "a (line 2)", "Three": "3", "Four": "3 (line 4)"}
+
+        again = index.add([folder])  # unchanged file
+        assert (again.documents_unchanged, again.documents_added) == (4, 0)
+        with open(feed, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"id": "z", "text": "A new record."}) + "\n")
+        grown = index.add([folder])
+        assert (grown.documents_added, grown.documents_updated) == (1, 0)  # was 1 and 2
+        assert (grown.documents_unchanged, grown.documents_removed) == (4, 0)
+        assert len(grown.problems) == 2  # the file was read again: the same two warnings
+
+
 # --------------------------------------------------------------------------- walk
 
 
@@ -547,3 +618,23 @@ def test_walk_missing_path_raises_source_error(tree: Path) -> None:
     missing = tree / "nope"
     with pytest.raises(SourceError, match="nope"):
         walk([tree, missing])
+
+
+@pytest.mark.slow
+def test_cli_reports_duplicate_ids_as_warnings_and_counts_every_record(tmp_path: Path) -> None:
+    from tests.cli_helpers import run
+
+    folder = tmp_path / "src"
+    folder.mkdir()
+    feed = folder / "feed.jsonl"
+    feed.write_text("\n".join(json.dumps(r) for r in DUPLICATES[:4]) + "\n", encoding="utf-8")
+    code, out, err = run("index", str(folder), "--index", str(tmp_path / "index"), "-q")
+    assert code == 0, err
+    assert err.splitlines() == [
+        f"warning: {feed}:2: id 'a' is already the key of line 1; record kept as 'a (line 2)' "
+        "(give each record its own id)",
+        f"warning: {feed}:4: id '3' is already the key of line 3; record kept as '3 (line 4)' "
+        "(give each record its own id)",
+    ]
+    assert "documents: 4 added" in out
+    assert "2 problems with files or records (see above)" in out
