@@ -1,10 +1,20 @@
 """Fusing a dense and a lexical ranking into one (hybrid search).
 
-Two methods, both over the top candidates of each ranking:
+Two methods, both over the top ``depth`` candidates of each ranking:
 
-- ``rrf``: reciprocal rank fusion, ``sum(w / (c + rank))``; ignores scores.
+- ``rrf``: reciprocal rank fusion, ``sum(w / (c + rank))`` over the ranks up
+  to ``depth``; ignores scores.
 - ``convex``: ``alpha * dense + (1 - alpha) * lexical`` after min-max
-  normalising each list's scores to 0..1 (a passage missing from a list gets 0).
+  normalising each list's scores to 0..1 with the lowest and highest score of
+  its top ``depth`` (a passage missing from a list gets 0).
+
+A ranking may hold more than ``depth`` candidates (a search asking for more
+results than that); those past it are normalised with the same bounds and
+clipped to 0..1, so they get 0 from that ranking (they score no higher than
+the top ``depth``'s lowest), and rrf gives them nothing either. A passage's
+fused score therefore depends on the query and the collection, never on how
+many candidates were fetched: the same passage scores the same for k=5 and
+k=150, and a minimum score means the same for every k.
 
 The defaults were chosen on SciFact's *train* queries (benchmarks/tune_fusion.py)
 and are reported on the test queries only.
@@ -33,18 +43,26 @@ class Fusion:
             raise ValueError("alpha must be between 0 and 1")
 
 
-def _minmax(ranking: Ranking) -> dict[int, float]:
-    if not ranking:
+def _minmax(ranking: Ranking, depth: int | None = None) -> dict[int, float]:
+    """Scores mapped to 0..1 by the lowest and highest of the first ``depth`` (all if None)."""
+    head = list(ranking) if depth is None else list(ranking[:depth])
+    if not head:
         return {}
-    scores = [s for _, s in ranking]
+    scores = [s for _, s in head]
     lo, hi = min(scores), max(scores)
     if hi == lo:
-        return {i: 1.0 for i, _ in ranking}
-    return {i: (s - lo) / (hi - lo) for i, s in ranking}
+        return {i: 1.0 if s >= hi else 0.0 for i, s in ranking}
+    return {i: min(1.0, max(0.0, (s - lo) / (hi - lo))) for i, s in ranking}
 
 
-def fuse(dense: Ranking, lexical: Ranking, fusion: Fusion = Fusion()) -> list[tuple[int, float]]:
-    """One ranking from two, best first; ties keep dense order, then lexical order."""
+def fuse(
+    dense: Ranking, lexical: Ranking, fusion: Fusion = Fusion(), *, depth: int | None = None
+) -> list[tuple[int, float]]:
+    """One ranking from two, best first; ties keep dense order, then lexical order.
+
+    ``depth`` (None: the whole of each ranking) is how many candidates of each
+    ranking set the scores, see the module's docstring.
+    """
     order: dict[int, int] = {}
     for i, _ in list(dense) + list(lexical):
         order.setdefault(i, len(order))
@@ -52,10 +70,11 @@ def fuse(dense: Ranking, lexical: Ranking, fusion: Fusion = Fusion()) -> list[tu
     if fusion.method == "rrf":
         weights = (fusion.alpha * 2, (1 - fusion.alpha) * 2)  # alpha 0.5 = plain RRF
         for weight, ranking in zip(weights, (dense, lexical), strict=True):
-            for rank, (i, _) in enumerate(ranking, start=1):
+            head = ranking if depth is None else ranking[:depth]
+            for rank, (i, _) in enumerate(head, start=1):
                 fused[i] += weight / (fusion.rrf_c + rank)
     else:
-        d, lx = _minmax(dense), _minmax(lexical)
+        d, lx = _minmax(dense, depth), _minmax(lexical, depth)
         for i in fused:
             fused[i] = fusion.alpha * d.get(i, 0.0) + (1 - fusion.alpha) * lx.get(i, 0.0)
     return sorted(fused.items(), key=lambda kv: (-kv[1], order[kv[0]]))

@@ -671,6 +671,7 @@ class Index:
             raise SourceError(_nothing_readable(paths, found, len(changed), unreadable))
         requested = self._wanted_type or str(manifest.get("index_type_requested", "auto"))
         retype = requested != manifest.get("index_type_requested", "auto")
+        _vectors.check_convertible(current, requested)  # before anything is embedded
         if not (rebuild or fresh or planned or gone or renamed or retype):
             report.documents_unchanged = store.document_count_in(unchanged_ids)
             report.passages_unchanged = len(store.passage_ids(unchanged_ids))
@@ -681,7 +682,9 @@ class Index:
         #    and openvino backends embed passages with it too.
         texts = [x.embed_text for p in planned for _, ps in p.docs for x in ps]
         hashes = [_embed_hash(t) for t in texts]
-        reusable = store.ids_by_embed_hash(replaced_ids + removed_file_ids) if current else {}
+        reusable: dict[str, int] = {}
+        if current is not None and _vectors.lossless(current):  # else re-embed: no decoded codes
+            reusable = store.ids_by_embed_hash(replaced_ids + removed_file_ids)
         to_embed = [i for i, h in enumerate(hashes) if h not in reusable]
         reuse_rows = [i for i, h in enumerate(hashes) if h in reusable]
         query_model: dict[str, Any] | None = manifest.get("query_model")

@@ -30,7 +30,7 @@ from .vectors import IdArray, VectorIndex
 MODES = ("dense", "lexical", "hybrid")
 DEFAULT_MODE = "hybrid"
 DEFAULT_FUSION = Fusion(method="convex", alpha=0.5)
-HYBRID_DEPTH = 100  # candidates taken from each ranking before fusing
+HYBRID_DEPTH = 100  # the top of each ranking that sets hybrid scores, whatever k (see fusion)
 
 # Limits on what a caller may ask (the CLI, the library and any server share them):
 MAX_K = 10_000  # results per query; more is refused (past what the index holds, k is clamped)
@@ -268,10 +268,26 @@ class Searcher:
             return lex, len(lex) < n
         assert qvec is not None
         depth = max(n, HYBRID_DEPTH)
-        dense = self._dense(qvec, depth, allowed)
+        dense = self._dense_to_fuse(qvec, depth, allowed)
         lex = lexical.search(self.store.db, q.text, depth, allowed)
-        fused = fuse(dense, lex, q.fusion)
+        fused = fuse(dense, lex, q.fusion, depth=HYBRID_DEPTH)
         return fused[:n], len(dense) < depth and len(lex) < depth and len(fused) <= n
+
+    def _dense_to_fuse(
+        self, qvec: npt.NDArray[np.float32], n: int, allowed: IdArray | None
+    ) -> list[tuple[int, float]]:
+        """The dense ranking for fusion, opening with the top `HYBRID_DEPTH` that sets scores.
+
+        An approximate index asked for more than that may find a different top
+        (HNSW widens its search with k), so the top is then asked for on its own:
+        hybrid scores stay the same whatever k.
+        """
+        ranked = self._dense(qvec, n, allowed)
+        if n <= HYBRID_DEPTH or self.vectors.kind == "flat":  # flat: exact, same top
+            return ranked
+        head = self._dense(qvec, HYBRID_DEPTH, allowed)
+        seen = {i for i, _ in head}
+        return head + [c for c in ranked if c[0] not in seen]
 
     def _dense(
         self, qvec: npt.NDArray[np.float32], n: int, allowed: IdArray | None

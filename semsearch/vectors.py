@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from .errors import IndexCorruptError
+from .errors import IndexCorruptError, UsageError
 
 IdArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
@@ -212,16 +212,20 @@ def _reconstruct(index: Any, ids: IdArray, dimension: int) -> FloatArray:
     return out
 
 
+def _fsync_file(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _write(index: Any, path: str) -> None:
     """Write through a temporary file, fsynced, renamed into place, the rename made durable."""
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
         _faiss().write_index(index, tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        _fsync_file(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -385,17 +389,203 @@ class HNSWIndex(_FaissIndex):
         _write(self._index, path)
 
 
+class ExactVectors:
+    """The float32 vectors an IVF-PQ index was given, kept beside its lossy codes.
+
+    PQ codes decode only to approximations (errors of ~0.07 per component at
+    64-d, and each re-encoding of decoded vectors adds more), so everything
+    that reads vectors back (converting to another type, retraining, reusing
+    the vectors of moved or edited files, exact search over a small filtered
+    subset) reads them here instead. Two NumPy ``.npy`` files per generation,
+    no pickle, opened memory-mapped: ``vectors.N.exact.npy`` (count x
+    dimension float32) and ``vectors.N.exact-ids.npy`` (their int64 ids, in
+    the same order). Adds and removes are held in memory until `save` streams
+    the kept rows and the new ones into the next generation's files.
+    """
+
+    CHUNK = 65_536  # rows copied at a time when saving
+
+    def __init__(self, ids: IdArray, vecs: FloatArray) -> None:
+        self._reset(ids, vecs)
+
+    def _reset(self, ids: IdArray, vecs: FloatArray) -> None:
+        self._ids, self._vecs = ids, vecs  # the saved rows (memory-mapped once saved)
+        self._live: npt.NDArray[np.bool_] | None = None  # which saved rows remain (None: all)
+        self._order: IdArray | None = None  # argsort of the saved ids, made on first need
+        self._new_ids = np.zeros(0, np.int64)  # added since, in memory
+        self._new_vecs = np.zeros((0, vecs.shape[1]), np.float32)
+
+    @classmethod
+    def create(cls, ids: IdArray, vecs: FloatArray) -> ExactVectors:
+        made = cls(np.zeros(0, np.int64), np.zeros((0, vecs.shape[1]), np.float32))
+        made.add(ids, vecs)
+        return made
+
+    @staticmethod
+    def paths(path: str) -> tuple[str, str]:
+        """The (vectors, ids) files beside the vector file ``path``."""
+        base = path[: -len(".faiss")] if path.endswith(".faiss") else path
+        return base + ".exact.npy", base + ".exact-ids.npy"
+
+    @classmethod
+    def load(cls, path: str, dimension: int, count: int) -> ExactVectors | None:
+        """The exact vectors beside ``path``, memory-mapped; None if there are none
+        (an index written before they were kept). Raises `IndexCorruptError` if damaged."""
+        vec_file, id_file = cls.paths(path)
+        if not (os.path.exists(vec_file) or os.path.exists(id_file)):
+            return None
+        try:
+            vecs = np.load(vec_file, mmap_mode="r", allow_pickle=False)
+            ids = np.load(id_file, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise IndexCorruptError(
+                f"the exact vectors beside {path} are missing or damaged: "
+                "run `semsearch index --rebuild PATH`"
+            ) from exc
+        if (
+            vecs.dtype != np.float32
+            or ids.dtype != np.int64
+            or vecs.ndim != 2
+            or ids.ndim != 1
+            or vecs.shape != (count, dimension)
+            or len(ids) != count
+        ):
+            raise IndexCorruptError(
+                f"the exact vectors beside {path} do not match it ({len(ids)} ids, "
+                f"{vecs.shape} vectors, {count} in the index): run `semsearch index --rebuild PATH`"
+            )
+        return cls(ids, vecs)
+
+    @property
+    def count(self) -> int:
+        saved = len(self._ids) if self._live is None else int(self._live.sum())
+        return saved + len(self._new_ids)
+
+    def add(self, ids: IdArray, vecs: FloatArray) -> None:
+        if len(ids):
+            self._new_ids = np.concatenate([self._new_ids, np.asarray(ids, dtype=np.int64)])
+            self._new_vecs = np.concatenate([self._new_vecs, np.asarray(vecs, dtype=np.float32)])
+
+    def remove(self, ids: IdArray) -> None:
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(ids) == 0:
+            return
+        rows = self._saved_rows(ids)
+        rows = rows[rows >= 0]
+        if len(rows):
+            if self._live is None:
+                self._live = np.ones(len(self._ids), dtype=bool)
+            self._live[rows] = False
+        if len(self._new_ids):
+            keep = ~np.isin(self._new_ids, ids)
+            self._new_ids, self._new_vecs = self._new_ids[keep], self._new_vecs[keep]
+
+    def _saved_rows(self, ids: IdArray) -> IdArray:
+        """The row of each id among the saved vectors still held, -1 where there is none."""
+        out = np.full(len(ids), -1, np.int64)
+        if len(self._ids) == 0 or len(ids) == 0:
+            return out
+        if self._order is None:
+            self._order = np.argsort(self._ids, kind="stable").astype(np.int64)
+        sorted_ids = np.asarray(self._ids)[self._order]
+        pos = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+        found = sorted_ids[pos] == ids
+        out[found] = self._order[pos[found]]
+        if self._live is not None:
+            out[(out >= 0) & ~self._live[np.maximum(out, 0)]] = -1
+        return out
+
+    def get(self, ids: IdArray) -> FloatArray:
+        """The vectors of ``ids``, exactly as they were added."""
+        ids = np.asarray(ids, dtype=np.int64)
+        out = np.empty((len(ids), self._vecs.shape[1]), dtype=np.float32)
+        todo = np.ones(len(ids), dtype=bool)
+        if len(self._new_ids) and len(ids):
+            order = np.argsort(self._new_ids, kind="stable")
+            sorted_new = self._new_ids[order]
+            pos = np.minimum(np.searchsorted(sorted_new, ids), len(sorted_new) - 1)
+            found = sorted_new[pos] == ids
+            out[found] = self._new_vecs[order[pos[found]]]
+            todo &= ~found
+        rows = self._saved_rows(ids[todo])
+        if (rows < 0).any():
+            missing = ids[todo][rows < 0][:3].tolist()
+            raise IndexCorruptError(
+                f"the exact vectors lack ids the index holds (e.g. {missing}): "
+                "run `semsearch index --rebuild PATH`"
+            )
+        if len(rows):
+            by_row = np.argsort(rows, kind="stable")  # read the file in order
+            picked = np.empty((len(rows), out.shape[1]), dtype=np.float32)
+            picked[by_row] = self._vecs[rows[by_row]]
+            out[todo] = picked
+        return out
+
+    def save(self, path: str) -> None:
+        """Write beside the vector file ``path`` (temporary files, fsynced, renamed), then
+        read from the new files."""
+        vec_file, id_file = self.paths(path)
+        count, dimension = self.count, self._vecs.shape[1]
+        kept = (
+            np.arange(len(self._ids), dtype=np.int64)
+            if self._live is None
+            else np.flatnonzero(self._live).astype(np.int64)
+        )
+        tmp_vec, tmp_ids = f"{vec_file}.tmp-{os.getpid()}", f"{id_file}.tmp-{os.getpid()}"
+        try:
+            out_vecs = np.lib.format.open_memmap(
+                tmp_vec, mode="w+", dtype=np.float32, shape=(count, dimension)
+            )
+            out_ids = np.lib.format.open_memmap(tmp_ids, mode="w+", dtype=np.int64, shape=(count,))
+            for start in range(0, len(kept), self.CHUNK):
+                rows = kept[start : start + self.CHUNK]
+                out_vecs[start : start + len(rows)] = self._vecs[rows]
+                out_ids[start : start + len(rows)] = np.asarray(self._ids)[rows]
+            out_vecs[len(kept) :] = self._new_vecs
+            out_ids[len(kept) :] = self._new_ids
+            for array, name in ((out_vecs, tmp_vec), (out_ids, tmp_ids)):
+                array.flush()
+                _fsync_file(name)
+            del out_vecs, out_ids
+            os.replace(tmp_vec, vec_file)
+            os.replace(tmp_ids, id_file)
+        finally:
+            for name in (tmp_vec, tmp_ids):
+                if os.path.exists(name):
+                    os.unlink(name)
+        fsync_dir(os.path.dirname(path) or ".")
+        self._reset(
+            np.load(id_file, mmap_mode="r", allow_pickle=False),
+            np.load(vec_file, mmap_mode="r", allow_pickle=False),
+        )
+
+
 class IVFIndex(_FaissIndex):
     """Approximate search in clusters: ``IVF<n>,Flat`` or, compressed, ``IVF<n>,PQ<m>``.
 
     Trained on the vectors it is built from; queries open it memory-mapped, so
-    opening is fast and the lists need not all sit in RAM.
+    opening is fast and the lists need not all sit in RAM. IVF-PQ keeps the
+    exact vectors beside its codes (`ExactVectors`); one written before it did
+    (``exact`` None) can only decode its codes, so `adapt` neither converts nor
+    retrains it.
     """
 
-    def __init__(self, index: Any, kind: str, direct_map: bool = True) -> None:
+    def __init__(
+        self,
+        index: Any,
+        kind: str,
+        direct_map: bool = True,
+        exact: ExactVectors | None = None,
+    ) -> None:
         self._index = index
         self.kind = kind
         self._direct_map = direct_map  # ids -> list positions, needed by reconstruct
+        self._exact = exact
+
+    @property
+    def lossless(self) -> bool:
+        """True if `reconstruct` gives back the vectors exactly as they were added."""
+        return self.kind != "ivfpq" or self._exact is not None
 
     @staticmethod
     def lists_for(count: int) -> int:
@@ -421,7 +611,8 @@ class IVFIndex(_FaissIndex):
             sample = vectors[rng.choice(len(vectors), 64 * nlist, replace=False)]
         index.train(sample)
         index.set_direct_map_type(faiss.DirectMap.Hashtable)
-        made = cls(index, kind)
+        exact = ExactVectors.create(np.zeros(0, np.int64), vectors[:0]) if kind == "ivfpq" else None
+        made = cls(index, kind, exact=exact)
         made.add(ids, vectors)
         return made
 
@@ -431,7 +622,10 @@ class IVFIndex(_FaissIndex):
         index = _read(path, mmap=mmap)
         if not mmap:
             index.set_direct_map_type(faiss.DirectMap.Hashtable)
-        return cls(index, kind, direct_map=not mmap)
+        exact = None
+        if kind == "ivfpq":  # opened now, so a later prune of this generation cannot hide it
+            exact = ExactVectors.load(path, int(index.d), int(index.ntotal))
+        return cls(index, kind, direct_map=not mmap, exact=exact)
 
     @property
     def nprobe(self) -> int:
@@ -445,16 +639,30 @@ class IVFIndex(_FaissIndex):
     def add(self, ids: IdArray, vectors: FloatArray) -> None:
         self._changed()
         if len(ids):
-            self._index.add_with_ids(
-                np.ascontiguousarray(vectors, dtype=np.float32),
-                np.ascontiguousarray(ids, dtype=np.int64),
-            )
+            vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+            self._index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
+            if self._exact is not None:
+                self._exact.add(ids, vectors)
 
     def remove(self, ids: IdArray) -> int:
         self._changed()
         if len(ids) == 0:
             return 0
-        return int(self._index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
+        removed = int(self._index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
+        if self._exact is not None:
+            self._exact.remove(ids)
+        return removed
+
+    def save(self, path: str) -> None:
+        """The exact vectors first (IVF-PQ), then the index: each file through a temporary
+        one, fsynced, renamed into place."""
+        if self._exact is not None:
+            self._exact.save(path)
+        else:  # an older IVF-PQ index: no exact vectors of another generation may pose as its own
+            for side in ExactVectors.paths(path):
+                if os.path.exists(side):
+                    os.unlink(side)
+        _write(self._index, path)
 
     def _list_ids(self) -> IdArray:
         faiss = _faiss()
@@ -489,6 +697,10 @@ class IVFIndex(_FaissIndex):
         return scores, ids
 
     def reconstruct(self, ids: IdArray) -> FloatArray:
+        """The vectors of ``ids``: exact (IVF-Flat lists, IVF-PQ's exact vectors), or decoded
+        from the PQ codes for an IVF-PQ index written before exact vectors were kept."""
+        if self._exact is not None:
+            return self._exact.get(ids)
         if not self._direct_map:  # opened memory-mapped: map ids on first need
             with _DIRECT_MAP_LOCK:  # threads searching this index must not build it twice
                 if not self._direct_map:
@@ -528,6 +740,9 @@ def adapt(index: VectorIndex, requested: str) -> VectorIndex:
     target = target_kind(requested, index.count)
     if target in ("ivf", "ivfpq") and index.count < 39 * 16:
         target = "flat"
+    check_convertible(index, requested)
+    if isinstance(index, IVFIndex) and not index.lossless:
+        return index  # its vectors can only be decoded: keep its lists rather than re-encode
     current = index.kind
     if target == current and not (isinstance(index, IVFIndex) and index.needs_retraining()):
         return index
@@ -538,6 +753,26 @@ def adapt(index: VectorIndex, requested: str) -> VectorIndex:
     made = create(target, index.dimension)
     made.add(ids, vectors)
     return made
+
+
+def lossless(index: VectorIndex) -> bool:
+    """True if ``index.reconstruct`` gives back exactly the vectors that were added."""
+    return not isinstance(index, IVFIndex) or index.lossless
+
+
+def check_convertible(index: VectorIndex | None, requested: str) -> None:
+    """Refuse to turn an IVF-PQ index that kept no exact vectors into another type.
+
+    Its vectors could only be decoded from the PQ codes, so the new index
+    would hold approximations (and every further conversion would add to the
+    error); a rebuild embeds the passages again instead. Raises `UsageError`.
+    """
+    if isinstance(index, IVFIndex) and not index.lossless and requested != index.kind:
+        raise UsageError(
+            "this IVF-PQ index was written by an older semsearch and keeps only compressed "
+            f"vectors, so converting it to {requested} would lose precision: re-embed it with "
+            f"`semsearch index --rebuild --index-type {requested} PATH`"
+        )
 
 
 def load(kind: str, path: str, *, mmap: bool = False) -> VectorIndex:

@@ -119,6 +119,26 @@ def test_convex_fusion_minmax_in_between_values() -> None:
     assert fused[4] == pytest.approx(0.0)
 
 
+def test_candidates_past_the_depth_are_scored_with_the_bounds_of_the_top() -> None:
+    """Only the top ``depth`` of each ranking sets the min-max bounds; a candidate
+    past it is normalised with those bounds and clipped to 0..1."""
+    dense = [(1, 0.9), (2, 0.7), (3, 0.5), (4, 0.3), (5, 0.2)]
+    lex = [(3, 10.0), (1, 6.0), (4, 2.0), (6, 1.0)]
+    fused = dict(fuse(dense, lex, Fusion(alpha=0.5), depth=2))
+    assert fused[1] == pytest.approx(0.5 * 1.0 + 0.5 * 0.0)  # dense 0.9..0.7, lex 10..6
+    assert fused[2] == pytest.approx(0.0)
+    assert fused[3] == pytest.approx(0.5 * 0.0 + 0.5 * 1.0)  # dense 0.5 < 0.7: clipped
+    assert fused[4] == fused[5] == fused[6] == pytest.approx(0.0)
+    # the scores of the first candidates do not depend on how many follow them
+    for cut in (2, 3, 5):
+        shorter = dict(fuse(dense[:cut], lex[:cut], Fusion(alpha=0.5), depth=2))
+        assert all(shorter[i] == pytest.approx(fused[i]) for i in shorter)
+    rrf = dict(fuse(dense, lex, Fusion(method="rrf"), depth=2))
+    assert rrf[4] == rrf[5] == rrf[6] == 0.0  # ranks past the depth count for nothing
+    assert rrf[3] == pytest.approx(1 / 61)
+    assert rrf[1] == pytest.approx(1 / 61 + 1 / 62)
+
+
 def test_ids_in_only_one_list() -> None:
     only_dense = fuse([(7, 0.3)], [], Fusion(alpha=0.5))
     assert only_dense == [(7, pytest.approx(0.5))]  # a single score normalises to 1
@@ -846,3 +866,63 @@ def test_a_schema_1_index_is_upgraded_on_open(tmp_path: Path, corpus: Path) -> N
         assert [h.title for h in index.search("lighthouse", k=5, mode="lexical")] == ["Lighthouse"]
     passages, fts = counts(folder)
     assert passages == fts == 6
+
+
+# --------------------------------------------------------------------------- score stability
+
+STABLE_VOCAB = [f"{a}{b}" for a in ("mar", "tel", "son", "pir", "dak") for b in "aeiou"]
+
+
+@pytest.fixture(scope="module", params=["flat", "hnsw"])
+def three_hundred(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Index]:
+    """300 one-paragraph articles over 25 words: every query word is in about a third
+    of them, so the dense and the lexical rankings both run past `HYBRID_DEPTH`."""
+    root = tmp_path_factory.mktemp("three-hundred")
+    for i in range(300):
+        rng = random.Random(1000 + i)
+        text = " ".join(rng.choice(STABLE_VOCAB) for _ in range(8)) + f" number{i}."
+        article(root / "docs" / f"a{i:03d}.txt", f"Note {i}", [text])
+    index = Index.open(
+        root / f"index-{request.param}",
+        create=True,
+        embedder=FakeEmbedder(),
+        index_type=request.param,
+    )
+    index.add([root / "docs"])
+    assert index.info().passages == 300
+    yield index
+    index.close()
+
+
+@pytest.mark.parametrize("options", [{}, {"collapse": False}, {"by_article": True}])
+def test_a_hybrid_score_is_the_same_for_every_k(
+    three_hundred: Index, options: dict[str, bool]
+) -> None:
+    query = "mara tele sono pira"
+    runs = {k: three_hundred.search(query, k=k, mode="hybrid", **options) for k in (5, 80, 150)}
+    assert [len(h) for h in runs.values()] == [5, 80, 150]
+    score = {k: {h.passage_id: h.score for h in hits} for k, hits in runs.items()}
+    for k in (5, 80):
+        for pid, s in score[k].items():
+            assert score[150][pid] == s, f"passage {pid}: {s} at k={k}, {score[150][pid]} at k=150"
+    # the smaller runs are the head of the larger one (up to the order of equal scores)
+    ranked = {k: [h.score for h in hits] for k, hits in runs.items()}
+    assert ranked[150][:5] == ranked[5] and ranked[150][:80] == ranked[80]
+    scores = [h.score for h in runs[150]]
+    assert scores == sorted(scores, reverse=True)
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    assert scores[-1] == 0.0  # past the top 100 of both rankings: nothing from either
+
+
+def test_min_score_means_the_same_for_every_k(three_hundred: Index) -> None:
+    query = "mara tele sono pira"
+    everything = three_hundred.search(query, k=300, mode="hybrid", collapse=False)
+    threshold = everything[40].score
+    passing = {h.passage_id: h.score for h in everything if h.score >= threshold}
+    assert 40 < len(passing) < 150
+    for k in (5, 80, 150):
+        hits = three_hundred.search(query, k=k, mode="hybrid", collapse=False, min_score=threshold)
+        assert len(hits) == min(k, len(passing))
+        assert all(passing[h.passage_id] == h.score for h in hits)

@@ -94,7 +94,8 @@ def build(kind: str, ids: Ids, x: Floats) -> vectors.VectorIndex:
         key = (kind, hashlib.sha1(ids.tobytes() + x.tobytes()).digest())
         if key not in _TRAINED:
             _TRAINED[key] = vectors.IVFIndex.build(kind, ids, x)
-        return vectors.IVFIndex(faiss.clone_index(_TRAINED[key]._index), kind)
+        exact = vectors.ExactVectors.create(ids, x) if kind == "ivfpq" else None
+        return vectors.IVFIndex(faiss.clone_index(_TRAINED[key]._index), kind, exact=exact)
     index = vectors.create(kind, x.shape[1])
     index.add(ids, x)
     return index
@@ -410,16 +411,15 @@ def test_adapt_converts_keeping_every_live_id_and_vector(
     live = np.setdiff1d(ids, gone)
     assert made.count == len(live)
     assert np.array_equal(np.sort(made.ids()), live)
-    lossy = "ivfpq" in (source, target)
-    error = np.abs(made.reconstruct(live[::29]) - data.x[data.rows(live[::29])]).max()
-    assert error < (0.2 if lossy else 1e-6), f"{source} -> {target}: vectors moved by {error}"
+    # IVF-PQ keeps the exact vectors beside its codes: every conversion is lossless
+    error = np.abs(made.reconstruct(live) - data.x[data.rows(live)]).max()
+    assert error < 1e-6, f"{source} -> {target}: vectors moved by {error}"
     found = made.search(data.queries, K)[1]
     assert not np.isin(found, gone).any()
-    if not lossy:
-        truth = exact(live, data.x[data.rows(live)], data.queries, K)[1]
-        measured = recall(found, truth)
-        floor = MIN_RECALL.get(target, 1.0)
-        assert measured >= floor, f"{source} -> {target}: recall@{K} = {measured:.3f}"
+    truth = exact(live, data.x[data.rows(live)], data.queries, K)[1]
+    measured = recall(found, truth)
+    floor = MIN_RECALL.get(target, 1.0)
+    assert measured >= floor, f"{source} -> {target}: recall@{K} = {measured:.3f}"
 
 
 def test_ivf_types_stay_flat_while_too_small_to_train(data: Data) -> None:
@@ -769,3 +769,197 @@ def test_a_tombstone_file_left_by_a_crashed_writer_is_not_picked_up(
     with Index.open(index_dir, embedder=fake) as reader:
         reader.check()
         assert reader.info().passages == 804
+
+
+# --------------------------------------------------------------------------- IVF-PQ: exact vectors
+
+
+def test_ivfpq_conversions_and_retraining_give_back_the_exact_vectors(data: Data) -> None:
+    """PQ codes decode to approximations (max error ~0.07 per component here, growing
+    with each re-encoding); every step that reads vectors back reads the exact ones
+    kept beside the codes, so retraining and round trips through other types, however
+    often, leave the vectors as they were added."""
+    ids, x = data.ids[:1000], data.x[:1000]
+    index = vectors.IVFIndex.build("ivfpq", ids[:300], x[:300])
+    index.add(ids[300:], x[300:])
+    assert index.needs_retraining()  # 1,000 vectors in lists made for 300
+    current: vectors.VectorIndex = index
+    for target in ("ivfpq", "retrain", "flat", "ivfpq", "hnsw", "flat"):
+        before = current
+        if target == "retrain":  # what adapt does when the lists no longer fit
+            held = current.ids()
+            current = vectors.IVFIndex.build("ivfpq", held, current.reconstruct(held))
+        else:
+            current = vectors.adapt(current, target)
+        assert current is not before
+        error = np.abs(current.reconstruct(ids) - x).max()
+        assert error < 1e-6, f"-> {target}: vectors moved by {error}"
+    assert current.kind == "flat"
+    truth = exact(ids, x, data.queries, K)
+    assert_same_ranking(current.search(data.queries, K)[1], truth[1], truth[0])
+
+
+def test_ivfpq_exact_vectors_follow_removals_additions_and_saves(
+    data: Data, tmp_path: Path
+) -> None:
+    index = vectors.IVFIndex.build("ivfpq", data.ids[:2000], data.x[:2000])
+    index.remove(data.ids[:300])
+    index.add(data.ids[2000:], data.x[2000:])
+    live = data.ids[300:]
+    first = str(tmp_path / "vectors.000001.faiss")
+    index.save(first)
+    vec_file, id_file = vectors.ExactVectors.paths(first)
+    assert Path(vec_file).name == "vectors.000001.exact.npy"
+    assert Path(id_file).name == "vectors.000001.exact-ids.npy"
+    assert np.load(vec_file, allow_pickle=False).shape == (len(live), DIM)
+    assert not [p.name for p in tmp_path.iterdir() if ".tmp-" in p.name]
+
+    for mmap in (True, False):
+        loaded = vectors.load("ivfpq", first, mmap=mmap)
+        assert np.array_equal(loaded.reconstruct(live), data.x[data.rows(live)])
+    # a writer's next generation: more removals and additions, over the saved files
+    writer = vectors.load("ivfpq", first)
+    writer.remove(data.ids[300:400])
+    writer.remove(data.ids[2500:2600])  # added since the first save, in memory before it
+    again = data.ids[:50] + 3 * 10**9
+    writer.add(again, data.x[:50])
+    live = np.concatenate([data.ids[400:2500], data.ids[2600:], again])
+    want = np.concatenate([data.x[400:2500], data.x[2600:], data.x[:50]])
+    assert np.array_equal(writer.reconstruct(live), want)
+    second = str(tmp_path / "vectors.000002.faiss")
+    writer.save(second)
+    reader = vectors.load("ivfpq", second, mmap=True)
+    assert reader.count == len(live)
+    assert np.array_equal(np.sort(reader.ids()), np.sort(live))
+    assert np.array_equal(reader.reconstruct(live), want)
+    assert np.array_equal(writer.reconstruct(live), want)  # now reading the new files
+    # a small filtered search is exact: brute force over the exact vectors
+    allowed = live[::40]
+    scores, found = reader.search(data.queries, K, allowed)
+    true_scores, truth = exact(allowed, data.x[data.rows(allowed % (3 * 10**9))], data.queries, K)
+    assert_same_ranking(found, truth, true_scores)
+    assert np.allclose(scores, true_scores, atol=1e-5)
+
+
+def test_damaged_or_mismatched_exact_vectors_are_corruption(data: Data, tmp_path: Path) -> None:
+    index = vectors.IVFIndex.build("ivfpq", data.ids[:1000], data.x[:1000])
+    path = str(tmp_path / "vectors.000001.faiss")
+    index.save(path)
+    vec_file, _ = vectors.ExactVectors.paths(path)
+    good = Path(vec_file).read_bytes()
+    Path(vec_file).write_bytes(good[: len(good) // 2])  # truncated
+    with pytest.raises(IndexCorruptError, match="exact vectors"):
+        vectors.load("ivfpq", path, mmap=True)
+    np.save(vec_file, data.x[:999])  # one row short
+    with pytest.raises(IndexCorruptError, match="do not match"):
+        vectors.load("ivfpq", path)
+    Path(vec_file).unlink()  # the ids file alone
+    with pytest.raises(IndexCorruptError, match="exact vectors"):
+        vectors.load("ivfpq", path)
+
+
+def passage_vectors(index_dir: Path) -> dict[str, Floats]:
+    """embed text -> the vector the index holds for it, read back with `reconstruct`."""
+    store = Store.open(str(index_dir))
+    try:
+        rows = store.db.execute(
+            "SELECT p.id, d.title, p.text FROM passages p JOIN documents d ON d.id = p.document_id"
+        ).fetchall()
+        held = store.load_vectors().reconstruct(np.asarray([r[0] for r in rows], dtype=np.int64))
+    finally:
+        store.close()
+    return {f"{title}\n{text}": held[n] for n, (_, title, text) in enumerate(rows)}
+
+
+def test_an_ivfpq_index_reuses_exact_vectors_for_moved_files_and_prunes_them(
+    tmp_path: Path, docs: tuple[Path, dict[Path, list[str]]]
+) -> None:
+    folder, _ = docs
+    index_dir = tmp_path / "ix"
+    fake = FakeEmbedder(dimension=32)
+    with Index.open(index_dir, create=True, embedder=fake, index_type="ivfpq") as index:
+        index.add(folder)
+        assert manifest(index_dir)["index_type"] == "ivfpq"
+        for n in range(5):  # moved and edited files: their passages' vectors are reused
+            (folder / f"art{n:04d}.txt").rename(folder / f"moved{n:04d}.txt")
+        edited = folder / "art0010.txt"
+        edited.write_text(edited.read_text(encoding="utf-8") + "one more paragraph.\n")
+        report = index.add(folder)
+        assert report.passages_embedded == 1
+        index.add(folder / "moved0000.txt")  # a commit that changes nothing but the vectors' age
+        write_articles(folder, 200, 1)
+        index.add(folder)
+        index.check()
+    for text, vector in passage_vectors(index_dir).items():
+        assert np.abs(vector - fake.vector(text)).max() < 1e-6, text
+    generation = manifest(index_dir)["generation"]
+    kept = {
+        f"vectors.{g:06d}.{suffix}"
+        for g in (generation, generation - 1)
+        for suffix in ("faiss", "exact.npy", "exact-ids.npy")
+    }
+    assert {p.name for p in index_dir.iterdir() if p.name.startswith("vectors.")} == kept
+    # the disk cost: 4 bytes per dimension and 8 per id, beside the codes
+    size = (index_dir / f"vectors.{generation:06d}.exact.npy").stat().st_size
+    assert size == pytest.approx(804 * 32 * 4, abs=256)
+
+    with Index.open(index_dir, embedder=fake, index_type="flat") as index:
+        assert index.add(folder).passages_embedded == 0
+        index.check()
+    assert manifest(index_dir)["index_type"] == "flat"
+    for text, vector in passage_vectors(index_dir).items():
+        assert np.abs(vector - fake.vector(text)).max() < 1e-6, text
+
+
+def _make_old_ivfpq(index_dir: Path) -> None:
+    """Turn an IVF-PQ index into one written before exact vectors were kept."""
+    for side in index_dir.glob("vectors.*.exact*.npy"):
+        side.unlink()
+
+
+def test_an_old_ivfpq_index_without_exact_vectors_is_never_converted_from_its_codes(
+    tmp_path: Path, docs: tuple[Path, dict[Path, list[str]]]
+) -> None:
+    folder, articles = docs
+    index_dir = tmp_path / "ix"
+    fake = FakeEmbedder(dimension=32)
+    with Index.open(index_dir, create=True, embedder=fake, index_type="ivfpq") as index:
+        index.add(folder)
+    _make_old_ivfpq(index_dir)
+    generation = manifest(index_dir)["generation"]
+    with Index.open(index_dir, embedder=fake) as index:
+        index.check()  # still a valid index: searched and updated as before
+        text = articles[folder / "art0003.txt"][1]
+        assert top(index, text) == [text]
+
+    # converting away would read decoded codes: refused before anything is embedded
+    write_articles(folder, 200, 1)
+    for target in ("flat", "hnsw", "ivf", "auto"):
+        with Index.open(index_dir, embedder=fake, index_type=target) as index:
+            calls = len(fake.calls)
+            with pytest.raises(UsageError, match=f"--rebuild --index-type {target}"):
+                index.add(folder)
+            assert len(fake.calls) == calls
+    assert manifest(index_dir)["generation"] == generation
+    assert manifest(index_dir)["index_type"] == "ivfpq"
+
+    # a moved file is embedded again rather than given decoded vectors
+    (folder / "art0001.txt").rename(folder / "moved0001.txt")
+    with Index.open(index_dir, embedder=fake) as index:
+        report = index.add(folder)
+        assert report.passages_embedded == 4 + 4  # the new article and the moved one
+        index.check()
+    # grown far past its lists: kept as it is, not retrained from decoded codes
+    write_articles(folder, 201, 400)
+    with Index.open(index_dir, embedder=fake) as index:
+        index.add(folder)
+        held = index._load_vectors()
+        assert isinstance(held, vectors.IVFIndex) and held.needs_retraining()
+        assert held._index.nlist == vectors.IVFIndex.lists_for(800)
+        index.check()
+    # a rebuild re-embeds everything into the type asked for
+    with Index.open(index_dir, embedder=fake, index_type="flat") as index:
+        index.add(folder, rebuild=True)
+    assert manifest(index_dir)["index_type"] == "flat"
+    for text, vector in passage_vectors(index_dir).items():
+        assert np.abs(vector - fake.vector(text)).max() < 1e-6, text
