@@ -947,6 +947,11 @@ class Snapshot:
         """What embeds queries on this generation (the ONNX export when the index has one)."""
         return self._index._query_embedder(self.manifest)
 
+    @property
+    def vector_index(self) -> VectorIndex:
+        """The vector index of this generation (shared by readers: never change it)."""
+        return self._vectors
+
     def passage_ids(self) -> npt.NDArray[np.int64]:
         """Every passage id of this generation, ascending."""
         return np.sort(self._vectors.ids())

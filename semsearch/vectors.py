@@ -628,6 +628,11 @@ class IVFIndex(_FaissIndex):
         return cls(index, kind, direct_map=not mmap, exact=exact)
 
     @property
+    def nlist(self) -> int:
+        """How many clusters (inverted lists) the index was trained with."""
+        return int(self._index.nlist)
+
+    @property
     def nprobe(self) -> int:
         return max(8, int(self._index.nlist) // 16)
 

@@ -953,9 +953,10 @@ def test_an_old_ivfpq_index_without_exact_vectors_is_never_converted_from_its_co
     write_articles(folder, 201, 400)
     with Index.open(index_dir, embedder=fake) as index:
         index.add(folder)
-        held = index._load_vectors()
+        with index.snapshot() as snap:
+            held = snap.vector_index
         assert isinstance(held, vectors.IVFIndex) and held.needs_retraining()
-        assert held._index.nlist == vectors.IVFIndex.lists_for(800)
+        assert held.nlist == vectors.IVFIndex.lists_for(800)
         index.check()
     # a rebuild re-embeds everything into the type asked for
     with Index.open(index_dir, embedder=fake, index_type="flat") as index:
