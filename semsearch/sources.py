@@ -213,15 +213,30 @@ def decode(data: bytes) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
+def decode_lines(data: bytes) -> str:
+    """`decode` each line on its own when the whole is not UTF-8 (for JSON Lines).
+
+    The lines of a JSON Lines file are independent records: one record with
+    bytes that are not UTF-8 is read as Windows-1252/Latin-1 without turning
+    the accented letters of every other record into mojibake.
+    """
+    try:
+        data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        lines = data.split(b"\n")
+        return "\n".join(decode(line[:-1] if line.endswith(b"\r") else line) for line in lines)
+    return decode(data)
+
+
 # --------------------------------------------------------------------------- parsing
 
 
 def parse(source: SourceFile) -> tuple[list[Document], list[Problem]]:
     """Parse one file into documents, with the problems met on the way."""
     suffix = Path(source.path).suffix.lower()
-    text = decode(source.data)
     if suffix in JSONL_SUFFIXES:
-        return parse_jsonl(text, source.path)
+        return parse_jsonl(decode_lines(source.data), source.path)
+    text = decode(source.data)
     if suffix in MARKDOWN_SUFFIXES:
         docs = [parse_markdown(text, source.path)]
     elif suffix in HTML_SUFFIXES:

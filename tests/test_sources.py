@@ -638,3 +638,20 @@ def test_cli_reports_duplicate_ids_as_warnings_and_counts_every_record(tmp_path:
     ]
     assert "documents: 4 added" in out
     assert "2 problems with files or records (see above)" in out
+
+
+def test_one_undecodable_json_line_does_not_garble_the_other_records() -> None:
+    """Regression: a JSON Lines file was decoded as a whole, so one line that is not UTF-8
+    turned every record's accents into mojibake ('café' read as 'cafÃ©')."""
+    data = (
+        '{"id": "a", "text": "Le café est ouvert."}\n'.encode()
+        + b'{"id": "b", "text": "broken \xff byte"}\r\n'
+        + '{"text": "déjà vu"}\n'.encode()
+    )
+    docs, problems = parse(SourceFile("x.jsonl", "/x.jsonl", data, len(data), 0.0))
+    assert problems == []
+    assert [(d.key, d.paragraphs[0].text) for d in docs] == [
+        ("a", "Le café est ouvert."),
+        ("b", "broken \xff byte"),  # that line alone read as Windows-1252
+        ("3", "déjà vu"),  # keys by line number unchanged
+    ]
