@@ -33,8 +33,18 @@ from .errors import (
 from .fusion import Fusion
 from .passages import UNITS, Chunking, Passage, make_passages
 from .search import Hit, Query, Searcher, check_query
-from .sources import Document, Problem, SourceFile, Walk, parse, read_file, walk
-from .store import DB_NAME, SCHEMA_VERSION, StaleSnapshot, Store, WriteLock, now_iso
+from .sources import (
+    Document,
+    Problem,
+    RealPaths,
+    SourceFile,
+    Walk,
+    lies_under,
+    parse,
+    read_file,
+    walk,
+)
+from .store import DB_NAME, SCHEMA_VERSION, FileRow, StaleSnapshot, Store, WriteLock, now_iso
 from .vectors import VectorIndex
 
 DEFAULT_INDEX = ".semsearch"
@@ -628,6 +638,8 @@ class Index:
         # 1. Which files are new, changed, unchanged or gone (no model needed).
         report = AddReport(files_skipped=found.skipped, problems=list(found.problems))
         known = {} if (rebuild or fresh) else store.files()
+        old_spellings = manifest.get("file_identity") != "realpath"  # an older index
+        known, twins, relinked = _by_identity(known, found, resolve_all=old_spellings)
         seen: set[str] = set()
         changed: list[tuple[SourceFile, str, int | None]] = []
         unchanged_ids: list[int] = []
@@ -650,6 +662,7 @@ class Index:
                 changed.append((source, digest, old.id if old else None))
         report.problems += unreadable
         gone = [r for a, r in known.items() if a not in seen and found.could_have_found(a)]
+        gone += twins  # a second row of one file (an older index, through a link): dropped
 
         # 2. Parse and cut the changed files (the model's tokenizer counts tokens).
         if changed and embedder is None:
@@ -672,7 +685,7 @@ class Index:
         requested = self._wanted_type or str(manifest.get("index_type_requested", "auto"))
         retype = requested != manifest.get("index_type_requested", "auto")
         _vectors.check_convertible(current, requested)  # before anything is embedded
-        if not (rebuild or fresh or planned or gone or renamed or retype):
+        if not (rebuild or fresh or planned or gone or renamed or retype or relinked):
             report.documents_unchanged = store.document_count_in(unchanged_ids)
             report.passages_unchanged = len(store.passage_ids(unchanged_ids))
             return report  # nothing changed: no new generation, no model loaded
@@ -762,6 +775,8 @@ class Index:
                     report.passages_removed = len(set(doomed.tolist()) - kept_old)
                     index.remove(doomed)
                     store.delete_files(removed_file_ids)
+                    for file_id, real in relinked:
+                        store.update_file_abspath(file_id, real)
                     for file_id, path in renamed:
                         store.update_file_path(file_id, path)
                 new_ids: list[int] = []
@@ -772,6 +787,7 @@ class Index:
                 values: dict[str, Any] = {
                     "semsearch_version": __version__,
                     "index_type_requested": requested,
+                    "file_identity": "realpath",  # every files.abspath is a real path
                 }
                 if refresh and isinstance(reference, SentenceTransformerEmbedder):
                     values["query_model"] = query_model
@@ -863,6 +879,42 @@ class Index:
                 ],
             )
         return ids
+
+
+def _by_identity(
+    known: dict[str, FileRow], found: Walk, *, resolve_all: bool
+) -> tuple[dict[str, FileRow], list[FileRow], list[tuple[int, str]]]:
+    """The indexed files by identity (real path), the rows that repeat another's file,
+    and the rows whose stored ``abspath`` must become the real path.
+
+    Indexes record real paths, so rows are keyed by what they store. Rows are
+    resolved again where they may be another spelling: every row of an index
+    written before files were known by real path (``resolve_all``; it may hold
+    ``docs/a.txt`` and ``link-to-docs/a.txt`` both), and rows under a path
+    given to this walk that were not found as they are (a folder replaced by a
+    link to where it moved). Of several rows of one file, the one already
+    under its real path is kept, else the newest.
+    """
+    real_path = RealPaths()
+    found_now = {real for _, real in found.files}
+    groups: dict[str, list[FileRow]] = {}
+    for stored, row in known.items():
+        real = stored
+        if resolve_all or (
+            stored not in found_now and any(lies_under(stored, g) for g in found.given)
+        ):
+            real = real_path(stored)
+        groups.setdefault(real, []).append(row)
+    by_real: dict[str, FileRow] = {}
+    twins: list[FileRow] = []
+    relinked: list[tuple[int, str]] = []
+    for real, rows in groups.items():
+        rows.sort(key=lambda r: (r.abspath != real, -r.id))
+        by_real[real] = rows[0]
+        twins += rows[1:]
+        if rows[0].abspath != real:
+            relinked.append((rows[0].id, real))
+    return by_real, twins, relinked
 
 
 def _nothing_readable(

@@ -77,7 +77,7 @@ class SourceFile:
     """A file found under the paths given to index, with its raw bytes."""
 
     path: str  # as the user spelled it (relative stays relative)
-    abspath: str  # resolved, the identity of the file in the index
+    abspath: str  # the real path (links resolved): the identity of the file in the index
     data: bytes
     size: int
     mtime: float
@@ -94,29 +94,53 @@ class Problem:
         return f"{self.path}: {self.message}"
 
 
+class RealPaths:
+    """``os.path.realpath`` (every symbolic link resolved), each folder resolved once.
+
+    A file's real path is its identity: the same file reached through a
+    linked folder, or through a link to it, is one file, indexed once.
+    """
+
+    def __init__(self) -> None:
+        self._folders: dict[str, str] = {}
+
+    def __call__(self, path: str) -> str:
+        absolute = os.path.abspath(path)
+        if os.path.islink(absolute):
+            return os.path.realpath(absolute)
+        folder, name = os.path.split(absolute)
+        real = self._folders.get(folder)
+        if real is None:
+            real = self._folders[folder] = os.path.realpath(folder)
+        return os.path.join(real, name) if name else real
+
+
 @dataclass
 class Walk:
     """What walking the given paths found."""
 
-    files: list[tuple[str, str]]  # (path as given, absolute path: the file's identity)
-    roots: list[str]  # absolute folders walked: indexed files gone from them are removed
+    files: list[tuple[str, str]]  # (path as given, real path: the file's identity)
+    roots: list[str]  # real paths of the folders walked: indexed files gone from them are removed
     skipped: int  # files of a format semsearch does not read
     problems: list[Problem] = field(default_factory=list)
-    unreadable: list[str] = field(default_factory=list)  # absolute folders that could not be listed
+    unreadable: list[str] = field(default_factory=list)  # real folders that could not be listed
+    given: list[str] = field(default_factory=list)  # the paths walked, absolute as spelled
 
     def could_have_found(self, abspath: str) -> bool:
-        """True if ``abspath`` lies where this walk looked, so its absence means it is gone."""
+        """True if the real path ``abspath`` lies where this walk looked, so its absence
+        means it is gone."""
         for root in self.roots:
-            if not _under(abspath, root):
+            if not lies_under(abspath, root):
                 continue
             rel = os.path.relpath(abspath, root)
             if any(part.startswith(".") for part in rel.split(os.sep)):
                 return False  # hidden: the walk skips it, it may still exist
-            return not any(_under(abspath, bad) for bad in self.unreadable)
+            return not any(lies_under(abspath, bad) for bad in self.unreadable)
         return False
 
 
-def _under(path: str, root: str) -> bool:
+def lies_under(path: str, root: str) -> bool:
+    """True if ``path`` is ``root`` or inside it (both absolute, compared as strings)."""
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
@@ -133,8 +157,9 @@ def walk(paths: Sequence[str | os.PathLike[str]], exclude: Iterable[str] = ()) -
     """Find the article files under ``paths`` (files or folders).
 
     Hidden folders and files (name starting with ``.``) and the folders in
-    ``exclude`` (the index itself) are skipped; a file reached twice (a link)
-    is read once. A folder that cannot be listed, or a file name that is not
+    ``exclude`` (the index itself) are skipped; a file reached twice (through
+    a link) is read once, and is known by its real path whatever the
+    spelling. A folder that cannot be listed, or a file name that is not
     UTF-8, becomes a `Problem`. Raises `SourceError` for a path that does not
     exist.
     """
@@ -144,8 +169,10 @@ def walk(paths: Sequence[str | os.PathLike[str]], exclude: Iterable[str] = ()) -
     out = Walk(files=[], roots=[], skipped=0)
     seen: set[str] = set()
 
+    real_path = RealPaths()
+
     def add_file(shown: str) -> None:
-        real = os.path.realpath(shown)
+        real = real_path(shown)
         if real in seen:
             return
         seen.add(real)
@@ -153,13 +180,13 @@ def walk(paths: Sequence[str | os.PathLike[str]], exclude: Iterable[str] = ()) -
             safe = shown.encode("utf-8", "replace").decode("utf-8")
             out.problems.append(Problem(safe, "file name is not valid UTF-8; skipped"))
         elif Path(shown).suffix.lower() in SUPPORTED_SUFFIXES:
-            out.files.append((shown, os.path.abspath(shown)))
+            out.files.append((shown, real))
         else:
             out.skipped += 1
 
     def unreadable(err: OSError) -> None:
         where = err.filename if isinstance(err.filename, str) else str(err.filename)
-        out.unreadable.append(os.path.abspath(where))
+        out.unreadable.append(real_path(where))
         out.problems.append(
             Problem(where, f"folder cannot be read ({err.strerror}); its indexed articles kept")
         )
@@ -168,12 +195,13 @@ def walk(paths: Sequence[str | os.PathLike[str]], exclude: Iterable[str] = ()) -
         given = os.fspath(raw)
         if not os.path.exists(given):
             raise SourceError(f"{given}: no such file or folder")
+        out.given.append(os.path.abspath(given))
         if os.path.isfile(given):
             add_file(given)
             continue
         if os.path.realpath(given) in excluded:
             continue
-        out.roots.append(os.path.abspath(given))
+        out.roots.append(os.path.realpath(given))
         for dirpath, dirnames, filenames in os.walk(given, onerror=unreadable):
             dirnames[:] = sorted(
                 d

@@ -709,6 +709,10 @@ class Store:
     def update_file_path(self, file_id: int, path: str) -> None:
         self.db.execute("UPDATE files SET path = ? WHERE id = ?", (path, file_id))
 
+    def update_file_abspath(self, file_id: int, abspath: str) -> None:
+        """Record a file's identity (its real path) in place of another spelling of it."""
+        self.db.execute("UPDATE files SET abspath = ? WHERE id = ?", (abspath, file_id))
+
     def insert_document(
         self,
         *,

@@ -412,8 +412,22 @@ class ExactVectors:
         self._ids, self._vecs = ids, vecs  # the saved rows (memory-mapped once saved)
         self._live: npt.NDArray[np.bool_] | None = None  # which saved rows remain (None: all)
         self._order: IdArray | None = None  # argsort of the saved ids, made on first need
-        self._new_ids = np.zeros(0, np.int64)  # added since, in memory
-        self._new_vecs = np.zeros((0, vecs.shape[1]), np.float32)
+        self._sorted: IdArray = np.zeros(0, np.int64)  # the saved ids in that order
+        self._added: list[tuple[IdArray, FloatArray]] = []  # added since, in memory
+        self._dimension = int(vecs.shape[1])
+
+    def _new(self) -> tuple[IdArray, FloatArray]:
+        """The vectors added since the last save, as one (ids, vectors) pair."""
+        if len(self._added) != 1:  # joined once, not on every add
+            ids = [i for i, _ in self._added]
+            vecs = [v for _, v in self._added]
+            self._added = [
+                (
+                    np.concatenate(ids) if ids else np.zeros(0, np.int64),
+                    np.concatenate(vecs) if vecs else np.zeros((0, self._dimension), np.float32),
+                )
+            ]
+        return self._added[0]
 
     @classmethod
     def create(cls, ids: IdArray, vecs: FloatArray) -> ExactVectors:
@@ -459,12 +473,17 @@ class ExactVectors:
     @property
     def count(self) -> int:
         saved = len(self._ids) if self._live is None else int(self._live.sum())
-        return saved + len(self._new_ids)
+        return saved + sum(len(i) for i, _ in self._added)
 
     def add(self, ids: IdArray, vecs: FloatArray) -> None:
+        """Hold ``vecs`` under ``ids`` (the arrays are kept as given, not copied)."""
         if len(ids):
-            self._new_ids = np.concatenate([self._new_ids, np.asarray(ids, dtype=np.int64)])
-            self._new_vecs = np.concatenate([self._new_vecs, np.asarray(vecs, dtype=np.float32)])
+            self._added.append(
+                (
+                    np.asarray(ids, dtype=np.int64),
+                    np.asarray(vecs, dtype=np.float32).reshape(len(ids), -1),
+                )
+            )
 
     def remove(self, ids: IdArray) -> None:
         ids = np.asarray(ids, dtype=np.int64)
@@ -476,9 +495,10 @@ class ExactVectors:
             if self._live is None:
                 self._live = np.ones(len(self._ids), dtype=bool)
             self._live[rows] = False
-        if len(self._new_ids):
-            keep = ~np.isin(self._new_ids, ids)
-            self._new_ids, self._new_vecs = self._new_ids[keep], self._new_vecs[keep]
+        new_ids, new_vecs = self._new()
+        if len(new_ids):
+            keep = ~np.isin(new_ids, ids)
+            self._added = [(new_ids[keep], new_vecs[keep])]
 
     def _saved_rows(self, ids: IdArray) -> IdArray:
         """The row of each id among the saved vectors still held, -1 where there is none."""
@@ -487,7 +507,8 @@ class ExactVectors:
             return out
         if self._order is None:
             self._order = np.argsort(self._ids, kind="stable").astype(np.int64)
-        sorted_ids = np.asarray(self._ids)[self._order]
+            self._sorted = np.asarray(self._ids)[self._order]
+        sorted_ids = self._sorted
         pos = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
         found = sorted_ids[pos] == ids
         out[found] = self._order[pos[found]]
@@ -498,14 +519,15 @@ class ExactVectors:
     def get(self, ids: IdArray) -> FloatArray:
         """The vectors of ``ids``, exactly as they were added."""
         ids = np.asarray(ids, dtype=np.int64)
-        out = np.empty((len(ids), self._vecs.shape[1]), dtype=np.float32)
+        out = np.empty((len(ids), self._dimension), dtype=np.float32)
         todo = np.ones(len(ids), dtype=bool)
-        if len(self._new_ids) and len(ids):
-            order = np.argsort(self._new_ids, kind="stable")
-            sorted_new = self._new_ids[order]
+        new_ids, new_vecs = self._new()
+        if len(new_ids) and len(ids):
+            order = np.argsort(new_ids, kind="stable")
+            sorted_new = new_ids[order]
             pos = np.minimum(np.searchsorted(sorted_new, ids), len(sorted_new) - 1)
             found = sorted_new[pos] == ids
-            out[found] = self._new_vecs[order[pos[found]]]
+            out[found] = new_vecs[order[pos[found]]]
             todo &= ~found
         rows = self._saved_rows(ids[todo])
         if (rows < 0).any():
@@ -525,7 +547,7 @@ class ExactVectors:
         """Write beside the vector file ``path`` (temporary files, fsynced, renamed), then
         read from the new files."""
         vec_file, id_file = self.paths(path)
-        count, dimension = self.count, self._vecs.shape[1]
+        count, dimension = self.count, self._dimension
         kept = (
             np.arange(len(self._ids), dtype=np.int64)
             if self._live is None
@@ -541,8 +563,9 @@ class ExactVectors:
                 rows = kept[start : start + self.CHUNK]
                 out_vecs[start : start + len(rows)] = self._vecs[rows]
                 out_ids[start : start + len(rows)] = np.asarray(self._ids)[rows]
-            out_vecs[len(kept) :] = self._new_vecs
-            out_ids[len(kept) :] = self._new_ids
+            new_ids, new_vecs = self._new()
+            out_vecs[len(kept) :] = new_vecs
+            out_ids[len(kept) :] = new_ids
             for array, name in ((out_vecs, tmp_vec), (out_ids, tmp_ids)):
                 array.flush()
                 _fsync_file(name)
