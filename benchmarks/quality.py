@@ -22,7 +22,7 @@ from pathlib import Path
 
 from semsearch.evaluate import Dataset, evaluate, load_dataset, score_run
 from semsearch.index import Index
-from semsearch.search import DEFAULT_FUSION, DEFAULT_MODE
+from semsearch.query.options import DEFAULT_FUSION, DEFAULT_MODE
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"

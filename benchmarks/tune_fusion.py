@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 
 from semsearch.evaluate import evaluate, load_dataset
-from semsearch.fusion import Fusion
 from semsearch.index import Index
+from semsearch.query.fusion import Fusion
 
 DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "scifact"
 SETTINGS = (

@@ -32,13 +32,13 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .index import AddReport, Index, IndexInfo
-    from .search import Hit
+    from .query import Hit
 
 _LAZY = {
     "Index": "index",
     "AddReport": "index",
     "IndexInfo": "index",
-    "Hit": "search",
+    "Hit": "query.hits",
 }
 
 

@@ -27,7 +27,7 @@ from .errors import SemsearchError, UsageError
 
 if TYPE_CHECKING:
     from .index import AddReport, Index, IndexInfo
-    from .search import Hit
+    from .query import Hit
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -330,7 +330,7 @@ def query(
 ) -> None:
     """Find the passages that best match TEXT, best first."""
     with _errors():
-        from .search import check_query
+        from .query import check_query
 
         options: dict[str, Any] = dict(
             mode=mode,

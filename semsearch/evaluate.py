@@ -21,9 +21,9 @@ from typing import Any
 
 from .backends import check_choice
 from .errors import IndexCorruptError, SchemaVersionError, SourceError, UsageError
-from .fusion import Fusion
 from .index import Index
-from .search import DEFAULT_MODE, check_mode, check_text
+from .query import DEFAULT_MODE, check_mode, check_text
+from .query.fusion import Fusion
 from .store import Store
 
 METRICS = ("nDCG@10", "Recall@10", "Recall@100", "MRR@10")

@@ -30,9 +30,10 @@ from .errors import (
     SourceError,
     UsageError,
 )
-from .fusion import Fusion
 from .passages import UNITS, Chunking, Passage, make_passages
-from .search import Hit, Query, Searcher, check_query
+from .query import Hit, Query, check_query
+from .query.fusion import Fusion
+from .query.searcher import Searcher
 from .sources import (
     Document,
     Problem,

@@ -46,7 +46,7 @@ from .errors import (
     SchemaVersionError,
     SemsearchError,
 )
-from .lexical import FTS_TOKENIZER
+from .query.lexical import FTS_TOKENIZER
 from .vectors import IdArray, VectorIndex
 
 SCHEMA_VERSION = 2

@@ -17,16 +17,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semsearch import lexical, vectors
+from semsearch import vectors
 from semsearch.errors import UsageError
 from semsearch.index import Index
-from semsearch.search import (
-    MAX_K,
-    MAX_PATH_CHARS,
-    MAX_QUERY_CHARS,
-    check_query,
-    pick_highlights,
-)
+from semsearch.query import MAX_K, MAX_PATH_CHARS, MAX_QUERY_CHARS, check_query, lexical
+from semsearch.query.highlight import pick_highlights
 from semsearch.store import Store
 from tests.cli_helpers import assert_one_line_error, run
 from tests.conftest import ROOT

@@ -14,11 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semsearch import lexical
 from semsearch.errors import UsageError
-from semsearch.fusion import Fusion, fuse
 from semsearch.index import Index
-from semsearch.search import MODES, Hit, check_query
+from semsearch.query import MODES, Hit, check_query, lexical
+from semsearch.query.fusion import Fusion, fuse
 from semsearch.store import SCHEMA_VERSION, Store
 from tests.fakes import FakeEmbedder
 

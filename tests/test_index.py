@@ -19,7 +19,7 @@ from semsearch.errors import (
     UsageError,
 )
 from semsearch.index import Index
-from semsearch.search import Hit
+from semsearch.query import Hit
 from tests.fakes import FakeEmbedder
 
 QUERIES = [

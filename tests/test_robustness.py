@@ -36,7 +36,7 @@ from semsearch.errors import (
     SourceError,
 )
 from semsearch.index import AddReport, Index
-from semsearch.search import Hit
+from semsearch.query import Hit
 from semsearch.store import _corrupt
 from tests.cli_helpers import assert_one_line_error, run
 from tests.fakes import FakeEmbedder

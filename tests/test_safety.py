@@ -21,7 +21,7 @@ from semsearch.errors import (
     SchemaVersionError,
 )
 from semsearch.index import Index
-from semsearch.search import Hit
+from semsearch.query import Hit
 from semsearch.store import Store, WriteLock
 from semsearch.vectors import FlatIndex
 from tests.fakes import FakeEmbedder
@@ -450,7 +450,7 @@ def test_index_folder_holds_only_sqlite_and_faiss_files(tmp_path: Path, corpus: 
         assert not head.startswith(b"\x80")  # not a pickle
         assert head == b"IxM2"  # FAISS IndexIDMap2
     # And no pickle in the code that writes them.
-    for source in Path(semsearch.__file__).parent.glob("*.py"):
+    for source in Path(semsearch.__file__).parent.rglob("*.py"):
         text = source.read_text(encoding="utf-8")
         assert not re.search(r"^\s*(import|from)\s+(pickle|cPickle|dill|joblib)\b", text, re.M)
         assert "np.save(" not in text and "allow_pickle=True" not in text

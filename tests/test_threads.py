@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from semsearch import Index
-from semsearch.search import Hit
+from semsearch.query import Hit
 from tests.fakes import FakeEmbedder
 
 WORDS = [

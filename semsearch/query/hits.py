@@ -1,0 +1,71 @@
+"""What a search returns: `Hit`, and `Source` for the other places of a collapsed passage."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from ..store import PassageRow
+
+
+@dataclass(frozen=True)
+class Source:
+    """Another place a collapsed (near-identical) passage appears."""
+
+    title: str
+    date: str | None
+    path: str
+    paragraph: int
+    passage_id: int
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One search result: a passage, its score and where it comes from."""
+
+    rank: int  # 1 = best
+    score: float  # dense: cosine -1..1; lexical: BM25 (>0); hybrid: fused 0..1
+    text: str  # the passage as shown to the reader
+    title: str
+    date: str | None  # YYYY-MM-DD, when the article has one
+    path: str  # the file, as given at index time
+    paragraph: int  # 1-based paragraph number in the article, as a reader counts
+    passage_id: int
+    piece: int = 1  # 1-based piece of a paragraph that was split (1 of 1 when not)
+    pieces: int = 1
+    start: int = 0  # character span in the article
+    end: int = 0
+    key: str = ""  # the record id inside a JSON Lines file
+    fields: dict[str, Any] = field(default_factory=dict)
+    highlights: list[tuple[int, int]] = field(default_factory=list)  # spans in ``text``
+    also_in: list[Source] = field(default_factory=list)  # near-identical passages elsewhere
+    document_id: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+
+def make_hit(rank: int, score: float, row: PassageRow) -> Hit:
+    return Hit(
+        rank=rank,
+        score=round(score, 6),
+        text=row.text,
+        title=row.title,
+        date=row.date,
+        path=row.path,
+        paragraph=row.paragraph + 1,
+        passage_id=row.id,
+        piece=row.piece + 1,
+        pieces=row.pieces,
+        start=row.start,
+        end=row.end,
+        key=row.key,
+        fields=row.fields,
+        document_id=row.document_id,
+    )
+
+
+
+def with_highlights(hit: Hit, spans: list[tuple[int, int]]) -> Hit:
+    return replace(hit, highlights=spans)
