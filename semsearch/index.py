@@ -30,11 +30,7 @@ from .errors import (
     SourceError,
     UsageError,
 )
-from .passages import UNITS, Chunking, Passage, make_passages
-from .query import Hit, Query, check_query
-from .query.fusion import Fusion
-from .query.searcher import Searcher
-from .sources import (
+from .ingest import (
     Document,
     Problem,
     RealPaths,
@@ -45,6 +41,10 @@ from .sources import (
     read_file,
     walk,
 )
+from .ingest.passages import UNITS, Chunking, Passage, make_passages
+from .query import Hit, Query, check_query
+from .query.fusion import Fusion
+from .query.searcher import Searcher
 from .store import DB_NAME, SCHEMA_VERSION, FileRow, StaleSnapshot, Store, WriteLock, now_iso
 from .vectors import VectorIndex
 

@@ -37,9 +37,9 @@ from semsearch import backends as backends_module
 from semsearch.backends import ExportedEmbedder
 from semsearch.embedder import SentenceTransformerEmbedder
 from semsearch.index import Index
+from semsearch.ingest import parse, read_file, walk
+from semsearch.ingest.passages import Chunking, make_passages
 from semsearch.onnx_backend import ONNX_FILE, OnnxEmbedder, QueryModel
-from semsearch.passages import Chunking, make_passages
-from semsearch.sources import parse, read_file, walk
 from tests.cli_helpers import assert_one_line_error, run
 from tests.conftest import SEEDS
 

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 import semsearch.index as index_module
-from semsearch import sources
+from semsearch import ingest
 from semsearch.index import Index
-from semsearch.sources import Walk
+from semsearch.ingest import Walk
 from tests.fakes import FakeEmbedder
 
 
@@ -145,7 +145,7 @@ def test_a_folder_replaced_by_a_link_to_where_it_moved_is_matched(
 
 def _walk_as_before(paths: Sequence[str | os.PathLike[str]], exclude: Sequence[str] = ()) -> Walk:
     """The walk of older versions: files known by their absolute path as spelled."""
-    found = sources.walk(paths, exclude)
+    found = ingest.walk(paths, exclude)
     found.files = [(given, os.path.abspath(given)) for given, _ in found.files]
     found.roots = [os.path.abspath(p) for p in paths if os.path.isdir(p)]
     return found

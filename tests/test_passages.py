@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from semsearch.passages import (
+from semsearch.ingest import Document, Paragraph, decode, parse, parse_markdown, read_file
+from semsearch.ingest.passages import (
     MAX_TITLE_TOKENS,
     SPECIAL_TOKENS,
     Chunking,
@@ -19,7 +20,6 @@ from semsearch.passages import (
     make_passages,
     split_text,
 )
-from semsearch.sources import Document, Paragraph, decode, parse, parse_markdown, read_file
 from tests.conftest import BBC
 from tests.fakes import FakeEmbedder
 

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 import semsearch.index
-import semsearch.sources
+import semsearch.ingest.files
 from semsearch.errors import (
     IndexAccessError,
     IndexCorruptError,
@@ -319,7 +319,7 @@ def test_unreadable_subfolder_keeps_its_indexed_articles_simulated(
                 continue
             yield dirpath, dirnames, filenames
 
-    monkeypatch.setattr(semsearch.sources.os, "walk", walk_with_unreadable_sub)
+    monkeypatch.setattr(semsearch.ingest.files.os, "walk", walk_with_unreadable_sub)
     write(docs / "c.txt", "Title C\n\ncherries are dark\n")
     report = add(index_dir, [docs])
     monkeypatch.undo()

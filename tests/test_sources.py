@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from semsearch.errors import SourceError
-from semsearch.sources import (
+from semsearch.ingest import (
     Document,
     Problem,
     SourceFile,

@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..embedder import Embedder
-from ..passages import _SENTENCE_END
+from ..ingest.passages import _SENTENCE_END
 from . import lexical
 from .hits import Hit, with_highlights
 from .options import Query

@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .sources import Document, Paragraph
+from .documents import Document, Paragraph
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
 """Counts the word pieces of each text, without the model's special tokens."""

@@ -1,0 +1,206 @@
+"""What reading a file gives: `Document`s of `Paragraph`s, `Problem`s, and the text helpers
+every format shares (decoding, line spans, blocks, dates).
+
+A paragraph's span is in character offsets of the file's decoded text for
+text and Markdown files, of the extracted text (paragraphs joined by a blank
+line) for HTML, and of the record's ``text`` field for JSON Lines.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+_SEED_HEADER = re.compile(r"^\s*date\s+(\d{4}-\d{2}-\d{2})\s+(\d+)\s*$")
+_BLANK_LINES = re.compile(r"\n[ \t]*\n+")
+_WS = re.compile(r"\s+")
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """One paragraph of an article: its plain text and where it stands.
+
+    ``exact`` is true when ``text`` is the span's source text with white space
+    collapsed (so offsets inside it map back to the source); false when markup
+    was stripped from it.
+    """
+
+    text: str
+    start: int
+    end: int
+    exact: bool = True
+
+
+@dataclass
+class Document:
+    """One article read from a file (a JSON Lines file holds several)."""
+
+    path: str
+    title: str
+    paragraphs: list[Paragraph]
+    date: str | None = None
+    key: str = ""
+    format: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class SourceFile:
+    """A file found under the paths given to index, with its raw bytes."""
+
+    path: str  # as the user spelled it (relative stays relative)
+    abspath: str  # the real path (links resolved): the identity of the file in the index
+    data: bytes
+    size: int
+    mtime: float
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A file or record that could not be read; the run goes on without it."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+def decode(data: bytes) -> str:
+    """Decode a file's bytes: UTF-8 (with or without BOM), else Windows-1252, else Latin-1.
+
+    Old news archives are full of Latin-1 and Windows-1252 files; neither
+    fallback can fail, so a badly encoded file never stops a run. Line endings
+    are normalised to ``\\n``.
+    """
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        try:
+            text = data.decode("cp1252")
+        except UnicodeDecodeError:
+            text = data.decode("latin-1")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def decode_lines(data: bytes) -> str:
+    """`decode` each line on its own when the whole is not UTF-8 (for JSON Lines).
+
+    The lines of a JSON Lines file are independent records: one record with
+    bytes that are not UTF-8 is read as Windows-1252/Latin-1 without turning
+    the accented letters of every other record into mojibake.
+    """
+    try:
+        data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        lines = data.split(b"\n")
+        return "\n".join(decode(line[:-1] if line.endswith(b"\r") else line) for line in lines)
+    return decode(data)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+def _line_spans(text: str, start: int = 0) -> Iterator[tuple[int, int]]:
+    """(start, end) of each line of ``text[start:]``, without the newline."""
+    pos = start
+    n = len(text)
+    while pos <= n:
+        nl = text.find("\n", pos)
+        end = n if nl == -1 else nl
+        yield pos, end
+        if nl == -1:
+            return
+        pos = nl + 1
+
+
+def _trimmed(text: str, start: int, end: int) -> tuple[int, int]:
+    """Shrink a span so it neither starts nor ends with white space."""
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _paragraph(text: str, start: int, end: int) -> Paragraph | None:
+    start, end = _trimmed(text, start, end)
+    if start >= end:
+        return None
+    return Paragraph(_WS.sub(" ", text[start:end]), start, end)
+
+
+def _blocks(text: str, start: int, end: int) -> list[Paragraph]:
+    """Paragraphs of ``text[start:end]`` separated by blank lines.
+
+    A body with no blank line at all but several lines has one paragraph per
+    line (the seed layout without its header).
+    """
+    body = text[start:end]
+    out: list[Paragraph] = []
+    if not _BLANK_LINES.search(body.strip()):
+        for ls, le in _line_spans(text[:end], start):
+            p = _paragraph(text, ls, le)
+            if p:
+                out.append(p)
+        return out
+    pos = start
+    for m in _BLANK_LINES.finditer(body):
+        p = _paragraph(text, pos, start + m.start())
+        if p:
+            out.append(p)
+        pos = start + m.end()
+    p = _paragraph(text, pos, end)
+    if p:
+        out.append(p)
+    return out
+
+
+def _first_line(text: str, start: int = 0) -> tuple[str, int]:
+    """The first non-blank line at or after ``start`` and the offset after it."""
+    for ls, le in _line_spans(text, start):
+        if text[ls:le].strip():
+            return text[ls:le].strip(), min(le + 1, len(text))
+    return "", len(text)
+
+
+def _valid_text(text: str) -> str:
+    """JSON may hold lone UTF-16 surrogates ("\\ud83d"): make them U+FFFD, keep the rest."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
+# --- dates
+
+_DATE_PREFIX = re.compile(r"^\s*(\d{4})-(\d{2})-(\d{2})")
+_DATE_FORMATS = ("%Y/%m/%d", "%d %B %Y", "%B %d, %Y", "%d %b %Y", "%b %d, %Y", "%a, %d %b %Y")
+
+
+def _iso_date(value: str | None) -> str | None:
+    """``YYYY-MM-DD`` for the common ways articles write a date, else None."""
+    if not value:
+        return None
+    m = _DATE_PREFIX.match(value)
+    candidates = []
+    if m:
+        candidates.append(("%Y-%m-%d", "-".join(m.groups())))
+    candidates += [(fmt, value.strip()) for fmt in _DATE_FORMATS]
+    for fmt, s in candidates:
+        try:
+            parsed = _dt.datetime.strptime(s, fmt)
+        except ValueError:
+            continue
+        return parsed.date().isoformat()
+    # RFC 2822 with time ("Mon, 02 Jan 2006 15:04:05 +0000")
+    try:
+        from email.utils import parsedate_to_datetime
+
+        return parsedate_to_datetime(value).date().isoformat()
+    except (TypeError, ValueError, IndexError):
+        return None

@@ -1,0 +1,142 @@
+"""Finding the article files under the paths given, each known by its real path."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import SourceError
+from .documents import Problem, SourceFile
+from .formats import SUPPORTED_SUFFIXES
+
+
+class RealPaths:
+    """``os.path.realpath`` (every symbolic link resolved), each folder resolved once.
+
+    A file's real path is its identity: the same file reached through a
+    linked folder, or through a link to it, is one file, indexed once.
+    """
+
+    def __init__(self) -> None:
+        self._folders: dict[str, str] = {}
+
+    def __call__(self, path: str) -> str:
+        absolute = os.path.abspath(path)
+        if os.path.islink(absolute):
+            return os.path.realpath(absolute)
+        folder, name = os.path.split(absolute)
+        real = self._folders.get(folder)
+        if real is None:
+            real = self._folders[folder] = os.path.realpath(folder)
+        return os.path.join(real, name) if name else real
+
+
+@dataclass
+class Walk:
+    """What walking the given paths found."""
+
+    files: list[tuple[str, str]]  # (path as given, real path: the file's identity)
+    roots: list[str]  # real paths of the folders walked: indexed files gone from them are removed
+    skipped: int  # files of a format semsearch does not read
+    problems: list[Problem] = field(default_factory=list)
+    unreadable: list[str] = field(default_factory=list)  # real folders that could not be listed
+    given: list[str] = field(default_factory=list)  # the paths walked, absolute as spelled
+
+    def could_have_found(self, abspath: str) -> bool:
+        """True if the real path ``abspath`` lies where this walk looked, so its absence
+        means it is gone."""
+        for root in self.roots:
+            if not lies_under(abspath, root):
+                continue
+            rel = os.path.relpath(abspath, root)
+            if any(part.startswith(".") for part in rel.split(os.sep)):
+                return False  # hidden: the walk skips it, it may still exist
+            return not any(lies_under(abspath, bad) for bad in self.unreadable)
+        return False
+
+
+def lies_under(path: str, root: str) -> bool:
+    """True if ``path`` is ``root`` or inside it (both absolute, compared as strings)."""
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _valid_name(path: str) -> bool:
+    """False for a file name that is not valid UTF-8 (it cannot be stored or shown)."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def walk(paths: Sequence[str | os.PathLike[str]], exclude: Iterable[str] = ()) -> Walk:
+    """Find the article files under ``paths`` (files or folders).
+
+    Hidden folders and files (name starting with ``.``) and the folders in
+    ``exclude`` (the index itself) are skipped; a file reached twice (through
+    a link) is read once, and is known by its real path whatever the
+    spelling. A folder that cannot be listed, or a file name that is not
+    UTF-8, becomes a `Problem`. Raises `SourceError` for a path that does not
+    exist.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    excluded = {os.path.realpath(p) for p in exclude}
+    out = Walk(files=[], roots=[], skipped=0)
+    seen: set[str] = set()
+
+    real_path = RealPaths()
+
+    def add_file(shown: str) -> None:
+        real = real_path(shown)
+        if real in seen:
+            return
+        seen.add(real)
+        if not _valid_name(shown):
+            safe = shown.encode("utf-8", "replace").decode("utf-8")
+            out.problems.append(Problem(safe, "file name is not valid UTF-8; skipped"))
+        elif Path(shown).suffix.lower() in SUPPORTED_SUFFIXES:
+            out.files.append((shown, real))
+        else:
+            out.skipped += 1
+
+    def unreadable(err: OSError) -> None:
+        where = err.filename if isinstance(err.filename, str) else str(err.filename)
+        out.unreadable.append(real_path(where))
+        out.problems.append(
+            Problem(where, f"folder cannot be read ({err.strerror}); its indexed articles kept")
+        )
+
+    for raw in paths:
+        given = os.fspath(raw)
+        if not os.path.exists(given):
+            raise SourceError(f"{given}: no such file or folder")
+        out.given.append(os.path.abspath(given))
+        if os.path.isfile(given):
+            add_file(given)
+            continue
+        if os.path.realpath(given) in excluded:
+            continue
+        out.roots.append(os.path.realpath(given))
+        for dirpath, dirnames, filenames in os.walk(given, onerror=unreadable):
+            dirnames[:] = sorted(
+                d
+                for d in dirnames
+                if not d.startswith(".")
+                and os.path.realpath(os.path.join(dirpath, d)) not in excluded
+            )
+            for name in sorted(filenames):
+                full = os.path.join(dirpath, name)
+                if not name.startswith(".") and os.path.isfile(full):
+                    add_file(full)
+    return out
+
+
+def read_file(path: str, abspath: str) -> SourceFile:
+    """Read a file's bytes. Raises OSError when it cannot be read."""
+    with open(abspath, "rb") as fh:
+        data = fh.read()
+        st = os.fstat(fh.fileno())
+    return SourceFile(path=path, abspath=abspath, data=data, size=st.st_size, mtime=st.st_mtime)
