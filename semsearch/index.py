@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import __version__, backends, onnx_backend
+from . import __version__, backends, integrity, onnx_backend
 from . import vectors as _vectors
 from .embedder import Embedder, SentenceTransformerEmbedder, canonical_model_name
 from .errors import (
@@ -32,7 +32,7 @@ from .fusion import Fusion
 from .passages import UNITS, Chunking, Passage, make_passages
 from .search import Hit, Searcher, check_query
 from .sources import Document, Problem, SourceFile, Walk, parse, read_file, walk
-from .store import DB_NAME, SCHEMA_VERSION, Store, WriteLock, now_iso
+from .store import DB_NAME, SCHEMA_VERSION, Store, WriteLock, database_errors, now_iso
 from .vectors import VectorIndex
 
 DEFAULT_INDEX = ".semsearch"
@@ -240,17 +240,22 @@ class Index:
         process answers in well under a second; otherwise the model itself.
         """
         self._check_model()
+        manifest = self._store.manifest() if self._store is not None else {}
         if isinstance(self._embedder, onnx_backend.OnnxEmbedder):
-            return self._embedder
+            if self._embedder.exported_as(manifest.get("query_model")):
+                return self._embedder
+            self._embedder = None  # the index was rebuilt since (by another process)
+            self._fingerprint_checked = False
         if self._embedder is None and self._store is not None:
-            manifest = self._store.manifest()
             exported = onnx_backend.usable(self.folder, manifest.get("query_model"))
             if exported is not None:
-                self._embedder = onnx_backend.OnnxEmbedder(
+                loaded = onnx_backend.OnnxEmbedder.load(
                     self.model, str(manifest.get("model_fingerprint", "")), self.folder, exported
                 )
-                self._fingerprint_checked = True
-                return self._embedder
+                if loaded is not None:  # else a damaged file: the model itself answers
+                    self._embedder = loaded
+                    self._fingerprint_checked = True
+                    return loaded
         return self._checked_embedder()
 
     def _checked_embedder(self, wrap: Callable[[Embedder], Embedder] | None = None) -> Embedder:
@@ -380,7 +385,8 @@ class Index:
             highlight=highlight,
             fusion=fusion,
         )
-        return self._searcher(q.mode).search(q)
+        with database_errors(self.folder):
+            return self._searcher(q.mode).search(q)
 
     def search_many(
         self, queries: Sequence[str], k: int = 10, *, batch_size: int = 64, **options: Any
@@ -389,13 +395,15 @@ class Index:
         checked = [check_query(text, k, **options) for text in queries]
         if not checked:
             return []
-        searcher = self._searcher(checked[0].mode)
-        qvecs = None
-        if checked[0].mode != "lexical":
-            qvecs = searcher.embedder.embed([q.text for q in checked], batch_size=batch_size)
-        return [
-            searcher.search(q, None if qvecs is None else qvecs[n]) for n, q in enumerate(checked)
-        ]
+        with database_errors(self.folder):
+            searcher = self._searcher(checked[0].mode)
+            qvecs = None
+            if checked[0].mode != "lexical":
+                qvecs = searcher.embedder.embed([q.text for q in checked], batch_size=batch_size)
+            return [
+                searcher.search(q, None if qvecs is None else qvecs[n])
+                for n, q in enumerate(checked)
+            ]
 
     def _searcher(self, mode: str) -> Searcher:
         store = self._store_or_raise()
@@ -426,11 +434,14 @@ class Index:
             precision=str(m.get("precision") or "fp32"),
         )
 
-    def check(self) -> None:
-        """Check that the database and the vectors agree; raises `IndexCorruptError` if not."""
-        self._store_or_raise()
-        self._vectors = None
-        self._load_vectors()
+    def check(self) -> integrity.CheckReport:
+        """Verify everything: every file's sha256, SQLite's and FTS5's own checks, foreign keys,
+        and the database against the vectors id by id (``semsearch check``).
+
+        Returns a `CheckReport` listing the problems (``report.ok`` when there
+        are none); ``report.raise_for_problems()`` raises `IndexCorruptError`.
+        """
+        return integrity.check_index(self._store_or_raise())
 
     # ------------------------------------------------------------------ writing
 
@@ -729,8 +740,10 @@ class Index:
                     "semsearch_version": __version__,
                     "index_type_requested": requested,
                 }
-                if refresh and isinstance(reference, SentenceTransformerEmbedder):
-                    values["query_model"] = query_model
+                if refresh:  # a custom embedder has no export: none may stay recorded
+                    values["query_model"] = (
+                        query_model if isinstance(reference, SentenceTransformerEmbedder) else None
+                    )
                 values["embed_model"] = embed_model
                 if rebuild or fresh:
                     assert embedder is not None
@@ -755,9 +768,10 @@ class Index:
             self._fingerprint_checked = True
         self._vectors = index
         self._vectors_generation = store.manifest(fresh=True).get("generation")
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # files the committed manifest no longer names
             store.prune()
             backends.prune(self.folder, store.manifest().get("embed_model"))
+            onnx_backend.prune(self.folder, store.manifest().get("query_model"))
         return report
 
     @staticmethod
@@ -879,7 +893,8 @@ def _set_aside(folder: str, why: SemsearchError | None) -> None:
     """
     kind = "newer" if isinstance(why, SchemaVersionError) else "damaged"
     target = os.path.join(folder, f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}")
-    os.makedirs(target, exist_ok=True)
-    for name in os.listdir(folder):
-        if name.startswith(("semsearch.db", "vectors.")):
-            os.replace(os.path.join(folder, name), os.path.join(target, name))
+    with integrity.writing(folder, f"{os.path.basename(target)}/ (the old files, set aside)"):
+        os.makedirs(target, exist_ok=True)
+        for name in os.listdir(folder):
+            if name.startswith(("semsearch.db", "vectors.")):
+                integrity.durable_replace(os.path.join(folder, name), os.path.join(target, name))

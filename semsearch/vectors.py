@@ -17,6 +17,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import IndexCorruptError
+from .integrity import durable_replace, writing
+from .integrity import fsync_dir as fsync_dir  # the one helper, under its old name here
 
 IdArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
@@ -168,15 +170,6 @@ def _threads_for(work: int) -> None:
     _faiss().omp_set_num_threads(1 if work < PARALLEL_WORK else max(1, os.cpu_count() or 1))
 
 
-def fsync_dir(path: str) -> None:
-    """Make a rename inside ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _read(path: str, mmap: bool = False) -> Any:
     faiss = _faiss()
     if not os.path.isfile(path):
@@ -199,20 +192,19 @@ def _reconstruct(index: Any, ids: IdArray, dimension: int) -> FloatArray:
 
 
 def _write(index: Any, path: str) -> None:
-    """Write through a temporary file, fsynced, renamed into place, the rename made durable."""
+    """Write through a temporary file, fsynced, renamed into place, the rename made durable.
+
+    A failed write (FAISS reports a short write(2) as a RuntimeError) raises
+    `IndexWriteError` and leaves no temporary file behind.
+    """
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        _faiss().write_index(index, tmp)
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
+        with writing(os.path.dirname(path) or ".", os.path.basename(path), engine=(RuntimeError,)):
+            _faiss().write_index(index, tmp)
+            durable_replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    fsync_dir(os.path.dirname(path) or ".")
 
 
 EXACT_SUBSET = 20_000  # a filter leaving this few passages is searched exactly
@@ -353,10 +345,13 @@ class HNSWIndex(_FaissIndex):
         removed_file = self.removed_path(path)
         if len(self._removed):
             tmp = f"{removed_file}.tmp-{os.getpid()}"
-            self._removed.astype("<i8").tofile(tmp)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, removed_file)
+            try:
+                with writing(os.path.dirname(path) or ".", os.path.basename(removed_file)):
+                    self._removed.astype("<i8").tofile(tmp)
+                    durable_replace(tmp, removed_file)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
         elif os.path.exists(removed_file):  # left by a writer that died before its commit
             os.unlink(removed_file)
         _write(self._index, path)
