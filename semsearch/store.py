@@ -9,15 +9,20 @@ Layout of an index folder::
 Every write is one atomic commit:
 
 1. the new vectors are written to ``vectors.<generation+1>.faiss`` through a
-   temporary file, fsynced and renamed into place (the old file is untouched);
+   temporary file, fsynced and renamed into place, the rename made durable
+   (`integrity.durable_replace`; the old file is untouched);
 2. the SQLite changes and the manifest (new generation, vector count, id
-   checksum) are committed in one transaction;
+   checksum, counts, the size and sha256 of the generation's files) are
+   committed in one transaction; a failure at any step, COMMIT included, rolls
+   it back and raises `IndexWriteError`;
 3. vector files older than the previous generation are deleted.
 
 A crash before 2 leaves the old manifest pointing at the old vector file; a
 crash after it, the new one. Readers read the manifest and then the file it
-names, so they never see half of a write. On open, SQLite and FAISS are
-checked against each other (generation, count, id checksum).
+names, so they never see half of a write. On open, the manifest's values are
+type-checked and SQLite and FAISS are checked against each other (generation,
+counts, id checksum, the vector file's size and first bytes); `integrity.py`
+holds those checks and the full one (``semsearch check``).
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ the real model in tests/test_integrity_model.py.
 from __future__ import annotations
 
 import errno
+import hashlib
 import itertools
 import json
 import os
@@ -23,7 +24,7 @@ import numpy as np
 import pytest
 
 import semsearch.vectors
-from semsearch import integrity
+from semsearch import integrity, onnx_backend
 from semsearch.errors import IndexCorruptError, IndexWriteError
 from semsearch.index import Index
 from semsearch.integrity import id_checksum
@@ -82,8 +83,8 @@ def sql(index_dir: Path, *statements: str, params: tuple[Any, ...] = ()) -> None
 
 
 def vector_file(index_dir: Path) -> Path:
-    (path,) = index_dir.glob("vectors.*.faiss")
-    return path
+    """The committed generation's vector file."""
+    return index_dir / f"vectors.{manifest(index_dir)['generation']:06d}.faiss"
 
 
 def flip_byte(path: Path, offset: int) -> None:
@@ -569,3 +570,232 @@ def test_a_file_size_limit_in_a_real_process(tmp_path: Path, corpus: Path, what:
         index.add([corpus])
         assert index.check().ok
         assert index.info().files == (202 if what == "vectors" else 2)
+
+
+# --------------------------------------------------------------------------- durable renames
+
+
+def test_every_rename_in_the_package_goes_through_the_durable_helper() -> None:
+    """A rename not followed by an fsync of its folder can be lost in a power cut while the
+    manifest that names the file survives."""
+    found = []
+    for source in sorted((ROOT / "semsearch").glob("*.py")):
+        for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), 1):
+            if re.search(r"\bos\.(replace|rename|renames)\(|shutil\.move\(", line):
+                found.append(f"{source.name}:{number}")
+    (helper,) = found
+    assert helper.startswith("integrity.py:")
+    start = integrity.durable_replace.__code__.co_firstlineno
+    assert start < int(helper.split(":")[1]) < start + 15
+
+
+@pytest.fixture
+def disk_events(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """("rename", target) and ("fsync", path) in the order they happen."""
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def replace(source: Any, target: Any, **kwargs: Any) -> None:
+        real_replace(source, target, **kwargs)
+        events.append(("rename", os.path.abspath(os.fspath(target))))
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    return events
+
+
+def assert_renames_durable(events: list[tuple[str, str]]) -> int:
+    """Each rename is followed by an fsync of its folder before the next SQLite COMMIT."""
+    renames = 0
+    for n, (kind, target) in enumerate(events):
+        if kind != "rename":
+            continue
+        renames += 1
+        later = events[n + 1 :]
+        end = next((i for i, e in enumerate(later) if e == ("sql", "COMMIT")), len(later))
+        assert ("fsync", os.path.dirname(target)) in later[:end], (target, events)
+    return renames
+
+
+def test_durable_replace_syncs_the_file_then_both_folders(
+    tmp_path: Path, disk_events: list[tuple[str, str]]
+) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    source = tmp_path / "a" / "f.tmp"
+    source.write_text("x", encoding="utf-8")
+    integrity.durable_replace(str(source), str(tmp_path / "b" / "f"))
+    assert disk_events == [
+        ("fsync", str(source)),
+        ("rename", str(tmp_path / "b" / "f")),
+        ("fsync", str(tmp_path / "b")),
+        ("fsync", str(tmp_path / "a")),
+    ]
+
+
+def test_every_rename_of_a_run_is_durable_before_its_commit(
+    index_dir: Path, corpus: Path, disk_events: list[tuple[str, str]]
+) -> None:
+    """Vector files, HNSW removed ids, the folder a damaged index is set aside into."""
+
+    def traced(index: Index) -> Index:
+        assert index._store is not None
+        index._store.db.set_trace_callback(lambda s: disk_events.append(("sql", s.strip())))
+        return index
+
+    add_articles(corpus, 10)
+    with traced(Index.open(index_dir, embedder=FakeEmbedder(), index_type="hnsw")) as index:
+        index.add([corpus])
+        (corpus / "extra000.txt").unlink()
+        index.add([corpus])  # the HNSW removed-ids file
+    assert any(t.endswith(".removed.i64") for k, t in disk_events if k == "rename")
+    (index_dir / "semsearch.db").write_bytes(b"garbage" * 1000)
+    with Index.open(index_dir, create=True, embedder=FakeEmbedder()) as index:
+        index.add([corpus], rebuild=True)  # sets the damaged files aside first
+    assert any("/damaged-" in t for k, t in disk_events if k == "rename")
+    assert ("sql", "COMMIT") in disk_events
+    assert assert_renames_durable(disk_events) >= 6
+
+
+# --------------------------------------------------------------------------- the query model files
+
+
+def _fake_export(folder: Path, onnx: bytes = b"onnx graph " * 5000) -> dict[str, Any]:
+    """Files and a manifest entry shaped like a real export (usable() never parses them)."""
+    tok = b'{"model": "fake tokenizer"}'
+    sha, tok_sha = (hashlib.sha256(b).hexdigest() for b in (onnx, tok))
+    entry = {
+        "file": onnx_backend.model_file_name(sha),
+        "tokenizer": onnx_backend.tokenizer_file_name(tok_sha),
+        "size": len(onnx),
+        "max_tokens": 256,
+        "dimension": 384,
+        "pooling": "mean",
+        "cosine": 1.0,
+        "sha256": sha,
+        "tokenizer_sha256": tok_sha,
+    }
+    (folder / entry["file"]).write_bytes(onnx)
+    (folder / entry["tokenizer"]).write_bytes(tok)
+    return entry
+
+
+def _cache_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, bytes]:
+    """A cache entry as the previous version wrote it (fixed names, no tokenizer hash)."""
+    monkeypatch.setenv("SEMSEARCH_CACHE", str(tmp_path / "cache"))
+    entry = tmp_path / "cache" / "exports" / "key1"
+    entry.mkdir(parents=True)
+    onnx = b"onnx graph " * 5000
+    (entry / "query-model.onnx").write_bytes(onnx)
+    (entry / "query-tokenizer.json").write_bytes(b'{"model": "fake tokenizer"}')
+    recorded = {
+        "file": "query-model.onnx",
+        "tokenizer": "query-tokenizer.json",
+        "size": len(onnx),
+        "max_tokens": 256,
+        "dimension": 384,
+        "pooling": "mean",
+        "cosine": 1.0,
+    }
+    data = {"query_model": recorded, "sha256": hashlib.sha256(onnx).hexdigest()}
+    (entry / "query-model.json").write_text(json.dumps(data), encoding="utf-8")
+    return entry, onnx
+
+
+def test_a_cached_export_is_copied_in_under_content_names_durably(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, disk_events: list[tuple[str, str]]
+) -> None:
+    entry, onnx = _cache_entry(tmp_path, monkeypatch)
+    folder = tmp_path / "index"
+    folder.mkdir()
+    model = onnx_backend.from_cache("key1", str(folder))
+    assert model is not None
+    sha = hashlib.sha256(onnx).hexdigest()
+    assert (model.file, model.sha256) == (f"query-model-{sha[:16]}.onnx", sha)
+    assert model.tokenizer.startswith("query-tokenizer-") and len(model.tokenizer_sha256) == 64
+    assert (folder / model.file).read_bytes() == onnx
+    assert not (folder / "query-model.onnx").exists()
+    assert assert_renames_durable(disk_events) >= 2
+    assert onnx_backend.usable(str(folder), model.as_dict()) == model
+    # the copy is checked as it is made: a damaged entry is refused and removed
+    flip_byte(entry / "query-model.onnx", 1000)
+    assert onnx_backend.from_cache("key1", str(tmp_path)) is None
+    assert not entry.exists()
+
+
+def test_a_damaged_query_model_file_is_never_used(tmp_path: Path) -> None:
+    """Checked by size only, a same-size file of another model (an interrupted rebuild) or a
+    flipped bit was used for every query."""
+    entry = _fake_export(tmp_path)
+    assert onnx_backend.usable(str(tmp_path), entry) is not None
+    onnx = tmp_path / entry["file"]
+    flip_byte(onnx, len(onnx.read_bytes()) // 2)
+    assert onnx_backend.usable(str(tmp_path), entry) is None
+    flip_byte(onnx, len(onnx.read_bytes()) // 2)  # flipped back: whole again
+    assert onnx_backend.usable(str(tmp_path), entry) is not None
+    (tmp_path / entry["tokenizer"]).write_bytes(b"garbage{" * 5)
+    assert onnx_backend.usable(str(tmp_path), entry) is None
+
+
+def test_the_onnx_file_is_hashed_once_per_file_identity(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = _fake_export(tmp_path)
+    hashed: list[str] = []
+    real = integrity.sha256_file
+    monkeypatch.setattr(
+        integrity, "sha256_file", lambda p: hashed.append(os.path.basename(p)) or real(p)
+    )
+    onnx_hashes = lambda: hashed.count(entry["file"])  # noqa: E731
+    assert onnx_backend.usable(str(tmp_path), entry) is not None
+    assert onnx_hashes() == 1  # no record yet: hashed, and recorded
+    assert (tmp_path / f"{entry['file']}.verified").is_file()
+    for _ in range(3):
+        assert onnx_backend.usable(str(tmp_path), entry) is not None
+    assert onnx_hashes() == 1
+    assert hashed.count(entry["tokenizer"]) == 4  # the small tokenizer: every time
+    os.utime(tmp_path / entry["file"])  # any write changes mtime and ctime
+    assert onnx_backend.usable(str(tmp_path), entry) is not None
+    assert onnx_hashes() == 2
+
+
+def test_a_query_model_entry_of_an_older_index_is_read_by_its_recorded_name(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "query-model.onnx").write_bytes(b"onnx" * 100)
+    (tmp_path / "query-tokenizer.json").write_bytes(b"{}")
+    old = {
+        "file": "query-model.onnx",
+        "tokenizer": "query-tokenizer.json",
+        "size": 400,
+        "max_tokens": 256,
+        "dimension": 384,
+        "pooling": "mean",
+        "cosine": 1.0,
+    }
+    model = onnx_backend.usable(str(tmp_path), old)
+    assert model is not None and model.file == "query-model.onnx" and model.sha256 == ""
+    assert onnx_backend.usable(str(tmp_path), {**old, "size": 401}) is None
+
+
+def test_a_rebuild_with_a_custom_embedder_leaves_no_query_model(
+    index_dir: Path, corpus: Path
+) -> None:
+    """A custom embedder has no export: the previous model's entry stayed in the manifest,
+    and a query opened without that embedder embedded with the previous model."""
+    entry = _fake_export(index_dir)
+    (index_dir / "query-model.onnx").write_bytes(b"older export")  # older, fixed name
+    sql(
+        index_dir,
+        "INSERT OR REPLACE INTO manifest(key, value) VALUES ('query_model', ?)",
+        params=(json.dumps(entry),),
+    )
+    with Index.open(index_dir, create=True, embedder=FakeEmbedder()) as index:
+        index.add([corpus], rebuild=True)
+        assert index.check().ok
+    assert manifest(index_dir)["query_model"] is None
+    assert list(index_dir.glob("query-*")) == []
