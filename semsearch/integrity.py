@@ -31,6 +31,7 @@ import json
 import os
 import re
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -423,7 +424,7 @@ def verified_file(folder: str, name: str, sha256: str) -> bool:
 def remember_verified(folder: str, name: str, sha256: str) -> None:
     """Record that ``folder/name``, as it is now, has that sha256 (best effort)."""
     path = os.path.join(folder, name)
-    tmp = f"{path}.verified.tmp-{os.getpid()}"
+    tmp = f"{path}.verified.tmp-{os.getpid()}-{threading.get_ident()}"
     try:
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump({"sha256": sha256, "identity": _identity(path)}, fh)
@@ -637,6 +638,33 @@ def _check_files(folder: str, manifest: dict[str, Any], report: CheckReport) -> 
             report.problems.append(f"{name} cannot be read ({exc.strerror})")
             continue
         report.files_checked.append(name)
+    leftovers = _leftovers(folder, manifest)
+    if leftovers:
+        shown = ", ".join(leftovers[:3]) + (", ..." if len(leftovers) > 3 else "")
+        report.notes.append(
+            f"{len(leftovers)} files are left over from an interrupted run ({shown}); the next "
+            "`semsearch index` removes them"
+        )
+
+
+_OWNED = re.compile(r"^(query-(model|tokenizer)|embed-model-int8-|vectors\.\d+\.)|\.tmp-")
+
+
+def _leftovers(folder: str, manifest: dict[str, Any]) -> list[str]:
+    """Files of the kinds an index writes that its manifest does not name."""
+    named = set(recorded_files(manifest))
+    named |= {f"{n}.verified" for n in named}
+    generation = manifest.get("generation")
+    kept: tuple[str, ...] = ()
+    if isinstance(generation, int):  # the committed generation and the one before it
+        kept = (f"vectors.{generation:06d}.", f"vectors.{generation - 1:06d}.")
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    return sorted(
+        n for n in names if _OWNED.search(n) and n not in named and not n.startswith(kept)
+    )
 
 
 def _check_vectors(

@@ -463,7 +463,7 @@ class Store:
             ("file_count", snap.files, "files"),
             ("document_count", snap.documents, "documents"),
         ):
-            if key in manifest and held != manifest[key]:  # recorded since id checksums v2
+            if key in manifest and held != manifest[key]:  # (older indexes did not record them)
                 problems.append(f"the database holds {held} {table}, the manifest {manifest[key]}")
         if problems:
             raise IndexCorruptError(
