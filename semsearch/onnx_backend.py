@@ -35,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import integrity
+from .errors import IndexCorruptError
 
 ONNX_FILE = "query-model.onnx"  # the fixed names of older indexes (still read)
 TOKENIZER_FILE = "query-tokenizer.json"
@@ -333,6 +334,7 @@ class OnnxEmbedder:
 
     def __init__(self, name: str, fingerprint: str, folder: str, info: QueryModel) -> None:
         self.name = name
+        self._folder = folder
         self._fingerprint = fingerprint
         self._info = info
         self._encoder = OnnxEncoder(
@@ -367,7 +369,14 @@ class OnnxEmbedder:
     ) -> npt.NDArray[np.float32]:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vecs = self._encoder.encode(texts, batch_size=batch_size)
+        try:
+            vecs = self._encoder.encode(texts, batch_size=batch_size)
+        except Exception as exc:  # onnxruntime's errors derive from Exception only
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise IndexCorruptError(
+                f"the ONNX query model of the index in {self._folder} ({self._info.file}) cannot "
+                f"run ({first}): run `semsearch check`, then `semsearch index --rebuild PATH`"
+            ) from exc
         if progress is not None:
             progress(len(texts))
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)

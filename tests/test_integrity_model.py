@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from semsearch.embedder import _bundled_default
+from semsearch.errors import IndexCorruptError
 from semsearch.index import Index
 from semsearch.onnx_backend import ONNX_FILE, TOKENIZER_FILE, OnnxEmbedder
 from tests.cli_helpers import run
@@ -223,3 +224,21 @@ def test_an_older_index_with_fixed_names_keeps_working(
     entry = manifest(copy)["query_model"]
     assert entry["sha256"] and ONNX_FILE not in query_files(copy)
     assert fresh_hits(copy)[0] == expected
+
+
+def test_an_onnx_model_that_fails_to_run_is_one_error(
+    built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Damage no check on open can see (a bit rotting after it was verified) may still make
+    onnxruntime fail while running: one error naming what to do, not a traceback."""
+    with Index.open(built) as index:
+        index.search(QUERIES[0])
+        embedder = index._embedder
+        assert isinstance(embedder, OnnxEmbedder)
+
+        def fail(feeds: Any) -> Any:
+            raise Exception("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code")
+
+        monkeypatch.setattr(embedder._encoder, "_run", fail)
+        with pytest.raises(IndexCorruptError, match=r"cannot run .*semsearch check.*--rebuild"):
+            index.search(QUERIES[1])
