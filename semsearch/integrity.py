@@ -343,8 +343,9 @@ def manifest_problems(manifest: dict[str, Any]) -> list[str]:
 def generation_checksums(folder: str, vector_name: str) -> dict[str, dict[str, Any]]:
     """Size and sha256 of the files of a generation just written (the vectors and side files).
 
-    They were just written, so they are read back from the page cache: about
-    40 ms for 10,000 passages of 384 dimensions.
+    They were just written, so they are read back from the page cache: 0.04 s
+    for 11,000 passages of 384 dimensions, 0.46 s for 100,000, a little less
+    than writing them (measured here).
     """
     prefix = vector_name[: -len("faiss")]  # "vectors.000007."
     out: dict[str, dict[str, Any]] = {}
@@ -641,9 +642,10 @@ def _check_files(folder: str, manifest: dict[str, Any], report: CheckReport) -> 
     leftovers = _leftovers(folder, manifest)
     if leftovers:
         shown = ", ".join(leftovers[:3]) + (", ..." if len(leftovers) > 3 else "")
+        some = "1 file is" if len(leftovers) == 1 else f"{len(leftovers)} files are"
         report.notes.append(
-            f"{len(leftovers)} files are left over from an interrupted run ({shown}); the next "
-            "`semsearch index` removes them"
+            f"{some} left over from an interrupted run ({shown}); the next `semsearch index` "
+            "removes them"
         )
 
 
@@ -651,13 +653,15 @@ _OWNED = re.compile(r"^(query-(model|tokenizer)|embed-model-int8-|vectors\.\d+\.
 
 
 def _leftovers(folder: str, manifest: dict[str, Any]) -> list[str]:
-    """Files of the kinds an index writes that its manifest does not name."""
+    """Files of the kinds an index writes that its manifest does not name (none are told when
+    the manifest cannot say which it names)."""
+    generation = manifest.get("generation")
+    if not isinstance(generation, int) or manifest_problems(manifest):
+        return []
     named = set(recorded_files(manifest))
     named |= {f"{n}.verified" for n in named}
-    generation = manifest.get("generation")
-    kept: tuple[str, ...] = ()
-    if isinstance(generation, int):  # the committed generation and the one before it
-        kept = (f"vectors.{generation:06d}.", f"vectors.{generation - 1:06d}.")
+    # the committed generation and the one before it (a reader may still hold it)
+    kept = (f"vectors.{generation:06d}.", f"vectors.{generation - 1:06d}.")
     try:
         names = os.listdir(folder)
     except OSError:
