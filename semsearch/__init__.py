@@ -20,6 +20,7 @@ from .errors import (
     IndexCorruptError,
     IndexLockedError,
     IndexNotFoundError,
+    IndexWriteError,
     ModelLoadError,
     ModelMismatchError,
     SchemaVersionError,
@@ -32,12 +33,14 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .index import AddReport, Index, IndexInfo
+    from .integrity import CheckReport
     from .query import Hit
 
 _LAZY = {
     "Index": "index",
     "AddReport": "index",
     "IndexInfo": "index",
+    "CheckReport": "integrity",
     "Hit": "query.hits",
 }
 
@@ -56,6 +59,7 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AddReport",
     "BackendMismatchError",
+    "CheckReport",
     "Hit",
     "Index",
     "IndexAccessError",
@@ -63,6 +67,7 @@ __all__ = [
     "IndexInfo",
     "IndexLockedError",
     "IndexNotFoundError",
+    "IndexWriteError",
     "ModelLoadError",
     "ModelMismatchError",
     "SchemaVersionError",

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import onnx_backend
+from . import integrity, onnx_backend
 from .errors import IndexCorruptError, ModelLoadError, UsageError
 
 BACKENDS = ("torch", "onnx", "openvino")
@@ -209,15 +209,15 @@ class ExportedEmbedder:
         tmp_xml = os.path.join(folder, f"embed-model-int8.tmp-{os.getpid()}.xml")
         tmp_bin = tmp_xml[: -len(".xml")] + ".bin"
         try:
-            ov.save_model(quantized, tmp_xml, compress_to_fp16=False)
-            digest = _sha256(tmp_bin)
-            xml = f"embed-model-int8-{digest[:16]}.xml"
-            weights = xml[: -len(".xml")] + ".bin"
-            # the .xml names its weights by file name: keep the pair's stem together
-            for tmp, final in ((tmp_bin, weights), (tmp_xml, xml)):
-                with open(tmp, "rb") as fh:
-                    os.fsync(fh.fileno())
-                os.replace(tmp, os.path.join(folder, final))
+            # OpenVINO reports a failed write as a RuntimeError
+            with integrity.writing(folder, "the int8 model", engine=(RuntimeError,)):
+                ov.save_model(quantized, tmp_xml, compress_to_fp16=False)
+                digest = _sha256(tmp_bin)
+                xml = f"embed-model-int8-{digest[:16]}.xml"
+                weights = xml[: -len(".xml")] + ".bin"
+                # the .xml names its weights by file name: keep the pair's stem together
+                for tmp, final in ((tmp_bin, weights), (tmp_xml, xml)):
+                    integrity.durable_replace(tmp, os.path.join(folder, final))
         finally:
             for tmp in (tmp_xml, tmp_bin):
                 with contextlib.suppress(FileNotFoundError):

@@ -524,6 +524,38 @@ def _format_info(i: IndexInfo) -> str:
     return "\n".join(f"{k + ':':<14}{v}" for k, v in rows)
 
 
+# --------------------------------------------------------------------------- check
+
+
+@app.command()
+def check(index_dir: IndexDir = Path(".semsearch"), as_json: JsonFlag = False) -> None:
+    """Verify every file of the index (checksums, database, vectors against it); exit 1 if
+    damaged."""
+    with _errors():
+        from .errors import IndexCorruptError
+        from .integrity import REBUILD_HINT, CheckReport
+
+        try:
+            with _open(index_dir) as idx:
+                report = idx.check()
+        except IndexCorruptError as exc:  # too damaged to open: that is the report
+            report = CheckReport(path=os.fspath(index_dir), problems=[str(exc)])
+        if as_json:
+            typer.echo(json.dumps(report.to_dict()))
+        else:
+            for note in report.notes:
+                typer.echo(f"warning: {note}", err=True)
+            for problem in report.problems:
+                hint = "" if "--rebuild" in problem else f": {REBUILD_HINT}"
+                typer.echo(f"error: {problem}{hint}", err=True)
+            if report.ok:
+                typer.echo(
+                    f"ok: {report.passages:,} passages, {len(report.files_checked)} files checked"
+                )
+        if not report.ok:
+            sys.exit(EXIT_ERROR)
+
+
 def _human_bytes(n: int) -> str:
     size = float(n)
     for unit in ("B", "KB", "MB", "GB"):

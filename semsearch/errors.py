@@ -8,6 +8,7 @@ The tree::
     ├── IndexNotFoundError    no index at the given folder yet
     ├── IndexCorruptError     index files missing, truncated or out of step
     ├── IndexAccessError      the index folder cannot be created, read or written
+    ├── IndexWriteError       writing the index failed (disk full, I/O error); it is as it was
     ├── SchemaVersionError    the index was written by a newer semsearch
     ├── ModelMismatchError    the index was built with another model
     ├── ModelLoadError        the embedding model cannot be found or loaded
@@ -46,6 +47,10 @@ class IndexAccessError(SemsearchError):
     in the way)."""
 
 
+class IndexWriteError(SemsearchError):
+    """Writing the index failed (no space left, a disk error); the index is as it was before."""
+
+
 class SchemaVersionError(SemsearchError):
     """The index was written by a newer version of semsearch."""
 
@@ -71,6 +76,7 @@ __all__ = [
     "IndexCorruptError",
     "IndexLockedError",
     "IndexNotFoundError",
+    "IndexWriteError",
     "ModelLoadError",
     "ModelMismatchError",
     "SchemaVersionError",

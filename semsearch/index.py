@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import __version__, backends, onnx_backend
+from . import __version__, backends, integrity, onnx_backend
 from . import vectors as _vectors
 from .embedder import Embedder, SentenceTransformerEmbedder, canonical_model_name
 from .errors import (
@@ -45,7 +45,16 @@ from .ingest.passages import UNITS, Chunking, Passage, make_passages
 from .query import Hit, Query, check_query
 from .query.fusion import Fusion
 from .query.searcher import Searcher
-from .store import DB_NAME, SCHEMA_VERSION, FileRow, StaleSnapshot, Store, WriteLock, now_iso
+from .store import (
+    DB_NAME,
+    SCHEMA_VERSION,
+    FileRow,
+    StaleSnapshot,
+    Store,
+    WriteLock,
+    database_errors,
+    now_iso,
+)
 from .vectors import VectorIndex
 
 DEFAULT_INDEX = ".semsearch"
@@ -278,12 +287,14 @@ class Index:
             exported = onnx_backend.usable(self.folder, manifest.get("query_model"))
             embedder: Embedder
             if exported is not None:
-                embedder = onnx_backend.OnnxEmbedder(
+                loaded = onnx_backend.OnnxEmbedder.load(
                     str(manifest.get("model") or self.model),
                     str(manifest.get("model_fingerprint", "")),
                     self.folder,
                     exported,
                 )
+                # a damaged file no checksum was recorded for: the model itself answers
+                embedder = loaded if loaded is not None else self._checked_embedder()
             else:
                 embedder = self._checked_embedder()
             self._query_model = (key, embedder)
@@ -443,7 +454,7 @@ class Index:
             highlight=highlight,
             fusion=fusion,
         )
-        with self.snapshot() as snap:
+        with database_errors(self.folder), self.snapshot() as snap:
             return snap.run([q])[0]
 
     def search_many(
@@ -453,7 +464,7 @@ class Index:
         checked = [check_query(text, k, **options) for text in queries]
         if not checked:
             return []
-        with self.snapshot() as snap:
+        with database_errors(self.folder), self.snapshot() as snap:
             return snap.run(checked, batch_size=batch_size)
 
     def info(self) -> IndexInfo:
@@ -482,10 +493,14 @@ class Index:
             precision=str(m.get("precision") or "fp32"),
         )
 
-    def check(self) -> None:
-        """Check that the database and the vectors agree; raises `IndexCorruptError` if not."""
-        store = self._store_or_raise()
-        store.load_vectors()
+    def check(self) -> integrity.CheckReport:
+        """Verify everything: every file's sha256, SQLite's and FTS5's own checks, foreign keys,
+        and the database against the vectors id by id (``semsearch check``).
+
+        Returns a `CheckReport` listing the problems (``report.ok`` when there
+        are none); ``report.raise_for_problems()`` raises `IndexCorruptError`.
+        """
+        return integrity.check_index(self._store_or_raise())
 
     # ------------------------------------------------------------------ writing
 
@@ -790,8 +805,10 @@ class Index:
                     "index_type_requested": requested,
                     "file_identity": "realpath",  # every files.abspath is a real path
                 }
-                if refresh and isinstance(reference, SentenceTransformerEmbedder):
-                    values["query_model"] = query_model
+                if refresh:  # a custom embedder has no export: none may stay recorded
+                    values["query_model"] = (
+                        query_model if isinstance(reference, SentenceTransformerEmbedder) else None
+                    )
                 values["embed_model"] = embed_model
                 if rebuild or fresh:
                     assert embedder is not None
@@ -817,9 +834,10 @@ class Index:
         # The new generation's vectors, as committed: never changed again (the next
         # add reads its own copy), so readers may share them.
         self._keep_generation(generation, index)
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError):  # files the committed manifest no longer names
             store.prune()
             backends.prune(self.folder, store.manifest().get("embed_model"))
+            onnx_backend.prune(self.folder, store.manifest().get("query_model"))
         return report
 
     @staticmethod
@@ -977,10 +995,11 @@ def _set_aside(folder: str, why: SemsearchError | None) -> None:
     """
     kind = "newer" if isinstance(why, SchemaVersionError) else "damaged"
     target = os.path.join(folder, f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}")
-    os.makedirs(target, exist_ok=True)
-    for name in os.listdir(folder):
-        if name.startswith(("semsearch.db", "vectors.")):
-            os.replace(os.path.join(folder, name), os.path.join(target, name))
+    with integrity.writing(folder, f"{os.path.basename(target)}/ (the old files, set aside)"):
+        os.makedirs(target, exist_ok=True)
+        for name in os.listdir(folder):
+            if name.startswith(("semsearch.db", "vectors.")):
+                integrity.durable_replace(os.path.join(folder, name), os.path.join(target, name))
 
 
 class Snapshot:

@@ -8,13 +8,23 @@ and a few milliseconds per query. sentence-transformers stays the indexing
 engine and the reference: the export is checked against it (cosine >= 0.9999)
 before it is kept, and a model whose pooling cannot be exported simply has no
 ONNX file (queries then use torch).
+
+The files are named by their content (``query-model-<sha256[:16]>.onnx``,
+``query-tokenizer-<sha256[:16]>.json``) and recorded in the manifest with
+their sha256, so a rebuild that is interrupted never replaces the files the
+committed index names; files no longer named are removed after the commit
+(`prune`). A file that fails its check is never used: queries fall back to the
+model itself, and ``semsearch check`` names it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import os
+import re
 import shutil
 import warnings
 from collections.abc import Callable, Sequence
@@ -24,8 +34,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-ONNX_FILE = "query-model.onnx"
+from . import integrity
+from .errors import IndexCorruptError
+
+ONNX_FILE = "query-model.onnx"  # the fixed names of older indexes (still read)
 TOKENIZER_FILE = "query-tokenizer.json"
+_QUERY_FILE = re.compile(r"^query-(model|tokenizer)(-[0-9a-f]{16})?\.(onnx|json)(\.verified)?$")
+_WRITE_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
 MIN_COSINE = 0.9999
 _CHECK_TEXTS = (
     "who attends the parade",
@@ -46,13 +61,23 @@ class QueryModel:
     dimension: int
     pooling: str
     cosine: float  # the lowest cosine against sentence-transformers on the check texts
+    sha256: str = ""  # of the ONNX file ("" in indexes made before names held hashes)
+    tokenizer_sha256: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return self.__dict__.copy()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QueryModel:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def model_file_name(sha256: str) -> str:
+    return f"query-model-{sha256[:16]}.onnx"
+
+
+def tokenizer_file_name(sha256: str) -> str:
+    return f"query-tokenizer-{sha256[:16]}.json"
 
 
 def export(st_model: Any, folder: str) -> QueryModel | None:
@@ -91,9 +116,7 @@ def export(st_model: Any, folder: str) -> QueryModel | None:
             return torch.nn.functional.normalize(out, p=2, dim=1) if normalize else out
 
     graph = Graph(auto).eval()
-    onnx_path = os.path.join(folder, ONNX_FILE)
-    tok_path = os.path.join(folder, TOKENIZER_FILE)
-    tmp_onnx, tmp_tok = f"{onnx_path}.tmp-{os.getpid()}", f"{tok_path}.tmp-{os.getpid()}"
+    tmp_onnx, tmp_tok = _temporary_names(folder)
     try:
         example = st_model.tokenizer(["a b", "c"], padding=True, return_tensors="pt")
         if "token_type_ids" not in example:
@@ -124,26 +147,76 @@ def export(st_model: Any, folder: str) -> QueryModel | None:
         cosine = float((got_n * want).sum(1).min())
         if cosine < MIN_COSINE:
             return None
-        for tmp in (tmp_onnx, tmp_tok):
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-        os.replace(tmp_onnx, onnx_path)
-        os.replace(tmp_tok, tok_path)
-        return QueryModel(
-            file=ONNX_FILE,
-            tokenizer=TOKENIZER_FILE,
-            size=os.path.getsize(onnx_path),
-            max_tokens=max_tokens,
-            dimension=int(got.shape[1]),
-            pooling=mode,
-            cosine=round(cosine, 7),
-        )
-    except (RuntimeError, ValueError, TypeError, OSError, ImportError):
+        shape = {"max_tokens": max_tokens, "dimension": int(got.shape[1]), "pooling": mode}
+        return _place(folder, tmp_onnx, tmp_tok, **shape, cosine=round(cosine, 7))
+    except OSError as exc:
+        if exc.errno in _WRITE_FAILURES:
+            raise integrity.write_error(folder, "the ONNX query model", exc) from exc
+        return None
+    except (RuntimeError, ValueError, TypeError, ImportError):
         return None  # an architecture the exporter cannot handle: queries use torch
     finally:
         for tmp in (tmp_onnx, tmp_tok):
             if os.path.exists(tmp):
                 os.unlink(tmp)
+
+
+def _temporary_names(folder: str) -> tuple[str, str]:
+    pid = os.getpid()
+    return (
+        os.path.join(folder, f"{ONNX_FILE}.tmp-{pid}"),
+        os.path.join(folder, f"{TOKENIZER_FILE}.tmp-{pid}"),
+    )
+
+
+def _place(folder: str, tmp_onnx: str, tmp_tok: str, **shape: Any) -> QueryModel:
+    """Rename a checked export into place under names holding its hashes, durably.
+
+    A file of that content already there (the same model exported before) is
+    kept as it is, with its verification record.
+    """
+    sha, tok_sha = integrity.sha256_file(tmp_onnx), integrity.sha256_file(tmp_tok)
+    model = QueryModel(
+        file=model_file_name(sha),
+        tokenizer=tokenizer_file_name(tok_sha),
+        size=os.path.getsize(tmp_onnx),
+        sha256=sha,
+        tokenizer_sha256=tok_sha,
+        **shape,
+    )
+    for tmp, name, digest in ((tmp_tok, model.tokenizer, tok_sha), (tmp_onnx, model.file, sha)):
+        final = os.path.join(folder, name)
+        if _holds(folder, name, digest):
+            os.unlink(tmp)
+            continue
+        with integrity.writing(folder, name):
+            integrity.durable_replace(tmp, final)
+        if name == model.file:
+            integrity.remember_verified(folder, name, sha)
+    return model
+
+
+def _holds(folder: str, name: str, sha256: str) -> bool:
+    """True if ``folder/name`` exists with that content."""
+    if not os.path.isfile(os.path.join(folder, name)):
+        return False
+    if name.endswith(".onnx"):
+        return integrity.verified_file(folder, name, sha256)
+    try:
+        return integrity.sha256_file(os.path.join(folder, name)) == sha256
+    except OSError:
+        return False
+
+
+def prune(folder: str, keep: dict[str, Any] | None) -> None:
+    """Delete query model files (and verification records) the committed manifest does not name."""
+    wanted = (
+        {keep.get("file"), keep.get("tokenizer"), f"{keep.get('file')}.verified"} if keep else set()
+    )
+    for name in os.listdir(folder):
+        if _QUERY_FILE.match(name) and name not in wanted:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(folder, name))
 
 
 def _fast_tokenizer(transformer: Any) -> Any:
@@ -248,8 +321,20 @@ class OnnxEmbedder:
     backend = "onnxruntime"
     precision = "fp32"
 
+    @classmethod
+    def load(
+        cls, name: str, fingerprint: str, folder: str, info: QueryModel
+    ) -> OnnxEmbedder | None:
+        """The embedder, or None when onnxruntime or tokenizers cannot read the files (damage
+        no checksum was recorded for, in an older index): queries then use the model itself."""
+        try:
+            return cls(name, fingerprint, folder, info)
+        except Exception:  # the boundary with onnxruntime and tokenizers: their errors
+            return None  # (InvalidProtobuf, Fail, a JSON error...) derive from Exception only
+
     def __init__(self, name: str, fingerprint: str, folder: str, info: QueryModel) -> None:
         self.name = name
+        self._folder = folder
         self._fingerprint = fingerprint
         self._info = info
         self._encoder = OnnxEncoder(
@@ -259,6 +344,14 @@ class OnnxEmbedder:
     @property
     def fingerprint(self) -> str:
         return self._fingerprint  # exported from exactly that model, checked at export
+
+    def exported_as(self, info: dict[str, Any] | None) -> bool:
+        """True if a manifest's ``query_model`` names the files this embedder runs."""
+        return (
+            bool(info)
+            and (info or {}).get("file") == self._info.file
+            and ((info or {}).get("tokenizer") == self._info.tokenizer)
+        )
 
     @property
     def dimension(self) -> int:
@@ -276,7 +369,14 @@ class OnnxEmbedder:
     ) -> npt.NDArray[np.float32]:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vecs = self._encoder.encode(texts, batch_size=batch_size)
+        try:
+            vecs = self._encoder.encode(texts, batch_size=batch_size)
+        except Exception as exc:  # onnxruntime's errors derive from Exception only
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise IndexCorruptError(
+                f"the ONNX query model of the index in {self._folder} ({self._info.file}) cannot "
+                f"run ({first}): run `semsearch check`, then `semsearch index --rebuild PATH`"
+            ) from exc
         if progress is not None:
             progress(len(texts))
         norms = np.linalg.norm(vecs, axis=1, keepdims=True)
@@ -286,19 +386,31 @@ class OnnxEmbedder:
 
 
 def usable(folder: str, info: dict[str, Any] | None) -> QueryModel | None:
-    """The exported model recorded in a manifest, if its files are there and whole."""
+    """The exported model recorded in a manifest, if its files are there and whole.
+
+    The tokenizer is checked by sha256 on every call (0.7 MB: about a
+    millisecond), the ONNX file by size and by sha256 once per file identity
+    (`integrity.verified_file`). Older indexes recorded no hashes: their files
+    are checked by size and presence only.
+    """
     if not info:
         return None
     try:
         model = QueryModel.from_dict(info)
     except (KeyError, TypeError):
         return None
-    path = os.path.join(folder, model.file)
+    tokenizer = os.path.join(folder, model.tokenizer)
     try:
-        whole = os.path.getsize(path) == model.size
+        if os.path.getsize(os.path.join(folder, model.file)) != model.size:
+            return None
+        if model.tokenizer_sha256:
+            if integrity.sha256_file(tokenizer) != model.tokenizer_sha256:
+                return None
+        elif not os.path.isfile(tokenizer):
+            return None
     except OSError:
         return None
-    if not whole or not os.path.isfile(os.path.join(folder, model.tokenizer)):
+    if model.sha256 and not integrity.verified_file(folder, model.file, model.sha256):
         return None
     try:
         import onnxruntime  # noqa: F401
@@ -346,22 +458,42 @@ def cache_key(model_dir: str, fingerprint: str) -> str:
 
 
 def from_cache(key: str, folder: str) -> QueryModel | None:
-    """Copy a cached export into ``folder``; None when there is none (or it is damaged)."""
+    """Copy a cached export into ``folder``; None when there is none (or it is damaged).
+
+    The copy is hashed as it is made and must match the sha256 recorded in the
+    entry; a damaged entry is removed (the next export replaces it).
+    """
     entry = os.path.join(cache_root(), "exports", key)
     try:
         with open(os.path.join(entry, _CACHE_ENTRY), encoding="utf-8") as fh:
             recorded = json.load(fh)
-        model = QueryModel.from_dict(recorded["query_model"])
-        source = os.path.join(entry, model.file)
-        if _file_sha256(source) != recorded["sha256"]:
-            shutil.rmtree(entry, ignore_errors=True)  # damaged: the next export replaces it
-            return None
-        _copy_in(entry, folder, [model.file, model.tokenizer])
-        if os.path.getsize(os.path.join(folder, model.file)) != model.size:
-            return None
+        cached = QueryModel.from_dict(recorded["query_model"])
+        digest = str(recorded["sha256"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return model
+    tmp_onnx, tmp_tok = _temporary_names(folder)
+    shape = {
+        "max_tokens": cached.max_tokens,
+        "dimension": cached.dimension,
+        "pooling": cached.pooling,
+        "cosine": cached.cosine,
+    }
+    try:
+        try:
+            got_tok = _copy(os.path.join(entry, cached.tokenizer), tmp_tok)
+            got = _copy(os.path.join(entry, cached.file), tmp_onnx)
+        except OSError as exc:
+            if exc.errno in _WRITE_FAILURES:
+                raise integrity.write_error(folder, "the ONNX query model", exc) from exc
+            return None
+        if got != digest or got_tok != (cached.tokenizer_sha256 or got_tok):
+            shutil.rmtree(entry, ignore_errors=True)  # damaged: the next export replaces it
+            return None
+        return _place(folder, tmp_onnx, tmp_tok, **shape)
+    finally:
+        for tmp in (tmp_onnx, tmp_tok):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
 
 
 def to_cache(key: str, folder: str, model: QueryModel) -> None:
@@ -373,35 +505,24 @@ def to_cache(key: str, folder: str, model: QueryModel) -> None:
     tmp = f"{entry}.tmp-{os.getpid()}"
     try:
         os.makedirs(tmp, exist_ok=True)
-        _copy_in(folder, tmp, [model.file, model.tokenizer])
-        data = {
-            "query_model": model.as_dict(),
-            "sha256": _file_sha256(os.path.join(tmp, model.file)),
-        }
+        _copy(os.path.join(folder, model.tokenizer), os.path.join(tmp, model.tokenizer))
+        digest = _copy(os.path.join(folder, model.file), os.path.join(tmp, model.file))
         with open(os.path.join(tmp, _CACHE_ENTRY), "w", encoding="utf-8") as fh:
-            json.dump(data, fh)
-        os.replace(tmp, entry)  # a whole entry appears at once, or none
+            json.dump({"query_model": model.as_dict(), "sha256": digest}, fh)
+        integrity.durable_replace(tmp, entry)  # a whole entry appears at once, or none
     except OSError:
         pass  # a read-only or full cache folder only costs the next index an export
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _copy_in(source: str, target: str, names: Sequence[str]) -> None:
-    """Copy files under temporary names, fsync, then rename each into place."""
-    for name in names:
-        final = os.path.join(target, name)
-        tmp = f"{final}.tmp-{os.getpid()}"
-        try:
-            shutil.copyfile(os.path.join(source, name), tmp)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, final)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-
-
-def _file_sha256(path: str) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
+def _copy(source: str, target: str) -> str:
+    """Copy a file, hashing it on the way; the copy is fsynced. Returns its sha256."""
+    digest = hashlib.sha256()
+    with open(source, "rb") as src, open(target, "wb") as dst:
+        while chunk := src.read(1 << 20):
+            digest.update(chunk)
+            dst.write(chunk)
+        dst.flush()
+        os.fsync(dst.fileno())
+    return digest.hexdigest()

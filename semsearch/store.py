@@ -9,15 +9,20 @@ Layout of an index folder::
 Every write is one atomic commit:
 
 1. the new vectors are written to ``vectors.<generation+1>.faiss`` through a
-   temporary file, fsynced and renamed into place (the old file is untouched);
+   temporary file, fsynced and renamed into place, the rename made durable
+   (`integrity.durable_replace`; the old file is untouched);
 2. the SQLite changes and the manifest (new generation, vector count, id
-   checksum) are committed in one transaction;
+   checksum, counts, the size and sha256 of the generation's files) are
+   committed in one transaction; a failure at any step, COMMIT included, rolls
+   it back and raises `IndexWriteError`;
 3. vector files older than the previous generation are deleted.
 
 A crash before 2 leaves the old manifest pointing at the old vector file; a
 crash after it, the new one. Readers read the manifest and then the file it
-names, so they never see half of a write. On open, SQLite and FAISS are
-checked against each other (generation, count, id checksum).
+names, so they never see half of a write. On open, the manifest's values are
+type-checked and SQLite and FAISS are checked against each other (generation,
+counts, id checksum, the vector file's size and first bytes); `integrity.py`
+holds those checks and the full one (``semsearch check``).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from . import integrity
 from . import vectors as _vectors
 from .errors import (
     IndexAccessError,
@@ -46,6 +52,7 @@ from .errors import (
     SchemaVersionError,
     SemsearchError,
 )
+from .integrity import ID_CHECKSUM_VERSION, checksum_version, id_checksum
 from .query.lexical import FTS_TOKENIZER
 from .vectors import IdArray, VectorIndex
 
@@ -63,16 +70,6 @@ def vector_file_name(generation: int) -> str:
 
 def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-
-
-def id_checksum(ids: IdArray) -> int:
-    """Order-free checksum of a set of ids (sum and xor folded together)."""
-    if len(ids) == 0:
-        return 0
-    arr = np.asarray(ids, dtype=np.uint64)
-    total = int(arr.sum(dtype=np.uint64))
-    xor = int(np.bitwise_xor.reduce(arr))
-    return (total ^ (xor << 1)) & 0x7FFF_FFFF_FFFF_FFFF
 
 
 # --------------------------------------------------------------------------- schema
@@ -202,6 +199,8 @@ class _Snapshot:
     passages: int
     id_checksum: int
     lexical: int
+    files: int = -1
+    documents: int = -1
 
 
 class StaleSnapshot(Exception):
@@ -239,8 +238,9 @@ class WriteLock:
                 f"another semsearch process{holder} is writing to the index in "
                 f"{os.path.dirname(self.path)}: wait for it to finish, then try again"
             ) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
+        with contextlib.suppress(OSError):  # who holds it, for the message above; a full disk
+            os.ftruncate(fd, 0)  # must not stop the writer that would report it
+            os.write(fd, str(os.getpid()).encode())
         self._fd = fd
 
     def release(self) -> None:
@@ -400,12 +400,20 @@ class Store:
             raise _corrupt(self.folder, exc) from exc
         try:
             yield self.db
-        except BaseException:
-            with contextlib.suppress(sqlite3.Error):
-                self.db.execute("ROLLBACK")
-            raise
-        else:
             self.db.execute("COMMIT")
+        except BaseException as exc:
+            if self.db.in_transaction:  # a failed COMMIT may leave it open
+                with contextlib.suppress(sqlite3.Error):
+                    self.db.execute("ROLLBACK")
+            self._manifest = None
+            if isinstance(exc, OSError) or (
+                isinstance(exc, sqlite3.OperationalError) and integrity.is_write_failure(exc)
+            ):
+                what = DB_NAME if isinstance(exc, sqlite3.Error) else "the index files"
+                raise integrity.write_error(self.folder, what, exc) from exc
+            if isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError:
+                raise _corrupt(self.folder, exc) from exc
+            raise
 
     # --- manifest
 
@@ -416,7 +424,7 @@ class Store:
                 rows = self.db.execute("SELECT key, value FROM manifest").fetchall()
             except sqlite3.DatabaseError as exc:
                 raise _corrupt(self.folder, exc) from exc
-            manifest = {k: json.loads(v) for k, v in rows}
+            manifest = integrity.parse_manifest(self.folder, rows)
             self._manifest = manifest
         return dict(manifest)
 
@@ -454,6 +462,12 @@ class Store:
                     )
                 path = os.path.join(self.folder, vector_file_name(generation))
                 try:
+                    _raise_problems(
+                        self.folder,
+                        integrity.vector_file_problems(
+                            self.folder, snap.manifest, vector_file_name(generation)
+                        ),
+                    )
                     index = _vectors.load(str(snap.manifest["index_type"]), path, mmap=mmap)
                 except IndexCorruptError:
                     # A writer may have committed newer generations and pruned this one.
@@ -468,11 +482,14 @@ class Store:
 
     def _snapshot(self) -> _Snapshot:
         with self.reading():
+            manifest = self.manifest(fresh=True)
             return _Snapshot(
-                manifest=self.manifest(fresh=True),
+                manifest=manifest,
                 passages=self.passage_count(),
-                id_checksum=id_checksum(self.passage_id_array()),
+                id_checksum=id_checksum(self.passage_id_array(), checksum_version(manifest)),
                 lexical=self.lexical_count(),
+                files=self.file_count(),
+                documents=self.document_count(),
             )
 
     def _check_vectors(self, snap: _Snapshot, index: VectorIndex) -> None:
@@ -491,7 +508,7 @@ class Store:
             )
         if not problems:
             recorded = int(manifest.get("id_checksum", -1))
-            if id_checksum(index.ids()) != recorded:
+            if id_checksum(index.ids(), checksum_version(manifest)) != recorded:
                 problems.append("the vector ids do not match the manifest")
             elif snap.id_checksum != recorded:
                 problems.append("the passage ids do not match the vector ids")
@@ -499,6 +516,12 @@ class Store:
                 problems.append(
                     f"the lexical index holds {snap.lexical} passages, the database {rows}"
                 )
+        for key, held, table in (
+            ("file_count", snap.files, "files"),
+            ("document_count", snap.documents, "documents"),
+        ):
+            if key in manifest and held != manifest[key]:  # (older indexes did not record them)
+                problems.append(f"the database holds {held} {table}, the manifest {manifest[key]}")
         if problems:
             raise IndexCorruptError(
                 f"the index in {self.folder} is inconsistent ({'; '.join(problems)}): "
@@ -520,9 +543,13 @@ class Store:
             generation=generation,
             vector_count=index.count,
             id_checksum=id_checksum(index.ids()),
+            id_checksum_version=ID_CHECKSUM_VERSION,
             index_type=index.kind,
             dimension=index.dimension,
             updated_at=now_iso(),
+            checksums=integrity.generation_checksums(self.folder, vector_file_name(generation)),
+            file_count=self.file_count(),
+            document_count=self.document_count(),
         )
         self._write_manifest(values)
         return generation
@@ -673,7 +700,7 @@ class Store:
                     date=r[8],
                     path=r[9],
                     key=r[10],
-                    fields=json.loads(r[11]),
+                    fields=_fields(self.folder, r[11]),
                 )
         return out
 
@@ -765,7 +792,9 @@ _ACCESS_ERRORS = ("readonly", "unable to open", "disk i/o", "permission", "locke
 
 
 def _corrupt(folder: str, exc: sqlite3.DatabaseError) -> SemsearchError:
-    """The right error for a failed SQLite call: no access, or damage."""
+    """The right error for a failed SQLite call: no space, no access, or damage."""
+    if integrity.is_full(exc):
+        return integrity.write_error(folder, DB_NAME, exc)
     text = str(exc)
     if any(word in text.lower() for word in _ACCESS_ERRORS):
         return IndexAccessError(
@@ -773,6 +802,35 @@ def _corrupt(folder: str, exc: sqlite3.DatabaseError) -> SemsearchError:
             "that folder and its files"
         )
     return IndexCorruptError(f"the index database in {folder} is damaged ({text}): {_REBUILD_HINT}")
+
+
+@contextlib.contextmanager
+def database_errors(folder: str) -> Iterator[None]:
+    """Turn SQLite errors raised by code that reads the database directly into ours."""
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        raise _corrupt(folder, exc) from exc
+
+
+def _fields(folder: str, text: str) -> dict[str, Any]:
+    try:
+        fields = json.loads(text)
+    except (ValueError, TypeError):
+        fields = None
+    if not isinstance(fields, dict):
+        raise IndexCorruptError(
+            f"the index database in {folder} is damaged (a document's fields are not a JSON "
+            f"object): {_REBUILD_HINT}"
+        )
+    return fields
+
+
+def _raise_problems(folder: str, problems: list[str]) -> None:
+    if problems:
+        raise IndexCorruptError(
+            f"the index in {folder} is damaged ({'; '.join(problems)}): {_REBUILD_HINT}"
+        )
 
 
 def _chunks(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -18,6 +18,8 @@ import numpy as np
 import numpy.typing as npt
 
 from .errors import IndexCorruptError, UsageError
+from .integrity import durable_replace, writing
+from .integrity import fsync_dir as fsync_dir  # the one helper, under its old name here
 
 IdArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
@@ -182,15 +184,6 @@ def _threads_for(work: int) -> None:
     _faiss().omp_set_num_threads(1 if work < PARALLEL_WORK else max(1, os.cpu_count() or 1))
 
 
-def fsync_dir(path: str) -> None:
-    """Make a rename inside ``path`` durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _read(path: str, mmap: bool = False) -> Any:
     faiss = _faiss()
     if not os.path.isfile(path):
@@ -212,25 +205,20 @@ def _reconstruct(index: Any, ids: IdArray, dimension: int) -> FloatArray:
     return out
 
 
-def _fsync_file(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write(index: Any, path: str) -> None:
-    """Write through a temporary file, fsynced, renamed into place, the rename made durable."""
+    """Write through a temporary file, fsynced, renamed into place, the rename made durable.
+
+    A failed write (FAISS reports a short write(2) as a RuntimeError) raises
+    `IndexWriteError` and leaves no temporary file behind.
+    """
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        _faiss().write_index(index, tmp)
-        _fsync_file(tmp)
-        os.replace(tmp, path)
+        with writing(os.path.dirname(path) or ".", os.path.basename(path), engine=(RuntimeError,)):
+            _faiss().write_index(index, tmp)
+            durable_replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-    fsync_dir(os.path.dirname(path) or ".")
 
 
 EXACT_SUBSET = 20_000  # a filter leaving this few passages is searched exactly
@@ -380,10 +368,13 @@ class HNSWIndex(_FaissIndex):
         removed_file = self.removed_path(path)
         if len(self._removed):
             tmp = f"{removed_file}.tmp-{os.getpid()}"
-            self._removed.astype("<i8").tofile(tmp)
-            with open(tmp, "rb") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, removed_file)
+            try:
+                with writing(os.path.dirname(path) or ".", os.path.basename(removed_file)):
+                    self._removed.astype("<i8").tofile(tmp)
+                    durable_replace(tmp, removed_file)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
         elif os.path.exists(removed_file):  # left by a writer that died before its commit
             os.unlink(removed_file)
         _write(self._index, path)
@@ -554,33 +545,44 @@ class ExactVectors:
             else np.flatnonzero(self._live).astype(np.int64)
         )
         tmp_vec, tmp_ids = f"{vec_file}.tmp-{os.getpid()}", f"{id_file}.tmp-{os.getpid()}"
+        folder = os.path.dirname(path) or "."
         try:
-            out_vecs = np.lib.format.open_memmap(
-                tmp_vec, mode="w+", dtype=np.float32, shape=(count, dimension)
-            )
-            out_ids = np.lib.format.open_memmap(tmp_ids, mode="w+", dtype=np.int64, shape=(count,))
-            for start in range(0, len(kept), self.CHUNK):
-                rows = kept[start : start + self.CHUNK]
-                out_vecs[start : start + len(rows)] = self._vecs[rows]
-                out_ids[start : start + len(rows)] = np.asarray(self._ids)[rows]
-            new_ids, new_vecs = self._new()
-            out_vecs[len(kept) :] = new_vecs
-            out_ids[len(kept) :] = new_ids
-            for array, name in ((out_vecs, tmp_vec), (out_ids, tmp_ids)):
-                array.flush()
-                _fsync_file(name)
-            del out_vecs, out_ids
-            os.replace(tmp_vec, vec_file)
-            os.replace(tmp_ids, id_file)
+            with writing(folder, os.path.basename(vec_file)):
+                self._write_arrays(kept, (count, dimension), tmp_vec, tmp_ids)
+                durable_replace(tmp_vec, vec_file)
+                durable_replace(tmp_ids, id_file)
         finally:
             for name in (tmp_vec, tmp_ids):
                 if os.path.exists(name):
                     os.unlink(name)
-        fsync_dir(os.path.dirname(path) or ".")
         self._reset(
             np.load(id_file, mmap_mode="r", allow_pickle=False),
             np.load(vec_file, mmap_mode="r", allow_pickle=False),
         )
+
+    def _write_arrays(
+        self, kept: IdArray, shape: tuple[int, int], tmp_vec: str, tmp_ids: str
+    ) -> None:
+        """The live exact vectors and their ids into two new .npy files, flushed."""
+        out_vecs = np.lib.format.open_memmap(tmp_vec, mode="w+", dtype=np.float32, shape=shape)
+        out_ids = np.lib.format.open_memmap(tmp_ids, mode="w+", dtype=np.int64, shape=shape[:1])
+        # Reserve the space first: a full disk is then an OSError here, not a SIGBUS
+        # when a page of the memory map is written.
+        for name in (tmp_vec, tmp_ids):
+            fd = os.open(name, os.O_RDWR)
+            try:
+                os.posix_fallocate(fd, 0, os.path.getsize(name))
+            finally:
+                os.close(fd)
+        for start in range(0, len(kept), self.CHUNK):
+            rows = kept[start : start + self.CHUNK]
+            out_vecs[start : start + len(rows)] = self._vecs[rows]
+            out_ids[start : start + len(rows)] = np.asarray(self._ids)[rows]
+        new_ids, new_vecs = self._new()
+        out_vecs[len(kept) :] = new_vecs
+        out_ids[len(kept) :] = new_ids
+        for array in (out_vecs, out_ids):
+            array.flush()
 
 
 class IVFIndex(_FaissIndex):

@@ -39,7 +39,7 @@ from semsearch.embedder import SentenceTransformerEmbedder
 from semsearch.index import Index
 from semsearch.ingest import parse, read_file, walk
 from semsearch.ingest.passages import Chunking, make_passages
-from semsearch.onnx_backend import ONNX_FILE, OnnxEmbedder, QueryModel
+from semsearch.onnx_backend import OnnxEmbedder, QueryModel
 from tests.cli_helpers import assert_one_line_error, run
 from tests.conftest import SEEDS
 
@@ -576,8 +576,13 @@ def test_rebuild_repairs_a_damaged_int8_model(
     assert dense_hits(folder)
 
 
+def query_file(folder: Path) -> Path:
+    """The index's ONNX query model (named by its content)."""
+    return folder / manifest_of(folder)["query_model"]["file"]
+
+
 def _truncate_query_model(folder: Path) -> None:
-    with open(folder / ONNX_FILE, "r+b") as fh:
+    with open(query_file(folder), "r+b") as fh:
         fh.truncate(1000)
 
 
@@ -786,19 +791,24 @@ def _cache_entry(reference: SentenceTransformerEmbedder) -> Path:
     return Path(os.environ["SEMSEARCH_CACHE"]) / "exports" / key
 
 
+def _cached_file(entry: Path) -> Path:
+    recorded = json.loads((entry / "query-model.json").read_text(encoding="utf-8"))
+    return entry / recorded["query_model"]["file"]
+
+
 @pytest.mark.slow
 def test_a_new_index_of_a_cached_model_needs_no_torch(
     onnx_index: Path, tmp_path: Path, reference: SentenceTransformerEmbedder
 ) -> None:
     """The first index of a model leaves its checked export in the cache; the next copies it."""
-    cached = _cache_entry(reference) / ONNX_FILE
-    assert cached.read_bytes() == (onnx_index / ONNX_FILE).read_bytes()
+    cached = _cached_file(_cache_entry(reference))
+    assert cached.read_bytes() == query_file(onnx_index).read_bytes()
     folder = tmp_path / "fresh"
     embedded, torch_loaded = add_in_a_fresh_process(
         folder, [SEEDS], backend="openvino", precision="int8"
     )
     assert embedded > 0 and torch_loaded is False
-    assert (folder / ONNX_FILE).read_bytes() == cached.read_bytes()
+    assert query_file(folder).read_bytes() == cached.read_bytes()
     assert manifest_of(folder)["query_model"] == manifest_of(onnx_index)["query_model"]
 
 
@@ -807,9 +817,9 @@ def test_a_damaged_cache_entry_is_replaced_by_a_new_export(
     onnx_index: Path, tmp_path: Path, reference: SentenceTransformerEmbedder
 ) -> None:
     entry = _cache_entry(reference)
-    _flip_a_byte(entry / ONNX_FILE)
+    _flip_a_byte(_cached_file(entry))
     folder = build(tmp_path / "index", [SEEDS], backend="onnx")
     # the index got a sound export, checked against the model, not the damaged copy
-    assert (folder / ONNX_FILE).read_bytes() == (onnx_index / ONNX_FILE).read_bytes()
+    assert query_file(folder).read_bytes() == query_file(onnx_index).read_bytes()
     assert vectors_for(folder, embed_texts([SEEDS], reference)).shape[0] > 0
-    assert (entry / ONNX_FILE).read_bytes() == (onnx_index / ONNX_FILE).read_bytes()
+    assert _cached_file(entry).read_bytes() == query_file(onnx_index).read_bytes()

@@ -508,7 +508,7 @@ def test_each_type_indexes_updates_and_searches_consistently(
     assert index.info().index_type == kind
     m = manifest(index_dir)
     assert (m["index_type"], m["index_type_requested"]) == (kind, kind)
-    index.check()
+    assert index.check().problems == []
     for paragraphs in list(articles.values())[::20]:
         assert top(index, paragraphs[1]) == [paragraphs[1]]
 
@@ -527,7 +527,7 @@ def test_each_type_indexes_updates_and_searches_consistently(
     assert sum(len(c) for c in fake.calls[calls:]) == 41
     assert index.info().passages == 800 + 40 - 4
     assert manifest(index_dir)["index_type"] == kind
-    index.check()
+    assert index.check().problems == []
 
     for text in [*articles[deleted], old_text]:
         hits = index.search(text, k=20, mode="dense", collapse=False)
@@ -538,7 +538,7 @@ def test_each_type_indexes_updates_and_searches_consistently(
         assert top(index, paragraphs[0]) == [paragraphs[0]]
 
     reader = Index.open(index_dir, embedder=fake)  # IVF lists memory-mapped, as for queries
-    reader.check()
+    assert reader.check().problems == []
     assert top(reader, new_text) == [new_text]
     assert top(reader, articles[deleted][0], k=20) == top(index, articles[deleted][0], k=20)
     reader.close()
@@ -561,7 +561,7 @@ def test_ivf_types_stay_flat_until_big_enough_to_train(tmp_path: Path, kind: str
     with Index.open(index_dir, embedder=fake) as index:  # the type asked for is remembered
         index.add(folder)
         assert index.info().passages == 800
-        index.check()
+        assert index.check().problems == []
         text = next(iter(more.values()))[3]
         assert top(index, text) == [text]
     m = manifest(index_dir)
@@ -584,7 +584,7 @@ def test_auto_becomes_ivf_past_the_limit_and_flat_again_below_it(
     write_articles(folder, 100, 100)
     index.add(folder)
     assert manifest(index_dir)["index_type"] == "ivf"
-    index.check()
+    assert index.check().problems == []
 
     calls = len(fake.calls)
     for n in range(120):
@@ -593,7 +593,7 @@ def test_auto_becomes_ivf_past_the_limit_and_flat_again_below_it(
     assert len(fake.calls) == calls  # deleting embeds nothing
     assert index.info().passages == 320
     assert manifest(index_dir)["index_type"] == "flat"
-    index.check()
+    assert index.check().problems == []
     index.close()
 
 
@@ -617,7 +617,7 @@ def test_switching_type_converts_without_embedding(
             m = manifest(index_dir)
             assert (m["index_type"], m["index_type_requested"]) == (target, target)
             assert index.info().passages == 800
-            index.check()
+            assert index.check().problems == []
             for text in queries:
                 assert top(index, text) == [text], target
 
@@ -625,7 +625,7 @@ def test_switching_type_converts_without_embedding(
     write_articles(folder, 200, 1)
     with Index.open(index_dir, embedder=fake) as index:
         index.add(folder)
-        index.check()
+        assert index.check().problems == []
     assert manifest(index_dir)["index_type"] == "hnsw"
 
 
@@ -726,7 +726,7 @@ def test_hnsw_deletions_keep_tombstones_then_compact(
     index.add(folder)
     assert len(np.fromfile(tombstones(), dtype="<i8")) == 80
     assert index.info().passages == 720
-    index.check()
+    assert index.check().problems == []
 
     more = sorted(articles)[20:60]  # 240 of 800 in all: past a quarter, compacted
     for path in more:
@@ -735,7 +735,7 @@ def test_hnsw_deletions_keep_tombstones_then_compact(
     assert not tombstones().exists()
     assert index.info().passages == 560
     assert manifest(index_dir)["index_type"] == "hnsw"
-    index.check()
+    assert index.check().problems == []
     for path in doomed[::5] + more[::10]:
         for text in articles[path][:2]:
             assert text not in top(index, text, k=20)
@@ -767,7 +767,7 @@ def test_a_tombstone_file_left_by_a_crashed_writer_is_not_picked_up(
         index.add(folder)
     assert manifest(index_dir)["generation"] > generation  # G+1, or past the stale file
     with Index.open(index_dir, embedder=fake) as reader:
-        reader.check()
+        assert reader.check().problems == []
         assert reader.info().passages == 804
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from semsearch.embedder import SentenceTransformerEmbedder
 from semsearch.index import Index
-from semsearch.onnx_backend import MIN_COSINE, ONNX_FILE, OnnxEmbedder, QueryModel
+from semsearch.onnx_backend import MIN_COSINE, OnnxEmbedder, QueryModel
 from tests.conftest import ROOT, SEEDS
 
 pytestmark = pytest.mark.slow
@@ -44,7 +44,8 @@ def test_index_holds_a_checked_query_model(built: Path) -> None:
     info = QueryModel.from_dict(manifest["query_model"])
     assert info.cosine >= MIN_COSINE
     assert info.pooling == "mean" and info.dimension == 384 and info.max_tokens == 256
-    assert (built / ONNX_FILE).stat().st_size == info.size
+    assert (built / info.file).stat().st_size == info.size
+    assert info.file == f"query-model-{info.sha256[:16]}.onnx"  # named by its content
 
 
 def test_onnx_embeddings_match_sentence_transformers(built: Path) -> None:
@@ -78,7 +79,9 @@ def test_queries_rank_the_same_on_both_paths(built: Path) -> None:
 def test_a_damaged_query_model_falls_back_to_torch(built: Path, tmp_path: Path) -> None:
     copy = tmp_path / "index"
     shutil.copytree(built, copy)
-    with open(copy / ONNX_FILE, "r+b") as fh:
+    with Index.open(copy) as index:
+        name = index._store.manifest()["query_model"]["file"]  # type: ignore[union-attr]
+    with open(copy / name, "r+b") as fh:
         fh.truncate(1000)
     with Index.open(copy) as index, index.snapshot() as snap:
         hits = snap.search("who attends the parade", k=3, mode="dense")

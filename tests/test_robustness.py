@@ -263,7 +263,7 @@ def test_two_first_time_writers_into_the_same_new_folder(tmp_path: Path) -> None
         ix = base / f"ix{n}"
         assert (ix / "semsearch.db").is_file(), (n, outcomes, sorted(os.listdir(base)))
         with Index.open(ix, embedder=FakeEmbedder()) as index:
-            index.check()
+            assert index.check().problems == []
             assert index.info().documents == 2
             assert {Path(h.path).name for h in index.search("hello world", k=2)} == {
                 "a.txt",
@@ -467,7 +467,7 @@ def test_jsonl_lone_surrogate_indexes_and_deep_nesting_is_a_problem(tmp_path: Pa
     assert [p.path for p in report.problems] == [f"{docs / 'a.jsonl'}:2"], report.problems
 
     with Index.open(index_dir, embedder=FakeEmbedder()) as index:
-        index.check()
+        assert index.check().problems == []
         hits = {h.key: h for h in index.search("broken emoji otters", k=5)}
     assert set(hits) == {"s", "ok"}
     assert "\ufffd" in hits["s"].text
@@ -669,7 +669,7 @@ def test_a_moved_file_reuses_its_vectors(tmp_path: Path) -> None:
     assert (report.documents_added, report.documents_removed) == (1, 1)
     assert found_paths(index_dir, "paragraph 3 text") == {"b.txt"}
     with Index.open(index_dir, embedder=FakeEmbedder()) as index:
-        index.check()
+        assert index.check().problems == []
         assert index.info().passages == 10
 
 

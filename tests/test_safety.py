@@ -18,6 +18,7 @@ import semsearch
 from semsearch.errors import (
     IndexCorruptError,
     IndexLockedError,
+    IndexWriteError,
     SchemaVersionError,
 )
 from semsearch.index import Index
@@ -232,7 +233,7 @@ def test_failure_after_the_new_vector_file_is_written(
     index = Index.open(index_dir, embedder=FakeEmbedder())
     with monkeypatch.context() as patch:
         where(patch)  # type: ignore[operator]
-        with pytest.raises(OSError, match="simulated crash"):
+        with pytest.raises(IndexWriteError, match=r"simulated crash.*the index is as it was"):
             index.add([corpus])
     assert "vectors.000002.faiss" in os.listdir(index_dir)  # the crash window was reached
     assert snapshot(index_dir) == before
