@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from .backends import check_choice
+from .embed.backends import check_choice
 from .errors import IndexCorruptError, SchemaVersionError, SourceError, UsageError
 from .index import Index
 from .query import DEFAULT_MODE, check_mode, check_text

@@ -16,9 +16,11 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import __version__, backends, integrity, onnx_backend
+from . import __version__, integrity
 from . import vectors as _vectors
-from .embedder import Embedder, SentenceTransformerEmbedder, canonical_model_name
+from .embed import Embedder, backends, export
+from .embed.model import SentenceTransformerEmbedder, canonical_model_name
+from .embed.onnx import OnnxEmbedder
 from .errors import (
     BackendMismatchError,
     IndexAccessError,
@@ -284,10 +286,10 @@ class Index:
             cached = self._query_model
             if cached is not None and cached[0] == key:
                 return cached[1]
-            exported = onnx_backend.usable(self.folder, manifest.get("query_model"))
+            exported = export.usable(self.folder, manifest.get("query_model"))
             embedder: Embedder
             if exported is not None:
-                loaded = onnx_backend.OnnxEmbedder.load(
+                loaded = OnnxEmbedder.load(
                     str(manifest.get("model") or self.model),
                     str(manifest.get("model_fingerprint", "")),
                     self.folder,
@@ -358,7 +360,7 @@ class Index:
         backend: str,
         precision: str,
         folder: str | None = None,
-        known: onnx_backend.QueryModel | None = None,
+        known: export.QueryModel | None = None,
     ) -> Embedder:
         """``embedder`` on another engine; ``known`` (the index's export) spares loading torch."""
         if backend == "torch" or not isinstance(embedder, SentenceTransformerEmbedder):
@@ -632,7 +634,7 @@ class Index:
         manifest = store.manifest(fresh=True)
         embedder: Embedder | None = None
         backend, precision = self._backend(manifest, rebuild or fresh)
-        early_export: onnx_backend.QueryModel | None = None
+        early_export: export.QueryModel | None = None
         looked_in_cache = False
         if rebuild or fresh:
             self._fingerprint_checked = False
@@ -682,9 +684,9 @@ class Index:
 
         # 2. Parse and cut the changed files (the model's tokenizer counts tokens).
         if changed and embedder is None:
-            export = onnx_backend.usable(self.folder, manifest.get("query_model"))
+            held = export.usable(self.folder, manifest.get("query_model"))
             embedder = self._checked_embedder(
-                lambda e: self._with_backend(e, backend, precision, self.folder, export)
+                lambda e: self._with_backend(e, backend, precision, self.folder, held)
             )
             _check_precision(manifest, embedder, self.folder)
         planned: list[_Planned] = []
@@ -707,7 +709,7 @@ class Index:
             return report  # nothing changed: no new generation, no model loaded
         assert embedder is not None or not planned
 
-        # 3. A torch-free query model beside a new index (see onnx_backend); the onnx
+        # 3. A torch-free query model beside a new index (see embed.export); the onnx
         #    and openvino backends embed passages with it too.
         texts = [x.embed_text for p in planned for _, ps in p.docs for x in ps]
         hashes = [_embed_hash(t) for t in texts]
@@ -718,18 +720,20 @@ class Index:
         reuse_rows = [i for i, h in enumerate(hashes) if h in reusable]
         query_model: dict[str, Any] | None = manifest.get("query_model")
         refresh = rebuild or fresh or "query_model" not in manifest
-        reference = getattr(embedder, "reference", embedder)
+        reference = (
+            embedder.reference if isinstance(embedder, backends.ExportedEmbedder) else embedder
+        )
         if refresh and isinstance(reference, SentenceTransformerEmbedder):
             exported = early_export if looked_in_cache else _cached_export(reference, self.folder)
             if exported is None:
-                exported = onnx_backend.export(reference.model, self.folder)
+                exported = export.export(reference.model, self.folder)
                 key = reference.export_key()
                 if exported is not None and key is not None:
-                    onnx_backend.to_cache(key, self.folder, exported)
+                    export.to_cache(key, self.folder, exported)
             query_model = exported.as_dict() if exported is not None else None
         embed_model: dict[str, Any] | None = None if refresh else manifest.get("embed_model")
         if to_embed and isinstance(embedder, backends.ExportedEmbedder):
-            graph = onnx_backend.usable(self.folder, query_model)
+            graph = export.usable(self.folder, query_model)
             if graph is None and query_model:
                 raise IndexCorruptError(
                     f"the ONNX model of the index in {self.folder} ({query_model.get('file')}) is "
@@ -819,8 +823,8 @@ class Index:
                         normalized=True,
                         metric="inner_product",
                         chunking=chunking.as_dict(),
-                        backend=getattr(embedder, "backend", type(embedder).__name__),
-                        precision=getattr(embedder, "precision", "fp32"),
+                        backend=embedder.backend,
+                        precision=embedder.precision,
                         created_at=now_iso(),
                         created_by=__version__,
                     )
@@ -837,7 +841,7 @@ class Index:
         with contextlib.suppress(OSError):  # files the committed manifest no longer names
             store.prune()
             backends.prune(self.folder, store.manifest().get("embed_model"))
-            onnx_backend.prune(self.folder, store.manifest().get("query_model"))
+            export.prune(self.folder, store.manifest().get("query_model"))
         return report
 
     @staticmethod
@@ -858,7 +862,7 @@ class Index:
         if progress is not None:
             progress(0, len(texts))
         if batch_size is None:  # each engine's fastest here: torch 16, OpenVINO 8
-            batch_size = int(getattr(embedder, "batch_size", 16))
+            batch_size = embedder.batch_size
         return embedder.embed(texts, batch_size=batch_size, progress=tick)
 
     @staticmethod
@@ -959,21 +963,21 @@ def _nothing_readable(
 def _check_precision(manifest: dict[str, Any], embedder: Embedder, folder: str) -> None:
     """Refuse to add vectors of another precision (say int8) to an index of fp32 ones."""
     held = str(manifest.get("precision", "fp32"))
-    wanted = str(getattr(embedder, "precision", "fp32"))
+    wanted = embedder.precision
     if held != wanted:
         raise ModelMismatchError(
             f"the index in {folder} holds {held} vectors ({manifest.get('backend', '?')}); this "
-            f"run would add {wanted} vectors ({getattr(embedder, 'backend', '?')}), which do not "
+            f"run would add {wanted} vectors ({embedder.backend}), which do not "
             "compare with them: rebuild it with `semsearch index --rebuild PATH`"
         )
 
 
 def _cached_export(
     model: SentenceTransformerEmbedder, folder: str
-) -> onnx_backend.QueryModel | None:
+) -> export.QueryModel | None:
     """The model's checked ONNX export from the user's cache, copied into ``folder``."""
     key = model.export_key()
-    return onnx_backend.from_cache(key, folder) if key is not None else None
+    return export.from_cache(key, folder) if key is not None else None
 
 
 def _embed_hash(text: str) -> str:

@@ -18,7 +18,11 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 class FakeEmbedder:
-    """Implements `semsearch.embedder.Embedder` with hashed bags of words."""
+    """Implements `semsearch.embed.Embedder` with hashed bags of words."""
+
+    backend = "fake"
+    precision = "fp32"
+    batch_size = 32
 
     def __init__(
         self,

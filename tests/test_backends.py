@@ -33,13 +33,14 @@ from semsearch import (
     ModelMismatchError,
     UsageError,
 )
-from semsearch import backends as backends_module
-from semsearch.backends import ExportedEmbedder
-from semsearch.embedder import SentenceTransformerEmbedder
+from semsearch.embed import backends as backends_module
+from semsearch.embed.backends import ExportedEmbedder
+from semsearch.embed.export import QueryModel
+from semsearch.embed.model import SentenceTransformerEmbedder
+from semsearch.embed.onnx import OnnxEmbedder
 from semsearch.index import Index
 from semsearch.ingest import parse, read_file, walk
 from semsearch.ingest.passages import Chunking, make_passages
-from semsearch.onnx_backend import OnnxEmbedder, QueryModel
 from tests.cli_helpers import assert_one_line_error, run
 from tests.conftest import SEEDS
 

@@ -607,8 +607,7 @@ def test_vectors_of_another_precision_are_refused(tmp_path: Path, corpus: Path) 
     """An index records the backend and precision of its vectors; adding others is refused."""
     index = Index.open(tmp_path / "idx", create=True, embedder=FakeEmbedder())
     index.add([corpus])
-    manifest = index._store.manifest()  # type: ignore[union-attr]
-    assert manifest["backend"] == "FakeEmbedder" and manifest["precision"] == "fp32"
+    assert (index.info().backend, index.info().precision) == ("fake", "fp32")
     index.close()
     with sqlite3.connect(tmp_path / "idx" / "semsearch.db") as db:
         db.execute("UPDATE manifest SET value = '\"int8\"' WHERE key = 'precision'")

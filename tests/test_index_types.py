@@ -915,6 +915,10 @@ def _make_old_ivfpq(index_dir: Path) -> None:
     """Turn an IVF-PQ index into one written before exact vectors were kept."""
     for side in index_dir.glob("vectors.*.exact*.npy"):
         side.unlink()
+    with sqlite3.connect(index_dir / "semsearch.db") as db:  # nor listed them in the manifest
+        (value,) = db.execute("SELECT value FROM manifest WHERE key = 'checksums'").fetchone()
+        kept = {k: v for k, v in json.loads(value).items() if ".exact" not in k}
+        db.execute("UPDATE manifest SET value = ? WHERE key = 'checksums'", (json.dumps(kept),))
 
 
 def test_an_old_ivfpq_index_without_exact_vectors_is_never_converted_from_its_codes(

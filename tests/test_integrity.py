@@ -24,7 +24,8 @@ import numpy as np
 import pytest
 
 import semsearch.vectors
-from semsearch import integrity, onnx_backend
+from semsearch import integrity
+from semsearch.embed import export
 from semsearch.errors import IndexCorruptError, IndexWriteError
 from semsearch.index import Index
 from semsearch.integrity import id_checksum
@@ -443,7 +444,8 @@ def _patch_faiss_write(patch: pytest.MonkeyPatch, index: Index) -> None:
 def _patch_commit(patch: pytest.MonkeyPatch, index: Index) -> None:
     store = index._store
     assert store is not None
-    patch.setattr(store, "db", _FailingCommit(store.db))
+    # this thread's connection (the store keeps one per thread) fails its COMMIT
+    patch.setattr(store._local, "db", _FailingCommit(store.db))
 
 
 STEPS: dict[str, Callable[[pytest.MonkeyPatch, Index], None]] = {
@@ -669,8 +671,8 @@ def _fake_export(folder: Path, onnx: bytes = b"onnx graph " * 5000) -> dict[str,
     tok = b'{"model": "fake tokenizer"}'
     sha, tok_sha = (hashlib.sha256(b).hexdigest() for b in (onnx, tok))
     entry = {
-        "file": onnx_backend.model_file_name(sha),
-        "tokenizer": onnx_backend.tokenizer_file_name(tok_sha),
+        "file": export.model_file_name(sha),
+        "tokenizer": export.tokenizer_file_name(tok_sha),
         "size": len(onnx),
         "max_tokens": 256,
         "dimension": 384,
@@ -712,7 +714,7 @@ def test_a_cached_export_is_copied_in_under_content_names_durably(
     entry, onnx = _cache_entry(tmp_path, monkeypatch)
     folder = tmp_path / "index"
     folder.mkdir()
-    model = onnx_backend.from_cache("key1", str(folder))
+    model = export.from_cache("key1", str(folder))
     assert model is not None
     sha = hashlib.sha256(onnx).hexdigest()
     assert (model.file, model.sha256) == (f"query-model-{sha[:16]}.onnx", sha)
@@ -720,10 +722,10 @@ def test_a_cached_export_is_copied_in_under_content_names_durably(
     assert (folder / model.file).read_bytes() == onnx
     assert not (folder / "query-model.onnx").exists()
     assert assert_renames_durable(disk_events) >= 2
-    assert onnx_backend.usable(str(folder), model.as_dict()) == model
+    assert export.usable(str(folder), model.as_dict()) == model
     # the copy is checked as it is made: a damaged entry is refused and removed
     flip_byte(entry / "query-model.onnx", 1000)
-    assert onnx_backend.from_cache("key1", str(tmp_path)) is None
+    assert export.from_cache("key1", str(tmp_path)) is None
     assert not entry.exists()
 
 
@@ -731,14 +733,14 @@ def test_a_damaged_query_model_file_is_never_used(tmp_path: Path) -> None:
     """Checked by size only, a same-size file of another model (an interrupted rebuild) or a
     flipped bit was used for every query."""
     entry = _fake_export(tmp_path)
-    assert onnx_backend.usable(str(tmp_path), entry) is not None
+    assert export.usable(str(tmp_path), entry) is not None
     onnx = tmp_path / entry["file"]
     flip_byte(onnx, len(onnx.read_bytes()) // 2)
-    assert onnx_backend.usable(str(tmp_path), entry) is None
+    assert export.usable(str(tmp_path), entry) is None
     flip_byte(onnx, len(onnx.read_bytes()) // 2)  # flipped back: whole again
-    assert onnx_backend.usable(str(tmp_path), entry) is not None
+    assert export.usable(str(tmp_path), entry) is not None
     (tmp_path / entry["tokenizer"]).write_bytes(b"garbage{" * 5)
-    assert onnx_backend.usable(str(tmp_path), entry) is None
+    assert export.usable(str(tmp_path), entry) is None
 
 
 def test_the_onnx_file_is_hashed_once_per_file_identity(
@@ -751,15 +753,15 @@ def test_the_onnx_file_is_hashed_once_per_file_identity(
         integrity, "sha256_file", lambda p: hashed.append(os.path.basename(p)) or real(p)
     )
     onnx_hashes = lambda: hashed.count(entry["file"])  # noqa: E731
-    assert onnx_backend.usable(str(tmp_path), entry) is not None
+    assert export.usable(str(tmp_path), entry) is not None
     assert onnx_hashes() == 1  # no record yet: hashed, and recorded
     assert (tmp_path / f"{entry['file']}.verified").is_file()
     for _ in range(3):
-        assert onnx_backend.usable(str(tmp_path), entry) is not None
+        assert export.usable(str(tmp_path), entry) is not None
     assert onnx_hashes() == 1
     assert hashed.count(entry["tokenizer"]) == 4  # the small tokenizer: every time
     os.utime(tmp_path / entry["file"])  # any write changes mtime and ctime
-    assert onnx_backend.usable(str(tmp_path), entry) is not None
+    assert export.usable(str(tmp_path), entry) is not None
     assert onnx_hashes() == 2
 
 
@@ -777,9 +779,9 @@ def test_a_query_model_entry_of_an_older_index_is_read_by_its_recorded_name(
         "pooling": "mean",
         "cosine": 1.0,
     }
-    model = onnx_backend.usable(str(tmp_path), old)
+    model = export.usable(str(tmp_path), old)
     assert model is not None and model.file == "query-model.onnx" and model.sha256 == ""
-    assert onnx_backend.usable(str(tmp_path), {**old, "size": 401}) is None
+    assert export.usable(str(tmp_path), {**old, "size": 401}) is None
 
 
 def test_a_rebuild_with_a_custom_embedder_leaves_no_query_model(

@@ -17,10 +17,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from semsearch.embedder import _bundled_default
+from semsearch.embed.export import ONNX_FILE, TOKENIZER_FILE
+from semsearch.embed.model import _bundled_default
+from semsearch.embed.onnx import OnnxEmbedder
 from semsearch.errors import IndexCorruptError
 from semsearch.index import Index
-from semsearch.onnx_backend import ONNX_FILE, TOKENIZER_FILE, OnnxEmbedder
 from tests.cli_helpers import run
 from tests.conftest import SEEDS
 
@@ -241,6 +242,6 @@ def test_an_onnx_model_that_fails_to_run_is_one_error(
         def fail(feeds: Any) -> Any:
             raise Exception("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code")
 
-        monkeypatch.setattr(embedder._encoder, "_run", fail)
+        monkeypatch.setattr(embedder._encoder, "run", fail)
         with pytest.raises(IndexCorruptError, match=r"cannot run .*semsearch check.*--rebuild"):
             index.search(QUERIES[1])

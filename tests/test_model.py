@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import semsearch
-from semsearch.embedder import DEFAULT_MODEL, SentenceTransformerEmbedder, canonical_model_name
+from semsearch.embed.model import DEFAULT_MODEL, SentenceTransformerEmbedder, canonical_model_name
 from semsearch.errors import ModelLoadError
 from tests.conftest import SEEDS
 from tests.test_cli import PARADE_ANSWERS

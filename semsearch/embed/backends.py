@@ -1,7 +1,7 @@
 """Embedding passages with engines faster than torch: onnxruntime and OpenVINO.
 
 sentence-transformers (torch) is the reference and the default backend. The
-others run the index's own ONNX export of the model (see `onnx_backend`:
+others run the index's own ONNX export of the model (see `embed.export`:
 pooling and normalisation inside the graph, checked against
 sentence-transformers to cosine >= 0.9999 when it was made):
 
@@ -31,8 +31,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import integrity, onnx_backend
-from .errors import IndexCorruptError, ModelLoadError, UsageError
+from .. import integrity
+from ..errors import IndexCorruptError, ModelLoadError, UsageError
+from . import export, normalize, onnx
 
 BACKENDS = ("torch", "onnx", "openvino")
 PRECISIONS = ("fp32", "int8")
@@ -66,7 +67,7 @@ class ExportedEmbedder:
         backend: str,
         precision: str,
         folder: str | None = None,
-        known: onnx_backend.QueryModel | None = None,
+        known: export.QueryModel | None = None,
     ) -> None:
         self.reference = reference  # the SentenceTransformerEmbedder of the same model
         # An index's checked export of that model: its dimension, limit and tokenizer
@@ -74,7 +75,7 @@ class ExportedEmbedder:
         self._known = known
         self._counter: Any = None
         if known is not None and folder is not None:
-            self._counter, _ = onnx_backend.load_tokenizer(
+            self._counter, _ = onnx.load_tokenizer(
                 os.path.join(folder, known.tokenizer), known.max_tokens
             )
             self._counter.no_truncation()
@@ -115,7 +116,7 @@ class ExportedEmbedder:
     def prepare(
         self,
         folder: str,
-        query_model: onnx_backend.QueryModel | None,
+        query_model: export.QueryModel | None,
         recorded: dict[str, Any] | None,
         calibration: Sequence[str],
     ) -> dict[str, Any] | None:
@@ -130,14 +131,14 @@ class ExportedEmbedder:
                 "cannot run it: index with --backend torch"
             )
         onnx_path = os.path.join(folder, query_model.file)
-        self._tokenizer, self._pad_id = onnx_backend.load_tokenizer(
+        self._tokenizer, self._pad_id = onnx.load_tokenizer(
             os.path.join(folder, query_model.tokenizer), query_model.max_tokens
         )
         if self.backend == "onnx":
-            encoder = onnx_backend.OnnxEncoder(
+            encoder = onnx.OnnxEncoder(
                 onnx_path, os.path.join(folder, query_model.tokenizer), query_model.max_tokens
             )
-            self._run = encoder._run
+            self._run = encoder.run
             return None
         ov = _import_openvino()
         core = ov.Core()
@@ -182,7 +183,7 @@ class ExportedEmbedder:
             raise ModelLoadError(f"int8 needs NNCF: {_INSTALL_HINT}") from exc
 
         step = max(1, len(texts) // CALIBRATION_PASSAGES)
-        sample = list(texts[::step][:CALIBRATION_PASSAGES]) + list(onnx_backend._CHECK_TEXTS)
+        sample = list(texts[::step][:CALIBRATION_PASSAGES]) + list(export._CHECK_TEXTS)
         items = []
         for text in sample:
             enc = self._tokenizer.encode(text)
@@ -242,7 +243,7 @@ class ExportedEmbedder:
             raise RuntimeError("ExportedEmbedder.prepare() must be called before embed()")
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vecs = onnx_backend.encode_batches(
+        vecs = onnx.encode_batches(
             self._tokenizer,
             self._pad_id,
             texts,
@@ -251,10 +252,7 @@ class ExportedEmbedder:
             progress,
             width_multiple=self._width_multiple,
         )
-        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        out: npt.NDArray[np.float32] = (vecs / norms).astype(np.float32)
-        return out
+        return normalize(vecs)
 
 
 def prune(folder: str, keep: dict[str, Any] | None) -> None:

@@ -27,15 +27,13 @@ import os
 import re
 import shutil
 import warnings
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
-from . import integrity
-from .errors import IndexCorruptError
+from .. import integrity
+from .onnx import OnnxEncoder
 
 ONNX_FILE = "query-model.onnx"  # the fixed names of older indexes (still read)
 TOKENIZER_FILE = "query-tokenizer.json"
@@ -223,166 +221,6 @@ def _fast_tokenizer(transformer: Any) -> Any:
     """The `tokenizers.Tokenizer` behind a sentence-transformers Transformer module, if any."""
     tok = transformer.tokenizer
     return getattr(tok, "backend_tokenizer", None) or getattr(tok, "_tokenizer", None)
-
-
-class OnnxEncoder:
-    """onnxruntime + tokenizers: texts in, embeddings out."""
-
-    def __init__(self, onnx_path: str, tokenizer_path: str, max_tokens: int) -> None:
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, os.cpu_count() or 1)
-        options.log_severity_level = 3
-        self._session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
-        self._tokenizer, self._pad_id = load_tokenizer(tokenizer_path, max_tokens)
-        self.max_tokens = max_tokens
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        self._tokenizer.no_truncation()
-        try:
-            encs = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        finally:
-            self._tokenizer.enable_truncation(max_length=self.max_tokens)
-        return [len(e.ids) for e in encs]
-
-    def encode(
-        self,
-        texts: Sequence[str],
-        batch_size: int = 32,
-        progress: Callable[[int], None] | None = None,
-    ) -> npt.NDArray[np.float32]:
-        return encode_batches(self._tokenizer, self._pad_id, texts, batch_size, self._run, progress)
-
-    def _run(self, feeds: dict[str, npt.NDArray[np.int64]]) -> npt.NDArray[np.float32]:
-        (vecs,) = self._session.run(None, feeds)
-        return np.asarray(vecs, dtype=np.float32)
-
-
-def encode_batches(
-    tokenizer: Any,
-    pad_id: int,
-    texts: Sequence[str],
-    batch_size: int,
-    run: Callable[[dict[str, npt.NDArray[np.int64]]], npt.NDArray[np.float32]],
-    progress: Callable[[int], None] | None = None,
-    *,
-    width_multiple: int = 1,
-) -> npt.NDArray[np.float32]:
-    """Tokenize ``texts``, run them through ``run`` in batches of similar length, in order.
-
-    Sorting by token count leaves almost no padding, which is most of the
-    speed of a batch; rows come back in the order of ``texts``. Batches are
-    padded to a multiple of ``width_multiple`` tokens (masked: the vectors do
-    not change) for engines that prepare every new input shape.
-    """
-    encs = tokenizer.encode_batch(list(texts))
-    limit = int((tokenizer.truncation or {}).get("max_length") or 0)
-    order = sorted(range(len(encs)), key=lambda i: len(encs[i].ids))
-    out: npt.NDArray[np.float32] | None = None
-    for lo in range(0, len(order), batch_size):
-        rows = order[lo : lo + batch_size]
-        width = max(len(encs[i].ids) for i in rows)
-        rounded = -(-width // width_multiple) * width_multiple
-        width = max(width, min(rounded, limit))  # never past what the model reads
-        ids = np.full((len(rows), width), pad_id, dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        types = np.zeros((len(rows), width), dtype=np.int64)
-        for r, i in enumerate(rows):
-            n = len(encs[i].ids)
-            ids[r, :n] = encs[i].ids
-            mask[r, :n] = 1
-            types[r, :n] = encs[i].type_ids
-        vecs = run({"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
-        if out is None:
-            out = np.zeros((len(texts), vecs.shape[1]), dtype=np.float32)
-        out[rows] = vecs
-        if progress is not None:
-            progress(len(rows))
-    if out is None:
-        return np.zeros((0, 0), dtype=np.float32)
-    return out
-
-
-def load_tokenizer(path: str, max_tokens: int) -> tuple[Any, int]:
-    """A saved `tokenizers.Tokenizer` set to truncate at ``max_tokens``, and its pad id."""
-    from tokenizers import Tokenizer
-
-    tokenizer = Tokenizer.from_file(path)
-    tokenizer.no_padding()
-    tokenizer.enable_truncation(max_length=max_tokens)
-    padding = json.loads(tokenizer.to_str()).get("padding") or {}
-    return tokenizer, int(padding.get("pad_id", 0))
-
-
-class OnnxEmbedder:
-    """An `Embedder` for queries on an index that holds an exported model."""
-
-    backend = "onnxruntime"
-    precision = "fp32"
-
-    @classmethod
-    def load(
-        cls, name: str, fingerprint: str, folder: str, info: QueryModel
-    ) -> OnnxEmbedder | None:
-        """The embedder, or None when onnxruntime or tokenizers cannot read the files (damage
-        no checksum was recorded for, in an older index): queries then use the model itself."""
-        try:
-            return cls(name, fingerprint, folder, info)
-        except Exception:  # the boundary with onnxruntime and tokenizers: their errors
-            return None  # (InvalidProtobuf, Fail, a JSON error...) derive from Exception only
-
-    def __init__(self, name: str, fingerprint: str, folder: str, info: QueryModel) -> None:
-        self.name = name
-        self._folder = folder
-        self._fingerprint = fingerprint
-        self._info = info
-        self._encoder = OnnxEncoder(
-            os.path.join(folder, info.file), os.path.join(folder, info.tokenizer), info.max_tokens
-        )
-
-    @property
-    def fingerprint(self) -> str:
-        return self._fingerprint  # exported from exactly that model, checked at export
-
-    def exported_as(self, info: dict[str, Any] | None) -> bool:
-        """True if a manifest's ``query_model`` names the files this embedder runs."""
-        return (
-            bool(info)
-            and (info or {}).get("file") == self._info.file
-            and ((info or {}).get("tokenizer") == self._info.tokenizer)
-        )
-
-    @property
-    def dimension(self) -> int:
-        return self._info.dimension
-
-    @property
-    def max_tokens(self) -> int:
-        return self._info.max_tokens
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        return self._encoder.count_tokens(texts)
-
-    def embed(
-        self, texts: Sequence[str], *, batch_size: int = 32, progress: Any = None
-    ) -> npt.NDArray[np.float32]:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        try:
-            vecs = self._encoder.encode(texts, batch_size=batch_size)
-        except Exception as exc:  # onnxruntime's errors derive from Exception only
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise IndexCorruptError(
-                f"the ONNX query model of the index in {self._folder} ({self._info.file}) cannot "
-                f"run ({first}): run `semsearch check`, then `semsearch index --rebuild PATH`"
-            ) from exc
-        if progress is not None:
-            progress(len(texts))
-        norms = np.linalg.norm(vecs, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        out: npt.NDArray[np.float32] = (vecs / norms).astype(np.float32)
-        return out
 
 
 def usable(folder: str, info: dict[str, Any] | None) -> QueryModel | None:

