@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/scale.py --types ivf ivfpq --json
     .venv/bin/python benchmarks/scale.py --big                    # adds 10M for ivfpq
 
-Everything goes through semsearch.vectors itself (`create`, `add`, `adapt`,
+Everything goes through semsearch.storage.vectors itself (`create`, `add`, `adapt`,
 `save`, `load`), not raw FAISS, so the figures are what users get. A type is
 built the way the first `semsearch index` commit builds it: `create(type)`
 (flat for the IVF types, which need vectors to train on), `add` of every
@@ -74,7 +74,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from semsearch import vectors
+from semsearch.storage import vectors
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"

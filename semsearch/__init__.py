@@ -33,14 +33,14 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .index import AddReport, Index, IndexInfo
-    from .integrity import CheckReport
     from .query import Hit
+    from .storage.integrity import CheckReport
 
 _LAZY = {
     "Index": "index",
     "AddReport": "index",
     "IndexInfo": "index",
-    "CheckReport": "integrity",
+    "CheckReport": "storage.integrity",
     "Hit": "query.hits",
 }
 

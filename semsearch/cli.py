@@ -533,7 +533,7 @@ def check(index_dir: IndexDir = Path(".semsearch"), as_json: JsonFlag = False) -
     damaged."""
     with _errors():
         from .errors import IndexCorruptError
-        from .integrity import REBUILD_HINT, CheckReport
+        from .storage.integrity import REBUILD_HINT, CheckReport
 
         try:
             with _open(index_dir) as idx:

@@ -24,7 +24,7 @@ from .errors import IndexCorruptError, SchemaVersionError, SourceError, UsageErr
 from .index import Index
 from .query import DEFAULT_MODE, check_mode, check_text
 from .query.fusion import Fusion
-from .store import Store
+from .storage.store import Store
 
 METRICS = ("nDCG@10", "Recall@10", "Recall@100", "MRR@10")
 DEPTH = 100  # documents retrieved per query (Recall@100 needs 100)

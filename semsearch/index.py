@@ -16,8 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from . import __version__, integrity
-from . import vectors as _vectors
+from . import __version__
 from .embed import Embedder, backends, export
 from .embed.model import SentenceTransformerEmbedder, canonical_model_name
 from .embed.onnx import OnnxEmbedder
@@ -47,17 +46,19 @@ from .ingest.passages import UNITS, Chunking, Passage, make_passages
 from .query import Hit, Query, check_query
 from .query.fusion import Fusion
 from .query.searcher import Searcher
-from .store import (
+from .storage import integrity
+from .storage import vectors as _vectors
+from .storage.lock import WriteLock
+from .storage.schema import SCHEMA_VERSION
+from .storage.store import (
     DB_NAME,
-    SCHEMA_VERSION,
     FileRow,
     StaleSnapshot,
     Store,
-    WriteLock,
     database_errors,
     now_iso,
 )
-from .vectors import VectorIndex
+from .storage.vectors import VectorIndex
 
 DEFAULT_INDEX = ".semsearch"
 

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from semsearch.index import Index
-from semsearch.store import Store, WriteLock
+from semsearch.storage.lock import WriteLock
+from semsearch.storage.store import Store
 from tests.fakes import FakeEmbedder
 
 SLEEP_PER_BATCH = 0.2

@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semsearch import vectors
 from semsearch.errors import UsageError
 from semsearch.index import Index
 from semsearch.query import MAX_K, MAX_PATH_CHARS, MAX_QUERY_CHARS, check_query, lexical
 from semsearch.query.highlight import pick_highlights
-from semsearch.store import Store
+from semsearch.storage import vectors
+from semsearch.storage.store import Store
 from tests.cli_helpers import assert_one_line_error, run
 from tests.conftest import ROOT
 from tests.fakes import FakeEmbedder

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from semsearch.cli import app
-from semsearch.store import WriteLock
+from semsearch.storage.lock import WriteLock
 from tests.cli_helpers import assert_one_line_error, run, runner
 from tests.conftest import SEEDS
 

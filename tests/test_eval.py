@@ -20,7 +20,7 @@ from semsearch.evaluate import (
     score_run,
 )
 from semsearch.index import Index
-from semsearch.store import Store
+from semsearch.storage.store import Store
 from tests.cli_helpers import assert_one_line_error, run
 from tests.fakes import FakeEmbedder
 

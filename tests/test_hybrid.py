@@ -18,7 +18,8 @@ from semsearch.errors import UsageError
 from semsearch.index import Index
 from semsearch.query import MODES, Hit, check_query, lexical
 from semsearch.query.fusion import Fusion, fuse
-from semsearch.store import SCHEMA_VERSION, Store
+from semsearch.storage.schema import SCHEMA_VERSION
+from semsearch.storage.store import Store
 from tests.fakes import FakeEmbedder
 
 # --------------------------------------------------------------------------- helpers

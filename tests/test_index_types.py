@@ -24,10 +24,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from semsearch import vectors
 from semsearch.errors import IndexCorruptError, UsageError
 from semsearch.index import Index
-from semsearch.store import Store
+from semsearch.storage import vectors
+from semsearch.storage.store import Store
 from tests.fakes import FakeEmbedder
 
 KINDS = ("flat", "hnsw", "ivf", "ivfpq")

@@ -23,14 +23,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-import semsearch.vectors
-from semsearch import integrity
+import semsearch.storage.vectors
 from semsearch.embed import export
 from semsearch.errors import IndexCorruptError, IndexWriteError
 from semsearch.index import Index
-from semsearch.integrity import id_checksum
-from semsearch.store import Store
-from semsearch.vectors import FlatIndex
+from semsearch.storage import integrity
+from semsearch.storage.integrity import id_checksum
+from semsearch.storage.store import Store
+from semsearch.storage.vectors import FlatIndex
 from tests.cli_helpers import assert_one_line_error, run
 from tests.fakes import FakeEmbedder
 
@@ -500,7 +500,7 @@ def test_a_full_disk_while_writing_hnsw_removed_ids(
     before = searches(index)
     (corpus / "extra000.txt").unlink()
     with monkeypatch.context() as patch:
-        patch.setattr(semsearch.vectors, "durable_replace", _enospc)  # its first rename
+        patch.setattr(semsearch.storage.vectors, "durable_replace", _enospc)  # its first rename
         with pytest.raises(
             IndexWriteError,
             match=r"^no space left on device while writing "
@@ -581,7 +581,7 @@ def test_every_rename_in_the_package_goes_through_the_durable_helper() -> None:
     """A rename not followed by an fsync of its folder can be lost in a power cut while the
     manifest that names the file survives."""
     found = []
-    for source in sorted((ROOT / "semsearch").glob("*.py")):
+    for source in sorted((ROOT / "semsearch").rglob("*.py")):
         for number, line in enumerate(source.read_text(encoding="utf-8").splitlines(), 1):
             if re.search(r"\bos\.(replace|rename|renames)\(|shutil\.move\(", line):
                 found.append(f"{source.name}:{number}")

@@ -37,7 +37,7 @@ from semsearch.errors import (
 )
 from semsearch.index import AddReport, Index
 from semsearch.query import Hit
-from semsearch.store import _corrupt
+from semsearch.storage.store import _corrupt
 from tests.cli_helpers import assert_one_line_error, run
 from tests.fakes import FakeEmbedder
 

@@ -23,8 +23,9 @@ from semsearch.errors import (
 )
 from semsearch.index import Index
 from semsearch.query import Hit
-from semsearch.store import Store, WriteLock
-from semsearch.vectors import FlatIndex
+from semsearch.storage.lock import WriteLock
+from semsearch.storage.store import Store
+from semsearch.storage.vectors import FlatIndex
 from tests.fakes import FakeEmbedder
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from .. import integrity
 from ..errors import IndexCorruptError, ModelLoadError, UsageError
+from ..storage import integrity
 from . import export, normalize, onnx
 
 BACKENDS = ("torch", "onnx", "openvino")

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .. import integrity
+from ..storage import integrity
 from .onnx import OnnxEncoder
 
 ONNX_FILE = "query-model.onnx"  # the fixed names of older indexes (still read)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ..store import PassageRow
+from ..storage.store import PassageRow
 from .hits import Hit, Source, make_hit
 from .options import Query
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from ..store import PassageRow
+from ..storage.store import PassageRow
 
 
 @dataclass(frozen=True)

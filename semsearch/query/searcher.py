@@ -15,8 +15,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..embed import Embedder
-from ..store import Store
-from ..vectors import IdArray, VectorIndex
+from ..storage.store import Store
+from ..storage.vectors import IdArray, VectorIndex
 from . import lexical
 from .fusion import fuse
 from .group import group

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from .errors import IndexCorruptError, IndexWriteError
+from ..errors import IndexCorruptError, IndexWriteError
 
 if TYPE_CHECKING:
     from .store import Store

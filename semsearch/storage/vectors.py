@@ -17,7 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from .errors import IndexCorruptError, UsageError
+from ..errors import IndexCorruptError, UsageError
 from .integrity import durable_replace, writing
 from .integrity import fsync_dir as fsync_dir  # the one helper, under its old name here
 

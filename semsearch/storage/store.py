@@ -29,36 +29,33 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
-import fcntl
 import hashlib
 import json
 import os
 import re
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from . import integrity
-from . import vectors as _vectors
-from .errors import (
+from ..errors import (
     IndexAccessError,
     IndexCorruptError,
-    IndexLockedError,
     IndexNotFoundError,
     SchemaVersionError,
     SemsearchError,
 )
+from . import integrity
+from . import vectors as _vectors
 from .integrity import ID_CHECKSUM_VERSION, checksum_version, id_checksum
-from .query.lexical import FTS_TOKENIZER
+from .lock import WriteLock
+from .schema import MIGRATIONS, SCHEMA_VERSION
 from .vectors import IdArray, VectorIndex
 
-SCHEMA_VERSION = 2
 DB_NAME = "semsearch.db"
-LOCK_NAME = "write.lock"
 _VECTOR_FILE = re.compile(r"^vectors\.(\d+)\.faiss$")
 _GENERATION_FILE = re.compile(r"^vectors\.(\d+)\.")  # the vectors and their side files
 _REBUILD_HINT = "run `semsearch index --rebuild PATH`"
@@ -70,95 +67,6 @@ def vector_file_name(generation: int) -> str:
 
 def now_iso() -> str:
     return _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat()
-
-
-# --------------------------------------------------------------------------- schema
-
-
-def _run_script(db: sqlite3.Connection, script: str) -> None:
-    """Run statements one by one: ``executescript`` would commit the open transaction."""
-    statement = ""
-    for part in script.split(";"):
-        statement += part + ";"
-        if sqlite3.complete_statement(statement):
-            if statement.strip(" \n;"):
-                db.execute(statement)
-            statement = ""
-
-
-def _m001_create_tables(db: sqlite3.Connection) -> None:
-    _run_script(
-        db,
-        """
-        CREATE TABLE manifest (
-            key   TEXT PRIMARY KEY,
-            value TEXT NOT NULL            -- JSON
-        );
-        CREATE TABLE files (
-            id         INTEGER PRIMARY KEY,
-            path       TEXT NOT NULL,       -- as given at index time
-            abspath    TEXT NOT NULL UNIQUE,
-            format     TEXT NOT NULL,
-            sha256     TEXT NOT NULL,
-            size       INTEGER NOT NULL,
-            mtime      REAL NOT NULL,
-            indexed_at TEXT NOT NULL
-        );
-        CREATE TABLE documents (
-            id      INTEGER PRIMARY KEY,
-            file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
-            ordinal INTEGER NOT NULL,       -- position in its file (JSON Lines hold several)
-            key     TEXT NOT NULL,          -- the record id for JSON Lines, else ''
-            title   TEXT NOT NULL,
-            date    TEXT,                   -- YYYY-MM-DD or NULL
-            fields  TEXT NOT NULL           -- JSON: header fields and other metadata
-        );
-        CREATE INDEX documents_file ON documents(file_id);
-        CREATE TABLE passages (
-            id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- = the FAISS id, never reused
-            document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
-            paragraph   INTEGER NOT NULL,   -- 0-based paragraph number in the article
-            piece       INTEGER NOT NULL,   -- 0-based piece of a split paragraph
-            pieces      INTEGER NOT NULL,   -- how many pieces the paragraph was split into
-            start       INTEGER NOT NULL,   -- character span in the article
-            end         INTEGER NOT NULL,
-            text        TEXT NOT NULL,
-            embed_hash  TEXT NOT NULL       -- sha256 of the embedded text
-        );
-        CREATE INDEX passages_document ON passages(document_id);
-        CREATE INDEX passages_embed_hash ON passages(embed_hash);
-        """,
-    )
-
-
-def _m002_lexical_index(db: sqlite3.Connection) -> None:
-    """BM25 over title + passage, kept in step with the passages by triggers."""
-    _run_script(
-        db,
-        f"""
-        CREATE VIRTUAL TABLE passages_fts USING fts5(body, tokenize='{FTS_TOKENIZER}');
-        CREATE TRIGGER passages_fts_insert AFTER INSERT ON passages BEGIN
-            INSERT INTO passages_fts(rowid, body) VALUES (
-                new.id,
-                (SELECT title FROM documents WHERE id = new.document_id) || char(10) || new.text
-            );
-        END;
-        CREATE TRIGGER passages_fts_delete AFTER DELETE ON passages BEGIN
-            DELETE FROM passages_fts WHERE rowid = old.id;
-        END;
-        INSERT INTO passages_fts(rowid, body)
-            SELECT p.id, d.title || char(10) || p.text
-            FROM passages p JOIN documents d ON d.id = p.document_id;
-        CREATE INDEX documents_date ON documents(date);
-        """,
-    )
-
-
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
-    _m001_create_tables,
-    _m002_lexical_index,
-]
-assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
 # --------------------------------------------------------------------------- rows
@@ -205,58 +113,6 @@ class _Snapshot:
 
 class StaleSnapshot(Exception):
     """A read snapshot's vector file was pruned by later commits: read a newer snapshot."""
-
-
-# --------------------------------------------------------------------------- lock
-
-
-class WriteLock:
-    """An exclusive, non-blocking lock on an index folder (released if the process dies)."""
-
-    def __init__(self, folder: str) -> None:
-        self.path = os.path.join(folder, LOCK_NAME)
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as exc:
-            raise IndexAccessError(
-                f"cannot write to the index in {os.path.dirname(self.path)} ({exc.strerror}): "
-                "check that you may write to that folder"
-            ) from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            holder = ""
-            with contextlib.suppress(OSError, ValueError):
-                with open(self.path) as fh:
-                    pid = int(fh.read().strip() or 0)
-                holder = f" (process {pid})" if pid else ""
-            raise IndexLockedError(
-                f"another semsearch process{holder} is writing to the index in "
-                f"{os.path.dirname(self.path)}: wait for it to finish, then try again"
-            ) from None
-        with contextlib.suppress(OSError):  # who holds it, for the message above; a full disk
-            os.ftruncate(fd, 0)  # must not stop the writer that would report it
-            os.write(fd, str(os.getpid()).encode())
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, 0)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
-
-    def __enter__(self) -> WriteLock:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
 
 # --------------------------------------------------------------------------- store

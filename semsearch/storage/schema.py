@@ -1,0 +1,98 @@
+"""The database schema: migrations are named functions applied in order on open, each in
+one transaction; ``PRAGMA user_version`` counts those applied."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from ..query.lexical import FTS_TOKENIZER
+
+SCHEMA_VERSION = 2
+
+
+
+def _run_script(db: sqlite3.Connection, script: str) -> None:
+    """Run statements one by one: ``executescript`` would commit the open transaction."""
+    statement = ""
+    for part in script.split(";"):
+        statement += part + ";"
+        if sqlite3.complete_statement(statement):
+            if statement.strip(" \n;"):
+                db.execute(statement)
+            statement = ""
+
+
+def _m001_create_tables(db: sqlite3.Connection) -> None:
+    _run_script(
+        db,
+        """
+        CREATE TABLE manifest (
+            key   TEXT PRIMARY KEY,
+            value TEXT NOT NULL            -- JSON
+        );
+        CREATE TABLE files (
+            id         INTEGER PRIMARY KEY,
+            path       TEXT NOT NULL,       -- as given at index time
+            abspath    TEXT NOT NULL UNIQUE,
+            format     TEXT NOT NULL,
+            sha256     TEXT NOT NULL,
+            size       INTEGER NOT NULL,
+            mtime      REAL NOT NULL,
+            indexed_at TEXT NOT NULL
+        );
+        CREATE TABLE documents (
+            id      INTEGER PRIMARY KEY,
+            file_id INTEGER NOT NULL REFERENCES files(id) ON DELETE CASCADE,
+            ordinal INTEGER NOT NULL,       -- position in its file (JSON Lines hold several)
+            key     TEXT NOT NULL,          -- the record id for JSON Lines, else ''
+            title   TEXT NOT NULL,
+            date    TEXT,                   -- YYYY-MM-DD or NULL
+            fields  TEXT NOT NULL           -- JSON: header fields and other metadata
+        );
+        CREATE INDEX documents_file ON documents(file_id);
+        CREATE TABLE passages (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- = the FAISS id, never reused
+            document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            paragraph   INTEGER NOT NULL,   -- 0-based paragraph number in the article
+            piece       INTEGER NOT NULL,   -- 0-based piece of a split paragraph
+            pieces      INTEGER NOT NULL,   -- how many pieces the paragraph was split into
+            start       INTEGER NOT NULL,   -- character span in the article
+            end         INTEGER NOT NULL,
+            text        TEXT NOT NULL,
+            embed_hash  TEXT NOT NULL       -- sha256 of the embedded text
+        );
+        CREATE INDEX passages_document ON passages(document_id);
+        CREATE INDEX passages_embed_hash ON passages(embed_hash);
+        """,
+    )
+
+
+def _m002_lexical_index(db: sqlite3.Connection) -> None:
+    """BM25 over title + passage, kept in step with the passages by triggers."""
+    _run_script(
+        db,
+        f"""
+        CREATE VIRTUAL TABLE passages_fts USING fts5(body, tokenize='{FTS_TOKENIZER}');
+        CREATE TRIGGER passages_fts_insert AFTER INSERT ON passages BEGIN
+            INSERT INTO passages_fts(rowid, body) VALUES (
+                new.id,
+                (SELECT title FROM documents WHERE id = new.document_id) || char(10) || new.text
+            );
+        END;
+        CREATE TRIGGER passages_fts_delete AFTER DELETE ON passages BEGIN
+            DELETE FROM passages_fts WHERE rowid = old.id;
+        END;
+        INSERT INTO passages_fts(rowid, body)
+            SELECT p.id, d.title || char(10) || p.text
+            FROM passages p JOIN documents d ON d.id = p.document_id;
+        CREATE INDEX documents_date ON documents(date);
+        """,
+    )
+
+
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
+    _m001_create_tables,
+    _m002_lexical_index,
+]
+assert len(MIGRATIONS) == SCHEMA_VERSION
