@@ -10,7 +10,7 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -37,7 +37,6 @@ from .ingest import (
     RealPaths,
     SourceFile,
     Walk,
-    lies_under,
     parse,
     read_file,
     walk,
@@ -657,8 +656,7 @@ class Index:
         # 1. Which files are new, changed, unchanged or gone (no model needed).
         report = AddReport(files_skipped=found.skipped, problems=list(found.problems))
         known = {} if (rebuild or fresh) else store.files()
-        old_spellings = manifest.get("file_identity") != "realpath"  # an older index
-        known, twins, relinked = _by_identity(known, found, resolve_all=old_spellings)
+        known, twins, relinked = _by_identity(known)  # by real path
         seen: set[str] = set()
         changed: list[tuple[SourceFile, str, int | None]] = []
         unchanged_ids: list[int] = []
@@ -666,8 +664,9 @@ class Index:
         unreadable: list[Problem] = []
         for given, abspath in found.files:
             seen.add(abspath)
+            stored_as = found.links.get(abspath, abspath)  # a link's place, else the real path
             try:
-                source = read_file(given, abspath)
+                source = read_file(given, stored_as)
             except OSError as exc:
                 unreadable.append(Problem(given, f"cannot be read ({exc.strerror}); skipped"))
                 continue
@@ -677,10 +676,17 @@ class Index:
                 unchanged_ids.append(old.id)
                 if old.path != given:
                     renamed.append((old.id, given))
+                if stored_as == abspath and old.abspath != abspath:  # found as itself now
+                    relinked.append((old.id, abspath))
             else:
                 changed.append((source, digest, old.id if old else None))
         report.problems += unreadable
-        gone = [r for a, r in known.items() if a not in seen and found.could_have_found(a)]
+        gone = [
+            r
+            for real, r in known.items()
+            if real not in seen
+            and (found.could_have_found(real) or found.could_have_found(r.abspath))
+        ]
         gone += twins  # a second row of one file (an older index, through a link): dropped
 
         # 2. Parse and cut the changed files (the model's tokenizer counts tokens).
@@ -795,7 +801,7 @@ class Index:
                     doomed = store.passage_ids(replaced_ids + removed_file_ids)
                     report.passages_removed = len(set(doomed.tolist()) - kept_old)
                     index.remove(doomed)
-                    store.delete_files(removed_file_ids)
+                    store.delete_files(removed_file_ids + replaced_ids)
                     for file_id, real in relinked:
                         store.update_file_abspath(file_id, real)
                     for file_id, path in renamed:
@@ -808,7 +814,6 @@ class Index:
                 values: dict[str, Any] = {
                     "semsearch_version": __version__,
                     "index_type_requested": requested,
-                    "file_identity": "realpath",  # every files.abspath is a real path
                 }
                 if refresh:  # a custom embedder has no export: none may stay recorded
                     values["query_model"] = (
@@ -906,38 +911,36 @@ class Index:
 
 
 def _by_identity(
-    known: dict[str, FileRow], found: Walk, *, resolve_all: bool
+    known: dict[str, FileRow],
 ) -> tuple[dict[str, FileRow], list[FileRow], list[tuple[int, str]]]:
     """The indexed files by identity (real path), the rows that repeat another's file,
-    and the rows whose stored ``abspath`` must become the real path.
+    and the rows whose stored ``abspath`` changes.
 
-    Indexes record real paths, so rows are keyed by what they store. Rows are
-    resolved again where they may be another spelling: every row of an index
-    written before files were known by real path (``resolve_all``; it may hold
-    ``docs/a.txt`` and ``link-to-docs/a.txt`` both), and rows under a path
-    given to this walk that were not found as they are (a folder replaced by a
-    link to where it moved). Of several rows of one file, the one already
-    under its real path is kept, else the newest.
+    A row stores the real path of its file, or for a file indexed through a link
+    to it, where that link lies (its folders resolved); rows of older versions
+    may hold other spellings (``link-to-docs/a.txt`` for ``docs/a.txt``), and a
+    folder may since have become a link to where it moved. So every row is
+    resolved again, each folder once: its stored path is brought to that form,
+    and it is keyed by the real path it leads to. Of several rows of one file
+    (older versions indexed ``docs/`` and ``link-to-docs/`` twice over), the
+    one stored as the file itself is kept, else the newest. The returned rows
+    carry their new ``abspath``.
     """
     real_path = RealPaths()
-    found_now = {real for _, real in found.files}
     groups: dict[str, list[FileRow]] = {}
     for stored, row in known.items():
-        real = stored
-        if resolve_all or (
-            stored not in found_now and any(lies_under(stored, g) for g in found.given)
-        ):
-            real = real_path(stored)
-        groups.setdefault(real, []).append(row)
+        where = real_path.location(stored)
+        groups.setdefault(real_path(where), []).append(replace(row, abspath=where))
     by_real: dict[str, FileRow] = {}
     twins: list[FileRow] = []
     relinked: list[tuple[int, str]] = []
+    old = {row.id: stored for stored, row in known.items()}
     for real, rows in groups.items():
         rows.sort(key=lambda r: (r.abspath != real, -r.id))
         by_real[real] = rows[0]
         twins += rows[1:]
-        if rows[0].abspath != real:
-            relinked.append((rows[0].id, real))
+        if rows[0].abspath != old[rows[0].id]:
+            relinked.append((rows[0].id, rows[0].abspath))
     return by_real, twins, relinked
 
 

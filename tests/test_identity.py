@@ -143,19 +143,51 @@ def test_a_folder_replaced_by_a_link_to_where_it_moved_is_matched(
     assert all(a.startswith(os.path.realpath(moved) + os.sep) for _, a in rows(tmp_path / "ix"))
 
 
+def test_a_link_to_a_file_outside_is_indexed_where_the_link_lies(
+    tmp_path: Path, docs: Path, fake: FakeEmbedder
+) -> None:
+    """Known by the link's place until the file itself is indexed, so deleting the link
+    (or its target) removes the article, and indexing the target later adds no copy."""
+    outside = tmp_path / "outside"
+    (kept, dangling) = write(outside, 2, start=60)
+    (docs / "kept.txt").symlink_to(kept)
+    (docs / "dangling.txt").symlink_to(dangling)
+    found = ingest.walk([docs])
+    assert found.links == {
+        os.path.realpath(kept): os.path.join(os.path.realpath(docs), "kept.txt"),
+        os.path.realpath(dangling): os.path.join(os.path.realpath(docs), "dangling.txt"),
+    }
+    with Index.open(tmp_path / "ix", create=True, embedder=fake) as index:
+        assert index.add(docs).passages_embedded == 21
+        dangling.unlink()  # the link stays, leading nowhere
+        report = index.add(docs)
+        assert report.documents_removed == 1 and index.info().files == 6
+        assert index.search("word61x0", k=3, mode="lexical") == []
+
+        # the file itself, indexed from its own folder: the same article
+        report = index.add(outside)
+        assert report.passages_embedded == 0 and index.info().files == 6
+        (docs / "kept.txt").unlink()
+        report = index.add(docs)  # the file is still indexed from outside/
+        assert report.documents_removed == 0 and index.info().files == 6
+        assert len(index.search("word60x0", k=3, mode="lexical")) == 1
+        index.check()
+
+
+def test_walk_prefers_the_file_itself_to_a_link_to_it(tmp_path: Path, docs: Path) -> None:
+    (docs / "aa-link.txt").symlink_to(docs / "art02.txt")  # sorts first
+    found = ingest.walk([docs])
+    assert [Path(g).name for g, _ in found.files].count("aa-link.txt") == 0
+    assert (str(docs / "art02.txt"), os.path.realpath(docs / "art02.txt")) in found.files
+    assert found.links == {}
+
+
 def _walk_as_before(paths: Sequence[str | os.PathLike[str]], exclude: Sequence[str] = ()) -> Walk:
     """The walk of older versions: files known by their absolute path as spelled."""
     found = ingest.walk(paths, exclude)
     found.files = [(given, os.path.abspath(given)) for given, _ in found.files]
     found.roots = [os.path.abspath(p) for p in paths if os.path.isdir(p)]
     return found
-
-
-def _as_older_index(index_dir: Path) -> None:
-    con = sqlite3.connect(index_dir / "semsearch.db")
-    with con:
-        con.execute("DELETE FROM manifest WHERE key = 'file_identity'")
-    con.close()
 
 
 def _older_run(monkeypatch: pytest.MonkeyPatch) -> Callable[[], Any]:
@@ -171,7 +203,6 @@ def test_an_older_index_of_other_spellings_is_matched_not_duplicated(
     with Index.open(tmp_path / "ix", create=True, embedder=fake) as index:
         index.add(link)  # stored as link/art00.txt ...: not real paths
     undo()
-    _as_older_index(tmp_path / "ix")
     assert all(a.startswith(str(link) + os.sep) for _, a in rows(tmp_path / "ix"))
 
     edited = docs / "art00.txt"  # changed meanwhile: updated in place, not added beside
@@ -200,7 +231,6 @@ def test_the_second_copy_an_older_version_made_is_dropped(
         index.add(tmp_path / "link")
         assert index.info().passages == 30  # what older versions did: two copies
     undo()
-    _as_older_index(tmp_path / "ix")
 
     with Index.open(tmp_path / "ix", embedder=fake) as index:
         report = index.add(docs)

@@ -52,7 +52,7 @@ class SourceFile:
     """A file found under the paths given to index, with its raw bytes."""
 
     path: str  # as the user spelled it (relative stays relative)
-    abspath: str  # the real path (links resolved): the identity of the file in the index
+    abspath: str  # as recorded in the index: the real path, or where a link to the file lies
     data: bytes
     size: int
     mtime: float

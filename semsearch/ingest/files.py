@@ -22,15 +22,18 @@ class RealPaths:
     def __init__(self) -> None:
         self._folders: dict[str, str] = {}
 
-    def __call__(self, path: str) -> str:
-        absolute = os.path.abspath(path)
-        if os.path.islink(absolute):
-            return os.path.realpath(absolute)
-        folder, name = os.path.split(absolute)
+    def location(self, path: str) -> str:
+        """``path`` with its folders resolved but not its last part: where a link to a
+        file lies, or the file's real path when it is no link."""
+        folder, name = os.path.split(os.path.abspath(path))
         real = self._folders.get(folder)
         if real is None:
             real = self._folders[folder] = os.path.realpath(folder)
         return os.path.join(real, name) if name else real
+
+    def __call__(self, path: str) -> str:
+        where = self.location(path)
+        return os.path.realpath(where) if os.path.islink(where) else where
 
 
 @dataclass
@@ -42,7 +45,9 @@ class Walk:
     skipped: int  # files of a format semsearch does not read
     problems: list[Problem] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)  # real folders that could not be listed
-    given: list[str] = field(default_factory=list)  # the paths walked, absolute as spelled
+    # real path -> where the link lies, for files found only through a link to the file
+    # itself: indexed under the link's place, so deleting the link removes the article
+    links: dict[str, str] = field(default_factory=dict)
 
     def could_have_found(self, abspath: str) -> bool:
         """True if the real path ``abspath`` lies where this walk looked, so its absence
@@ -88,17 +93,25 @@ def walk(paths: Sequence[str | os.PathLike[str]], exclude: Iterable[str] = ()) -
     seen: set[str] = set()
 
     real_path = RealPaths()
+    position: dict[str, int] = {}  # real path -> its entry in out.files
 
     def add_file(shown: str) -> None:
         real = real_path(shown)
+        where = real_path.location(shown)
         if real in seen:
+            if real in out.links and where == real:  # the file itself, after a link to it
+                out.files[position[real]] = (shown, real)
+                del out.links[real]
             return
         seen.add(real)
         if not _valid_name(shown):
             safe = shown.encode("utf-8", "replace").decode("utf-8")
             out.problems.append(Problem(safe, "file name is not valid UTF-8; skipped"))
         elif Path(shown).suffix.lower() in SUPPORTED_SUFFIXES:
+            position[real] = len(out.files)
             out.files.append((shown, real))
+            if where != real:
+                out.links[real] = where
         else:
             out.skipped += 1
 
@@ -113,7 +126,6 @@ def walk(paths: Sequence[str | os.PathLike[str]], exclude: Iterable[str] = ()) -
         given = os.fspath(raw)
         if not os.path.exists(given):
             raise SourceError(f"{given}: no such file or folder")
-        out.given.append(os.path.abspath(given))
         if os.path.isfile(given):
             add_file(given)
             continue

@@ -63,10 +63,10 @@ def fuse(
     ``depth`` (None: the whole of each ranking) is how many candidates of each
     ranking set the scores, see the module's docstring.
     """
-    order: dict[int, int] = {}
-    for i, _ in list(dense) + list(lexical):
-        order.setdefault(i, len(order))
-    fused: dict[int, float] = dict.fromkeys(order, 0.0)
+    # every candidate once, in dense order then lexical order (the order ties keep)
+    fused: dict[int, float] = dict.fromkeys([i for i, _ in dense], 0.0)
+    for i, _ in lexical:
+        fused.setdefault(i, 0.0)
     if fusion.method == "rrf":
         weights = (fusion.alpha * 2, (1 - fusion.alpha) * 2)  # alpha 0.5 = plain RRF
         for weight, ranking in zip(weights, (dense, lexical), strict=True):
@@ -75,6 +75,6 @@ def fuse(
                 fused[i] += weight / (fusion.rrf_c + rank)
     else:
         d, lx = _minmax(dense, depth), _minmax(lexical, depth)
-        for i in fused:
-            fused[i] = fusion.alpha * d.get(i, 0.0) + (1 - fusion.alpha) * lx.get(i, 0.0)
-    return sorted(fused.items(), key=lambda kv: (-kv[1], order[kv[0]]))
+        a, b = fusion.alpha, 1 - fusion.alpha
+        fused = {i: a * d.get(i, 0.0) + b * lx.get(i, 0.0) for i in fused}
+    return sorted(fused.items(), key=lambda kv: -kv[1])  # stable: ties keep that order
