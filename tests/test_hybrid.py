@@ -17,7 +17,7 @@ import pytest
 from semsearch.errors import UsageError
 from semsearch.index import Index
 from semsearch.query import MODES, Hit, check_query, lexical
-from semsearch.query import options as search
+from semsearch.query import searcher as search
 from semsearch.query.fusion import Fusion, fuse
 from semsearch.storage.schema import SCHEMA_VERSION
 from semsearch.storage.store import Store
