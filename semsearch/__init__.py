@@ -32,13 +32,14 @@ from .errors import (
 __version__ = "0.1.0"
 
 if TYPE_CHECKING:
-    from .index import AddReport, Index, IndexInfo
+    from .index import Index, IndexInfo
     from .query import Hit
     from .storage.integrity import CheckReport
+    from .update import AddReport
 
 _LAZY = {
     "Index": "index",
-    "AddReport": "index",
+    "AddReport": "update.report",
     "IndexInfo": "index",
     "CheckReport": "storage.integrity",
     "Hit": "query.hits",

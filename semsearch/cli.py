@@ -26,8 +26,9 @@ from . import __version__
 from .errors import SemsearchError, UsageError
 
 if TYPE_CHECKING:
-    from .index import AddReport, Index, IndexInfo
+    from .index import Index, IndexInfo
     from .query import Hit
+    from .update import AddReport
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
@@ -32,16 +31,10 @@ from .errors import (
     UsageError,
 )
 from .ingest import (
-    Document,
-    Problem,
-    RealPaths,
-    SourceFile,
-    Walk,
     parse,
-    read_file,
     walk,
 )
-from .ingest.passages import UNITS, Chunking, Passage, make_passages
+from .ingest.passages import UNITS, Chunking, make_passages
 from .query import Hit, Query, check_query
 from .query.fusion import Fusion
 from .query.searcher import Searcher
@@ -51,45 +44,25 @@ from .storage.lock import WriteLock
 from .storage.schema import SCHEMA_VERSION
 from .storage.store import (
     DB_NAME,
-    FileRow,
     StaleSnapshot,
     Store,
     database_errors,
     now_iso,
 )
 from .storage.vectors import VectorIndex
+from .update import (
+    AddReport,
+    Planned,
+    count_changes,
+    embed_hash,
+    nothing_readable,
+    plan_files,
+)
 
 DEFAULT_INDEX = ".semsearch"
 
 ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(done, total)`` while passages are embedded."""
-
-
-@dataclass
-class AddReport:
-    """What one `Index.add` run did."""
-
-    documents_added: int = 0
-    documents_updated: int = 0
-    documents_removed: int = 0
-    documents_unchanged: int = 0
-    passages_added: int = 0
-    passages_removed: int = 0
-    passages_unchanged: int = 0
-    passages_embedded: int = 0  # run through the model (the rest reused their old vectors)
-    paragraphs_split: int = 0  # paragraphs too long for the model, split into pieces
-    files_skipped: int = 0  # files of a format semsearch does not read
-    problems: list[Problem] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.documents_added or self.documents_updated or self.documents_removed)
-
-    def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out["problems"] = [str(p) for p in self.problems]
-        return out
 
 
 @dataclass(frozen=True)
@@ -114,16 +87,6 @@ class IndexInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@dataclass
-class _Planned:
-    """A file to (re)index, parsed and cut into passages."""
-
-    source: SourceFile
-    sha256: str
-    docs: list[tuple[Document, list[Passage]]]
-    old_id: int | None  # its row in the index when it was indexed before
 
 
 class Index:
@@ -626,7 +589,7 @@ class Index:
             raise SourceError("give at least one file or folder to index")
         found = walk(paths, exclude=[self.folder])
         if not found.files:
-            raise SourceError(_nothing_readable(paths, found, 0, []))
+            raise SourceError(nothing_readable(paths, found, 0, []))
         if not (rebuild or self._store is None):
             self._check_model()
         store, current = self._open_for_write(rebuild)
@@ -655,39 +618,10 @@ class Index:
 
         # 1. Which files are new, changed, unchanged or gone (no model needed).
         report = AddReport(files_skipped=found.skipped, problems=list(found.problems))
-        known = {} if (rebuild or fresh) else store.files()
-        known, twins, relinked = _by_identity(known)  # by real path
-        seen: set[str] = set()
-        changed: list[tuple[SourceFile, str, int | None]] = []
-        unchanged_ids: list[int] = []
-        renamed: list[tuple[int, str]] = []  # unchanged files given under another spelling
-        unreadable: list[Problem] = []
-        for given, abspath in found.files:
-            seen.add(abspath)
-            stored_as = found.links.get(abspath, abspath)  # a link's place, else the real path
-            try:
-                source = read_file(given, stored_as)
-            except OSError as exc:
-                unreadable.append(Problem(given, f"cannot be read ({exc.strerror}); skipped"))
-                continue
-            digest = hashlib.sha256(source.data).hexdigest()
-            old = known.get(abspath)
-            if old is not None and old.sha256 == digest:
-                unchanged_ids.append(old.id)
-                if old.path != given:
-                    renamed.append((old.id, given))
-                if stored_as == abspath and old.abspath != abspath:  # found as itself now
-                    relinked.append((old.id, abspath))
-            else:
-                changed.append((source, digest, old.id if old else None))
+        files = plan_files(found, {} if (rebuild or fresh) else store.files())
+        changed, unchanged_ids, renamed = files.changed, files.unchanged_ids, files.renamed
+        relinked, gone, unreadable = files.relinked, files.gone, files.unreadable
         report.problems += unreadable
-        gone = [
-            r
-            for real, r in known.items()
-            if real not in seen
-            and (found.could_have_found(real) or found.could_have_found(r.abspath))
-        ]
-        gone += twins  # a second row of one file (an older index, through a link): dropped
 
         # 2. Parse and cut the changed files (the model's tokenizer counts tokens).
         if changed and embedder is None:
@@ -696,17 +630,17 @@ class Index:
                 lambda e: self._with_backend(e, backend, precision, self.folder, held)
             )
             _check_precision(manifest, embedder, self.folder)
-        planned: list[_Planned] = []
+        planned: list[Planned] = []
         for source, digest, old_id in changed:
             assert embedder is not None
             docs, problems = parse(source)
             report.problems += problems
             cut = [(d, make_passages(d, chunking, embedder.count_tokens)) for d in docs]
-            planned.append(_Planned(source, digest, cut, old_id))
+            planned.append(Planned(source, digest, cut, old_id))
         replaced_ids = [p.old_id for p in planned if p.old_id is not None]
         removed_file_ids = [r.id for r in gone]
         if not (unchanged_ids or replaced_ids or gone or any(p.docs for p in planned)):
-            raise SourceError(_nothing_readable(paths, found, len(changed), unreadable))
+            raise SourceError(nothing_readable(paths, found, len(changed), unreadable))
         requested = self._wanted_type or str(manifest.get("index_type_requested", "auto"))
         retype = requested != manifest.get("index_type_requested", "auto")
         _vectors.check_convertible(current, requested)  # before anything is embedded
@@ -719,7 +653,7 @@ class Index:
         # 3. A torch-free query model beside a new index (see embed.export); the onnx
         #    and openvino backends embed passages with it too.
         texts = [x.embed_text for p in planned for _, ps in p.docs for x in ps]
-        hashes = [_embed_hash(t) for t in texts]
+        hashes = [embed_hash(t) for t in texts]
         reusable: dict[str, int] = {}
         if current is not None and _vectors.lossless(current):  # else re-embed: no decoded codes
             reusable = store.ids_by_embed_hash(replaced_ids + removed_file_ids)
@@ -768,26 +702,10 @@ class Index:
 
         # 5. What the run does, in the words of the report.
         old_docs = store.document_signatures(replaced_ids + removed_file_ids + unchanged_ids)
-        report.documents_unchanged = sum(len(old_docs.get(i, {})) for i in unchanged_ids)
+        count_changes(report, old_docs, planned, unchanged_ids, gone)
         report.passages_unchanged = len(store.passage_ids(unchanged_ids)) + len(reuse_rows)
         report.passages_added = len(to_embed)
         report.passages_embedded = len(to_embed)
-        for r in gone:
-            report.documents_removed += len(old_docs.get(r.id, {}))
-        for p in planned:
-            before = old_docs.get(p.old_id, {}) if p.old_id is not None else {}
-            after = {doc.key: _signature(ps) for doc, ps in p.docs}
-            for key, sig in after.items():
-                if key not in before:
-                    report.documents_added += 1
-                elif before[key] == sig:
-                    report.documents_unchanged += 1
-                else:
-                    report.documents_updated += 1
-            report.documents_removed += len(set(before) - set(after))
-            report.paragraphs_split += sum(
-                1 for _, ps in p.docs for x in ps if x.piece == 0 and x.pieces > 1
-            )
 
         # 6. One transaction: rows, vectors, manifest.
         index = current if current is not None else _vectors.create(requested, dimension)
@@ -872,7 +790,7 @@ class Index:
         return embedder.embed(texts, batch_size=batch_size, progress=tick)
 
     @staticmethod
-    def _insert(store: Store, p: _Planned) -> list[int]:
+    def _insert(store: Store, p: Planned) -> list[int]:
         """Write one file's rows; returns the new passage ids in order."""
         file_id = store.upsert_file(
             path=p.source.path,
@@ -902,66 +820,12 @@ class Index:
                         x.start,
                         x.end,
                         x.text,
-                        _embed_hash(x.embed_text),
+                        embed_hash(x.embed_text),
                     )
                     for x in ps
                 ],
             )
         return ids
-
-
-def _by_identity(
-    known: dict[str, FileRow],
-) -> tuple[dict[str, FileRow], list[FileRow], list[tuple[int, str]]]:
-    """The indexed files by identity (real path), the rows that repeat another's file,
-    and the rows whose stored ``abspath`` changes.
-
-    A row stores the real path of its file, or for a file indexed through a link
-    to it, where that link lies (its folders resolved); rows of older versions
-    may hold other spellings (``link-to-docs/a.txt`` for ``docs/a.txt``), and a
-    folder may since have become a link to where it moved. So every row is
-    resolved again, each folder once: its stored path is brought to that form,
-    and it is keyed by the real path it leads to. Of several rows of one file
-    (older versions indexed ``docs/`` and ``link-to-docs/`` twice over), the
-    one stored as the file itself is kept, else the newest. The returned rows
-    carry their new ``abspath``.
-    """
-    real_path = RealPaths()
-    groups: dict[str, list[FileRow]] = {}
-    for stored, row in known.items():
-        where = real_path.location(stored)
-        groups.setdefault(real_path(where), []).append(replace(row, abspath=where))
-    by_real: dict[str, FileRow] = {}
-    twins: list[FileRow] = []
-    relinked: list[tuple[int, str]] = []
-    old = {row.id: stored for stored, row in known.items()}
-    for real, rows in groups.items():
-        rows.sort(key=lambda r: (r.abspath != real, -r.id))
-        by_real[real] = rows[0]
-        twins += rows[1:]
-        if rows[0].abspath != old[rows[0].id]:
-            relinked.append((rows[0].id, rows[0].abspath))
-    return by_real, twins, relinked
-
-
-def _nothing_readable(
-    paths: Sequence[str | os.PathLike[str]], found: Walk, empty: int, unreadable: list[Problem]
-) -> str:
-    where = ", ".join(os.fspath(p) for p in paths)
-    why = []
-    if empty:
-        why.append(f"{empty} article files without text")
-    if unreadable:
-        why.append(f"{len(unreadable)} files could not be read, e.g. {unreadable[0]}")
-    if found.unreadable:
-        why.append(f"{len(found.unreadable)} folders could not be read")
-    if found.skipped:
-        why.append(f"{found.skipped} files of other formats skipped")
-    detail = f" ({'; '.join(why)})" if why else ""
-    return (
-        f"no readable articles in {where}{detail}: semsearch reads .txt, .md, .html and "
-        ".jsonl files; the index was left unchanged"
-    )
 
 
 def _check_precision(manifest: dict[str, Any], embedder: Embedder, folder: str) -> None:
@@ -982,17 +846,6 @@ def _cached_export(
     """The model's checked ONNX export from the user's cache, copied into ``folder``."""
     key = model.export_key()
     return export.from_cache(key, folder) if key is not None else None
-
-
-def _embed_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
-def _signature(passages: Sequence[Passage]) -> str:
-    """What a document's passages embed, as one hash: equal means unchanged."""
-    return hashlib.sha256(
-        "\n".join(_embed_hash(x.embed_text) for x in passages).encode()
-    ).hexdigest()
 
 
 def _set_aside(folder: str, why: SemsearchError | None) -> None:

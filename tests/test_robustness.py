@@ -28,6 +28,7 @@ import pytest
 
 import semsearch.index
 import semsearch.ingest.files
+import semsearch.update.plan
 from semsearch.errors import (
     IndexAccessError,
     IndexCorruptError,
@@ -35,9 +36,10 @@ from semsearch.errors import (
     SemsearchError,
     SourceError,
 )
-from semsearch.index import AddReport, Index
+from semsearch.index import Index
 from semsearch.query import Hit
 from semsearch.storage.store import _corrupt
+from semsearch.update import AddReport
 from tests.cli_helpers import assert_one_line_error, run
 from tests.fakes import FakeEmbedder
 
@@ -584,7 +586,7 @@ def test_all_files_unreadable_counts_them_and_names_the_first(
     def refuse(path: str, abspath: str) -> Any:
         raise PermissionError(13, "Permission denied", abspath)
 
-    monkeypatch.setattr(semsearch.index, "read_file", refuse)
+    monkeypatch.setattr(semsearch.update.plan, "read_file", refuse)
     index_dir = tmp_path / "ix"
     with pytest.raises(SourceError) as caught:
         add(index_dir, [docs])

@@ -1,0 +1,87 @@
+"""What a run did, in the words a user reads: `AddReport`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..ingest import Problem, Walk
+from ..storage.store import FileRow
+from .plan import Planned, signature
+
+
+@dataclass
+class AddReport:
+    """What one `Index.add` run did."""
+
+    documents_added: int = 0
+    documents_updated: int = 0
+    documents_removed: int = 0
+    documents_unchanged: int = 0
+    passages_added: int = 0
+    passages_removed: int = 0
+    passages_unchanged: int = 0
+    passages_embedded: int = 0  # run through the model (the rest reused their old vectors)
+    paragraphs_split: int = 0  # paragraphs too long for the model, split into pieces
+    files_skipped: int = 0  # files of a format semsearch does not read
+    problems: list[Problem] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.documents_added or self.documents_updated or self.documents_removed)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["problems"] = [str(p) for p in self.problems]
+        return out
+
+
+def count_changes(
+    report: AddReport,
+    old_docs: dict[int, dict[str, str]],
+    planned: Sequence[Planned],
+    unchanged_ids: Sequence[int],
+    gone: Sequence[FileRow],
+) -> None:
+    """Count documents added, updated, removed and unchanged, and paragraphs split, into
+    ``report``; ``old_docs`` is each file row's {document key: signature} before the run."""
+    report.documents_unchanged = sum(len(old_docs.get(i, {})) for i in unchanged_ids)
+    for r in gone:
+        report.documents_removed += len(old_docs.get(r.id, {}))
+    for p in planned:
+        before = old_docs.get(p.old_id, {}) if p.old_id is not None else {}
+        after = {doc.key: signature(ps) for doc, ps in p.docs}
+        for key, sig in after.items():
+            if key not in before:
+                report.documents_added += 1
+            elif before[key] == sig:
+                report.documents_unchanged += 1
+            else:
+                report.documents_updated += 1
+        report.documents_removed += len(set(before) - set(after))
+        report.paragraphs_split += sum(
+            1 for _, ps in p.docs for x in ps if x.piece == 0 and x.pieces > 1
+        )
+
+
+def nothing_readable(
+    paths: Sequence[str | os.PathLike[str]], found: Walk, empty: int, unreadable: list[Problem]
+) -> str:
+    where = ", ".join(os.fspath(p) for p in paths)
+    why = []
+    if empty:
+        why.append(f"{empty} article files without text")
+    if unreadable:
+        why.append(f"{len(unreadable)} files could not be read, e.g. {unreadable[0]}")
+    if found.unreadable:
+        why.append(f"{len(found.unreadable)} folders could not be read")
+    if found.skipped:
+        why.append(f"{found.skipped} files of other formats skipped")
+    detail = f" ({'; '.join(why)})" if why else ""
+    return (
+        f"no readable articles in {where}{detail}: semsearch reads .txt, .md, .html and "
+        ".jsonl files; the index was left unchanged"
+    )
