@@ -861,21 +861,23 @@ def _by_identity(
     carry their new ``abspath``.
     """
     real_path = RealPaths()
-    groups: dict[str, list[FileRow]] = {}
-    for stored, row in known.items():
-        where = real_path.location(stored)
-        groups.setdefault(real_path(where), []).append(replace(row, abspath=where))
     by_real: dict[str, FileRow] = {}
     twins: list[FileRow] = []
-    relinked: list[tuple[int, str]] = []
-    old = {row.id: stored for stored, row in known.items()}
-    for real, rows in groups.items():
-        rows.sort(key=lambda r: (r.abspath != real, -r.id))
-        by_real[real] = rows[0]
-        twins += rows[1:]
-        if rows[0].abspath != old[rows[0].id]:
-            relinked.append((rows[0].id, rows[0].abspath))
-    return by_real, twins, relinked
+    relinked: dict[int, str] = {}
+    for stored, row in known.items():
+        where = real_path.location(stored)
+        if where != stored:
+            row = replace(row, abspath=where)
+            relinked[row.id] = where
+        real = real_path.follow(where)
+        other = by_real.get(real)
+        if other is not None:  # keep the row stored as the file itself, else the newest
+            if (other.abspath == real, other.id) > (row.abspath == real, row.id):
+                other, row = row, other
+            twins.append(other)
+            relinked.pop(other.id, None)
+        by_real[real] = row
+    return by_real, twins, list(relinked.items())
 
 
 def _nothing_readable(

@@ -114,8 +114,12 @@ class RealPaths:
         return os.path.join(real, name) if name else real
 
     def __call__(self, path: str) -> str:
-        where = self.location(path)
-        return os.path.realpath(where) if os.path.islink(where) else where
+        return self.follow(self.location(path))
+
+    @staticmethod
+    def follow(location: str) -> str:
+        """The real path of what lies at ``location`` (a path whose folders are real)."""
+        return os.path.realpath(location) if os.path.islink(location) else location
 
 
 @dataclass
