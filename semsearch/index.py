@@ -111,6 +111,7 @@ class Index:
         self._generations: dict[int, VectorIndex] = {}
         self._query_model: tuple[str, Embedder] | None = None
         self._lock = threading.RLock()  # one thread loads vectors or a model at a time
+        self._closed = False
         self._fingerprint_checked = False
         self._broken: SemsearchError | None = None  # why the existing index could not open
         self._wanted_unit: str | None = None
@@ -181,6 +182,8 @@ class Index:
         return opened
 
     def close(self) -> None:
+        """Release the index; searches still running in other threads end with an error."""
+        self._closed = True
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -259,11 +262,29 @@ class Index:
                     exported,
                 )
                 # a damaged file no checksum was recorded for: the model itself answers
-                embedder = loaded if loaded is not None else self._checked_embedder()
+                embedder = loaded if loaded is not None else self._model_for(manifest)
             else:
-                embedder = self._checked_embedder()
+                embedder = self._model_for(manifest)
             self._query_model = (key, embedder)
             return embedder
+
+    def _model_for(self, manifest: dict[str, Any]) -> Embedder:
+        """The model of the generation whose manifest is ``manifest``, checked against it, for
+        queries (a model is loaded once per process, however many embedders name it)."""
+        name = str(manifest.get("model") or self.model)
+        model = SentenceTransformerEmbedder(name)
+        recorded = manifest.get("model_fingerprint")
+        if recorded and model.fingerprint != recorded:
+            raise ModelMismatchError(
+                f"the files of model {name} differ from those that built the index in "
+                f"{self.folder}: rebuild it with `semsearch index --rebuild PATH`"
+            )
+        if int(manifest.get("dimension", model.dimension)) != model.dimension:
+            raise ModelMismatchError(
+                f"model {name} gives vectors of dimension {model.dimension}, the index holds "
+                f"{manifest.get('dimension')}: rebuild it with `semsearch index --rebuild PATH`"
+            )
+        return model
 
     def _checked_embedder(self, wrap: Callable[[Embedder], Embedder] | None = None) -> Embedder:
         """The index's embedder, after checking it is the very model that built the index.
@@ -333,6 +354,10 @@ class Index:
     # ------------------------------------------------------------------ reading
 
     def _store_or_raise(self) -> Store:
+        if self._closed:
+            raise IndexAccessError(
+                f"the index in {self.folder} has been closed: open it again with Index.open"
+            )
         if self._broken is not None:
             raise self._broken
         if self._store is None:
@@ -761,7 +786,8 @@ class Index:
             self._fingerprint_checked = True
         # The new generation's vectors, as committed: never changed again (the next
         # add reads its own copy), so readers may share them.
-        self._keep_generation(generation, index)
+        with self._lock:
+            self._keep_generation(generation, index)
         with contextlib.suppress(OSError):  # files the committed manifest no longer names
             store.prune()
             backends.prune(self.folder, store.manifest().get("embed_model"))
@@ -874,6 +900,15 @@ class Snapshot:
         self._vectors = vectors
         self.manifest = manifest
         self.generation = int(manifest.get("generation", 0))
+        # its rows are read through the opening thread's read transaction
+        self._thread = threading.get_ident()
+
+    def _check_thread(self) -> None:
+        if threading.get_ident() != self._thread:
+            raise UsageError(
+                "a snapshot reads through the thread that opened it: open one per thread "
+                "with `with index.snapshot() as snap:`"
+            )
 
     @property
     def embedder(self) -> Embedder:
@@ -891,6 +926,7 @@ class Snapshot:
 
     def vectors(self, passage_ids: Sequence[int]) -> npt.NDArray[np.float32]:
         """The stored vectors of these passages, in order (unit length)."""
+        self._check_thread()
         return self._vectors.reconstruct(np.asarray(list(passage_ids), dtype=np.int64))
 
     def search(self, query: str, k: int = 5, **options: Any) -> list[Hit]:
@@ -899,6 +935,7 @@ class Snapshot:
 
     def run(self, queries: Sequence[Query], batch_size: int = 64) -> list[list[Hit]]:
         """Checked queries (all of one mode) on this generation."""
+        self._check_thread()
         if not queries:
             return []
         mode = queries[0].mode

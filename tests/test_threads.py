@@ -290,3 +290,85 @@ def test_filtered_queries_on_a_memory_mapped_ivf_index_from_many_threads(tmp_pat
         t.join(timeout=120)
     assert errors == []
     assert all(w for w in wanted)
+
+
+def test_the_public_names_import_in_a_fresh_process() -> None:
+    """Regression: storage -> query.lexical -> query.hits -> storage was an import cycle
+    that broke `semsearch.AddReport` and `import semsearch.storage.store` on their own."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    for code in (
+        "import semsearch; [getattr(semsearch, n) for n in semsearch.__all__]",
+        "import semsearch.storage.store",
+        "import semsearch.storage.schema",
+        "from semsearch.update import AddReport",
+    ):
+        done = subprocess.run(
+            [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 0, (code, done.stderr[-500:])
+
+
+def test_close_while_other_threads_search_ends_them_with_an_error(
+    tmp_path: Path, corpus: Path
+) -> None:
+    """Regression: closing every thread's connection from `close` crashed the process when
+    another thread was reading through one. Now readers end with one clear error."""
+    Index.open(tmp_path / "idx", create=True, embedder=FakeEmbedder()).add([corpus])
+    index = Index.open(tmp_path / "idx", embedder=FakeEmbedder())
+    started = threading.Barrier(5)
+    outcomes: list[str] = []
+
+    def search() -> None:
+        started.wait()
+        for _ in range(300):
+            try:
+                index.search("river rain", k=3, path="*a*")
+            except Exception as exc:
+                outcomes.append(type(exc).__name__ + ": " + str(exc))
+                return
+        outcomes.append("finished")
+
+    threads = [threading.Thread(target=search) for _ in range(4)]
+    for t in threads:
+        t.start()
+    started.wait()
+    index.close()
+    for t in threads:
+        t.join(timeout=60)
+    assert len(outcomes) == 4
+    for outcome in outcomes:
+        assert outcome == "finished" or outcome.startswith("IndexAccessError: "), outcome
+        assert "closed" in outcome or outcome == "finished"
+    with pytest.raises(Exception, match="has been closed"):
+        index.search("river")
+
+
+def test_a_snapshot_refuses_another_thread_and_check_works_inside_one(
+    tmp_path: Path, corpus: Path
+) -> None:
+    """Regression: a snapshot used from another thread read that thread's newest rows against
+    its own generation's vectors (hits silently lost); `check` inside a snapshot reported
+    'cannot start a transaction within a transaction' as damage."""
+    from semsearch.errors import UsageError
+
+    index = Index.open(tmp_path / "idx", create=True, embedder=FakeEmbedder())
+    index.add([corpus])
+    with index.snapshot() as snap:
+        assert index.check().problems == []
+        errors: list[BaseException] = []
+
+        def elsewhere() -> None:
+            try:
+                snap.search("river")
+            except BaseException as exc:
+                errors.append(exc)
+
+        t = threading.Thread(target=elsewhere)
+        t.start()
+        t.join(timeout=60)
+        assert len(errors) == 1 and isinstance(errors[0], UsageError)
+        assert snap.search("river", k=1)  # its own thread still reads it

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from ..storage.store import PassageRow
+if TYPE_CHECKING:
+    from ..storage.store import PassageRow
 from .hits import Hit, Source, make_hit
 from .options import Query
 

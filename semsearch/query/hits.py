@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..storage.store import PassageRow
+if TYPE_CHECKING:  # (storage imports query.lexical: no cycle at run time)
+    from ..storage.store import PassageRow
 
 
 @dataclass(frozen=True)

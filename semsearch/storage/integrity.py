@@ -478,7 +478,17 @@ def check_index(store: Store) -> CheckReport:
     from .store import DB_NAME
 
     report = CheckReport(path=store.folder, files_checked=[DB_NAME])
-    db = store.db
+    # a connection of its own: the caller's may hold a read snapshot open
+    db = store.private_connection()
+    try:
+        return _check_with(store, db, report)
+    finally:
+        db.close()
+
+
+def _check_with(store: Store, db: sqlite3.Connection, report: CheckReport) -> CheckReport:
+    from .store import DB_NAME
+
     manifest: dict[str, Any] = {}
     ids: list[npt.NDArray[np.int64]] = []
 

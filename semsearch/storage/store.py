@@ -128,8 +128,6 @@ class Store:
         # time, so threads sharing one would start theirs inside each other's.
         self._local = threading.local()
         self._local.db = db
-        self._connections = [db]
-        self._connections_lock = threading.Lock()
         self._closed = False
         self._manifest: dict[str, Any] | None = None
 
@@ -137,12 +135,14 @@ class Store:
     def db(self) -> sqlite3.Connection:
         """This thread's connection to the database (opened on its first use)."""
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if self._closed:
+            if db is not None:  # closed meanwhile by another thread: this one's goes now
+                self._local.db = None
+                with contextlib.suppress(sqlite3.Error):
+                    db.close()
+            raise IndexAccessError(f"the index in {self.folder} has been closed")
         if db is None:
-            if self._closed:
-                raise IndexAccessError(f"the index in {self.folder} has been closed")
             db = _connect(self._path)
-            with self._connections_lock:
-                self._connections.append(db)
             self._local.db = db
         return db
 
@@ -165,6 +165,10 @@ class Store:
         finally:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("COMMIT")
+            if self._closed:  # `close` left this thread's connection to this thread
+                self._local.db = None
+                with contextlib.suppress(sqlite3.Error):
+                    db.close()
 
     # --- opening
 
@@ -208,14 +212,19 @@ class Store:
         return store
 
     def close(self) -> None:
-        """Close every thread's connection."""
+        """Close this thread's connection; every other thread's closes at its next use or
+        at the end of the read it is in (closing a connection another thread is reading
+        through would crash the process)."""
         self._closed = True
-        with self._connections_lock:
-            connections, self._connections = self._connections, []
-        for db in connections:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is not None and not db.in_transaction:
+            self._local.db = None
             with contextlib.suppress(sqlite3.Error):
                 db.close()
-        self._local = threading.local()
+
+    def private_connection(self) -> sqlite3.Connection:
+        """A new connection of the caller's own (to close), outside every thread's."""
+        return _connect(self._path)
 
     def _check_schema(self) -> None:
         version = self._user_version()

@@ -496,9 +496,9 @@ class ExactVectors:
         out = np.full(len(ids), -1, np.int64)
         if len(self._ids) == 0 or len(ids) == 0:
             return out
-        if self._order is None:
-            self._order = np.argsort(self._ids, kind="stable").astype(np.int64)
-            self._sorted = np.asarray(self._ids)[self._order]
+        if self._order is None:  # both at once: a reader in another thread may look now
+            order = np.argsort(self._ids, kind="stable").astype(np.int64)
+            self._sorted, self._order = np.asarray(self._ids)[order], order
         sorted_ids = self._sorted
         pos = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
         found = sorted_ids[pos] == ids
