@@ -970,7 +970,7 @@ def part_rw(s: Setup, *, seconds: float, readers: int = 8) -> dict[str, Any]:
                 cli["messages"].append(r.summary())
         elif not json.loads(r.out)["results"]:
             cli["empty"] += 1
-    Path(common["stop"]).write_text("stop", encoding="utf-8")
+    (sync / "stop").write_text("stop", encoding="utf-8")
     results = [_collect(p, 600) for p in procs]
     wrote = _collect(writer, 900)
     crashed = [r["crashed"] for r in results if "crashed" in r]
@@ -1032,6 +1032,10 @@ def judge_read(run: Run, expected: Callable[[str], bool]) -> str:
 GOOD = {"same", "error --rebuild"}
 
 
+def _answers_like(expected: Sequence[Hit]) -> Callable[[str], bool]:
+    return lambda out: same_hits(parse_hits(out), expected)
+
+
 def part_damage(s: Setup, *, flips: int, rng: random.Random, int8: bool) -> dict[str, Any]:
     before = s.before
     assert before is not None
@@ -1083,9 +1087,7 @@ def part_damage(s: Setup, *, flips: int, rng: random.Random, int8: bool) -> dict
                     failures.append(info)
                     for mode in MODES:
                         q = s.h.run(*query_args(s.trial, mode))
-                        row[mode] = judge_read(
-                            q, lambda out, m=mode: same_hits(parse_hits(out), before.answers[m])
-                        )
+                        row[mode] = judge_read(q, _answers_like(before.answers[mode]))
                         failures.append(q)
                 else:
                     s.reset_corpus(write.change)
@@ -1307,7 +1309,7 @@ def all_passages(h: Harness, index_dir: Path, root: Path) -> tuple[dict[str, lis
     )
     if r.code != 0:
         return {}, r
-    by_file: dict[str, list[tuple[str, int, int]]] = {}
+    by_file: dict[str, list[tuple[str, int, str]]] = {}
     for hit in json.loads(r.out)["results"]:
         rel = os.path.relpath(hit["path"], root)
         by_file.setdefault(rel, []).append((hit.get("key") or "", int(hit["start"]), hit["text"]))
