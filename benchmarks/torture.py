@@ -538,7 +538,7 @@ def make_second_model(target: Path) -> Path:
     import numpy as np
     from safetensors.numpy import load_file, save_file
 
-    from semsearch.embedder import _bundled_default
+    from semsearch.embed.model import _bundled_default
 
     rmtree(target)
     shutil.copytree(_bundled_default(), target)

@@ -225,8 +225,13 @@ class Index:
 
     def _get_embedder(self, name: str) -> Embedder:
         if self._embedder is None or self._embedder.name != name:
-            self._embedder = SentenceTransformerEmbedder(name)
+            self._embedder = self._load_model(name)
         return self._embedder
+
+    @staticmethod
+    def _load_model(name: str) -> Embedder:
+        """A model by name or path (its weights are loaded once per process)."""
+        return SentenceTransformerEmbedder(name)
 
     def _query_embedder(self, manifest: dict[str, Any]) -> Embedder:
         """The embedder for queries on the generation whose manifest is ``manifest``.
@@ -272,7 +277,7 @@ class Index:
         """The model of the generation whose manifest is ``manifest``, checked against it, for
         queries (a model is loaded once per process, however many embedders name it)."""
         name = str(manifest.get("model") or self.model)
-        model = SentenceTransformerEmbedder(name)
+        model = self._load_model(name)
         recorded = manifest.get("model_fingerprint")
         if recorded and model.fingerprint != recorded:
             raise ModelMismatchError(

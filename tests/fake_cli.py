@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from semsearch import index as _index
-from semsearch.embedder import DEFAULT_MODEL
+from semsearch.embed.model import DEFAULT_MODEL
 from tests.fakes import FakeEmbedder
 
 
@@ -41,16 +41,14 @@ class NamedFake(FakeEmbedder):
         return super().embed(texts, batch_size=batch_size, progress=progress)
 
 
-def _fake_embedder(self: _index.Index, name: str) -> Any:
-    if self._embedder is None or self._embedder.name != name:
-        self._embedder = NamedFake(name)
-    return self._embedder
+def _fake_model(name: str) -> Any:
+    return NamedFake(name)
 
 
 def install() -> None:
     """Make every `Index` in this process load fakes instead of sentence-transformers."""
-    assert hasattr(_index.Index, "_get_embedder"), "semsearch.index.Index._get_embedder is gone"
-    _index.Index._get_embedder = _fake_embedder  # type: ignore[method-assign]
+    assert hasattr(_index.Index, "_load_model"), "semsearch.index.Index._load_model is gone"
+    _index.Index._load_model = staticmethod(_fake_model)  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":
