@@ -428,6 +428,8 @@ class Setup:
         self.prepared = self.work / "prepared"
         self.trial = self.work / "trial"
         base = bbc_articles(articles)
+        if len(base) < articles:
+            raise SystemExit(f"found {len(base)} of {articles} BBC articles in {BBC}")
         self.extras = bbc_articles(extras, skip=articles)
         self.pool = bbc_articles(200, skip=articles + extras)
         rmtree(self.pristine)
@@ -538,7 +540,10 @@ def make_second_model(target: Path) -> Path:
     import numpy as np
     from safetensors.numpy import load_file, save_file
 
-    from semsearch.embedder import _bundled_default
+    try:  # the package layout with semsearch/embed/
+        from semsearch.embed.model import _bundled_default  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        from semsearch.embedder import _bundled_default  # type: ignore[import-not-found,unused-ignore,no-redef]
 
     rmtree(target)
     shutil.copytree(_bundled_default(), target)

@@ -10,17 +10,23 @@ slows embedding down so that a kill can land in the middle of a write.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import numpy.typing as npt
 
 from semsearch import index as _index
-from semsearch.embedder import DEFAULT_MODEL
 from tests.fakes import FakeEmbedder
+
+try:  # the package layout with semsearch/embed/
+    from semsearch.embed.model import DEFAULT_MODEL  # type: ignore[import-not-found,unused-ignore]
+except ImportError:
+    from semsearch.embedder import DEFAULT_MODEL  # type: ignore[import-not-found,unused-ignore,no-redef]
 
 
 class NamedFake(FakeEmbedder):
@@ -47,10 +53,32 @@ def _fake_embedder(self: _index.Index, name: str) -> Any:
     return self._embedder
 
 
-def install() -> None:
-    """Make every `Index` in this process load fakes instead of sentence-transformers."""
+def _fake_model_for(self: _index.Index, manifest: dict[str, Any]) -> Any:
+    return NamedFake(str(manifest.get("model") or self.model))
+
+
+def _patches() -> dict[str, Any]:
+    """The `Index` methods that load a model, each with its fake (those this version has)."""
     assert hasattr(_index.Index, "_get_embedder"), "semsearch.index.Index._get_embedder is gone"
-    _index.Index._get_embedder = _fake_embedder  # type: ignore[method-assign]
+    patches: dict[str, Any] = {"_get_embedder": _fake_embedder}
+    if hasattr(_index.Index, "_model_for"):  # later versions load query models apart
+        patches["_model_for"] = _fake_model_for
+    return patches
+
+
+@contextlib.contextmanager
+def faked() -> Iterator[None]:
+    """Every `Index` in this process loads fakes instead of sentence-transformers, meanwhile."""
+    with contextlib.ExitStack() as stack:
+        for name, fake in _patches().items():
+            stack.enter_context(mock.patch.object(_index.Index, name, fake))
+        yield
+
+
+def install() -> None:
+    """Every `Index` in this process loads fakes instead of sentence-transformers, for good."""
+    for name, fake in _patches().items():
+        setattr(_index.Index, name, fake)
 
 
 if __name__ == "__main__":
