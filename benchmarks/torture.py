@@ -428,6 +428,8 @@ class Setup:
         self.prepared = self.work / "prepared"
         self.trial = self.work / "trial"
         base = bbc_articles(articles)
+        if len(base) < articles:
+            raise SystemExit(f"found {len(base)} of {articles} BBC articles in {BBC}")
         self.extras = bbc_articles(extras, skip=articles)
         self.pool = bbc_articles(200, skip=articles + extras)
         rmtree(self.pristine)

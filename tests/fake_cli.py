@@ -10,10 +10,12 @@ slows embedding down so that a kill can land in the middle of a write.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
+from unittest import mock
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +23,11 @@ import numpy.typing as npt
 from semsearch import index as _index
 from semsearch.embed.model import DEFAULT_MODEL
 from tests.fakes import FakeEmbedder
+
+try:  # the package layout with semsearch/embed/
+    from semsearch.embed.model import DEFAULT_MODEL  # type: ignore[import-not-found,unused-ignore]
+except ImportError:
+    from semsearch.embedder import DEFAULT_MODEL  # type: ignore[import-not-found,unused-ignore,no-redef]
 
 
 class NamedFake(FakeEmbedder):
@@ -43,6 +50,14 @@ class NamedFake(FakeEmbedder):
 
 def _fake_model(name: str) -> Any:
     return NamedFake(name)
+
+
+@contextlib.contextmanager
+def faked() -> Iterator[None]:
+    """Every `Index` in this process loads fakes instead of sentence-transformers, meanwhile."""
+    assert hasattr(_index.Index, "_load_model"), "semsearch.index.Index._load_model is gone"
+    with mock.patch.object(_index.Index, "_load_model", staticmethod(_fake_model)):
+        yield
 
 
 def install() -> None:

@@ -19,14 +19,12 @@ import traceback
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 from typer.testing import CliRunner
 
 from benchmarks import torture as T
 from semsearch.cli import app
-from semsearch.index import Index
 from semsearch.ingest import Document, Paragraph
 from semsearch.ingest.passages import Chunking, make_passages
 from tests import fake_cli
@@ -42,7 +40,7 @@ class FastHarness(T.Harness):
         if not args or args[0] not in ("info", "query") or kw.get("preexec"):
             return super().run(*args, **kw)
         started = time.monotonic()
-        with mock.patch.object(Index, "_load_model", staticmethod(fake_cli._fake_model)):
+        with fake_cli.faked():
             result = _runner.invoke(app, list(args))
         err = result.stderr
         if result.exception is not None and not isinstance(result.exception, SystemExit):
@@ -239,21 +237,21 @@ def real_index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[T.Har
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "name, how",
+    "pattern, how",
     [
         ("query-model*.onnx", "truncated"),
         ("query-tokenizer*.json", "truncated"),
     ],
 )
 def test_a_damaged_query_model_file_answers_the_same_or_names_rebuild(
-    real_index: tuple[T.Harness, Path], tmp_path: Path, name: str, how: str
+    real_index: tuple[T.Harness, Path], tmp_path: Path, pattern: str, how: str
 ) -> None:
     h, index_dir = real_index
     reference = h.run(*T.query_args(index_dir, "dense", k=3))
     assert reference.code == 0, reference.err
     damaged = tmp_path / "damaged"
     shutil.copytree(index_dir, damaged)
-    (target,) = damaged.glob(name)  # content-addressed names: query-model-<sha>.onnx
+    (target,) = damaged.glob(pattern)  # content-addressed names: query-model-<sha>.onnx
     T.damage_file(target, how, random.Random(0))
     got = h.run(*T.query_args(damaged, "dense", k=3))
     expected = T.parse_hits(reference.out)
