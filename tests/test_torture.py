@@ -207,11 +207,6 @@ class _CountingTokens:
         return [len(_TOKEN.findall(t)) for t in texts]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="passages.split_text cuts a run without white space by a binary search over the "
-    "whole rest of it, so its work grows with the square of the run (reported, not fixed)",
-)
 def test_a_long_line_without_white_space_is_cut_in_work_linear_in_its_length() -> None:
     text = "a." * 5_000  # 10,000 characters, 10,000 tokens, no white space
     doc = Document("x.txt", "T", [Paragraph(text, 0, len(text))])
