@@ -276,20 +276,24 @@ class Index:
     def _model_for(self, manifest: dict[str, Any]) -> Embedder:
         """The model of the generation whose manifest is ``manifest``, checked against it, for
         queries (a model is loaded once per process, however many embedders name it)."""
-        name = str(manifest.get("model") or self.model)
-        model = self._load_model(name)
+        model = self._load_model(str(manifest.get("model") or self.model))
+        self._check_against(manifest, model)
+        return model
+
+    def _check_against(self, manifest: dict[str, Any], embedder: Embedder) -> None:
+        """Refuse an embedder whose weights or dimension are not those that built the index."""
         recorded = manifest.get("model_fingerprint")
-        if recorded and model.fingerprint != recorded:
+        if recorded and embedder.fingerprint != recorded:
             raise ModelMismatchError(
-                f"the files of model {name} differ from those that built the index in "
+                f"the files of model {embedder.name} differ from those that built the index in "
                 f"{self.folder}: rebuild it with `semsearch index --rebuild PATH`"
             )
-        if int(manifest.get("dimension", model.dimension)) != model.dimension:
+        if int(manifest.get("dimension", embedder.dimension)) != embedder.dimension:
             raise ModelMismatchError(
-                f"model {name} gives vectors of dimension {model.dimension}, the index holds "
-                f"{manifest.get('dimension')}: rebuild it with `semsearch index --rebuild PATH`"
+                f"model {embedder.name} gives vectors of dimension {embedder.dimension}, the "
+                f"index holds {manifest.get('dimension')}: rebuild it with "
+                "`semsearch index --rebuild PATH`"
             )
-        return model
 
     def _checked_embedder(self, wrap: Callable[[Embedder], Embedder] | None = None) -> Embedder:
         """The index's embedder, after checking it is the very model that built the index.
@@ -301,19 +305,7 @@ class Index:
         if wrap is not None:
             embedder = wrap(embedder)
         if self._store is not None and not self._fingerprint_checked:
-            manifest = self._store.manifest()
-            recorded = manifest.get("model_fingerprint")
-            if recorded and embedder.fingerprint != recorded:
-                raise ModelMismatchError(
-                    f"the files of model {self.model} differ from those that built the index in "
-                    f"{self.folder}: rebuild it with `semsearch index --rebuild PATH`"
-                )
-            if int(manifest.get("dimension", embedder.dimension)) != embedder.dimension:
-                raise ModelMismatchError(
-                    f"model {self.model} gives vectors of dimension {embedder.dimension}, the "
-                    f"index holds {manifest.get('dimension')}: rebuild it with "
-                    "`semsearch index --rebuild PATH`"
-                )
+            self._check_against(self._store.manifest(), embedder)
             self._fingerprint_checked = True
         return embedder
 
