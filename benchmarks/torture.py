@@ -560,10 +560,10 @@ def make_second_model(target: Path) -> Path:
     import numpy as np
     from safetensors.numpy import load_file, save_file
 
-    try:  # the package layout with semsearch/embed/
-        from semsearch.embed.model import _bundled_default  # type: ignore[import-not-found,unused-ignore]
+    try:  # this version's module first; later versions moved it to semsearch/embed/
+        from semsearch.embedder import _bundled_default  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
-        from semsearch.embedder import _bundled_default  # type: ignore[import-not-found,unused-ignore,no-redef]
+        from semsearch.embed.model import _bundled_default  # type: ignore[import-not-found,unused-ignore,no-redef]
 
     rmtree(target)
     shutil.copytree(_bundled_default(), target)

@@ -23,10 +23,10 @@ import numpy.typing as npt
 from semsearch import index as _index
 from tests.fakes import FakeEmbedder
 
-try:  # the package layout with semsearch/embed/
-    from semsearch.embed.model import DEFAULT_MODEL  # type: ignore[import-not-found,unused-ignore]
+try:  # this version's module first; later versions moved it to semsearch/embed/
+    from semsearch.embedder import DEFAULT_MODEL  # type: ignore[import-not-found,unused-ignore]
 except ImportError:
-    from semsearch.embedder import DEFAULT_MODEL  # type: ignore[import-not-found,unused-ignore,no-redef]
+    from semsearch.embed.model import DEFAULT_MODEL  # type: ignore[import-not-found,unused-ignore,no-redef]
 
 
 class NamedFake(FakeEmbedder):
