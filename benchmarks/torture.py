@@ -174,6 +174,20 @@ class Harness:
         env.pop("SEMSEARCH_INDEX", None)
         self.env = env
         self._check: bool | None = None
+        self._started: list[subprocess.Popen[bytes]] = []  # killed by close() if still running
+
+    def _track(self, proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+        self._started = [p for p in self._started if p.poll() is None]
+        self._started.append(proc)
+        return proc
+
+    def close(self) -> None:
+        """Kill whatever this harness started and is still running (each in its own group)."""
+        for proc in self._started:
+            if proc.poll() is None:
+                _kill_group(proc)
+                proc.wait()
+        self._started = []
 
     def run(
         self,
@@ -184,15 +198,17 @@ class Harness:
     ) -> Run:
         cmd = [*(command or self.command), *args]
         started = time.monotonic()
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=self.env,
-            cwd=str(self.work),
-            start_new_session=True,
-            preexec_fn=preexec,
+        proc = self._track(
+            subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=self.env,
+                cwd=str(self.work),
+                start_new_session=True,
+                preexec_fn=preexec,
+            )
         )
         try:
             out, err = proc.communicate(timeout=timeout or self.timeout)
@@ -212,27 +228,31 @@ class Harness:
     def start(self, *args: str, log: Path) -> subprocess.Popen[bytes]:
         """Start a command to be killed; its output goes to ``log``."""
         with open(log, "wb") as fh:
-            return subprocess.Popen(
-                [*self.command, *args],
-                stdin=subprocess.DEVNULL,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-                cwd=str(self.work),
-                start_new_session=True,
+            return self._track(
+                subprocess.Popen(
+                    [*self.command, *args],
+                    stdin=subprocess.DEVNULL,
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    env=self.env,
+                    cwd=str(self.work),
+                    start_new_session=True,
+                )
             )
 
     def worker(self, role: str, config: dict[str, Any]) -> subprocess.Popen[bytes]:
         """A reader or writer process of part 3 (this file, ``--worker ROLE``)."""
         config = {**config, "fake": self.fake}
-        return subprocess.Popen(
-            [sys.executable, str(THIS), "--worker", role, json.dumps(config)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=self.env,
-            cwd=str(self.work),
-            start_new_session=True,
+        return self._track(
+            subprocess.Popen(
+                [sys.executable, str(THIS), "--worker", role, json.dumps(config)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=self.env,
+                cwd=str(self.work),
+                start_new_session=True,
+            )
         )
 
     def has_check(self) -> bool:
@@ -1768,10 +1788,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error(f"unknown parts: {', '.join(sorted(unknown))}")
     rng = random.Random(args.seed)
     started = time.monotonic()
+    # `timeout` and friends send SIGTERM: unwind, so the work folder and any tmpfs go too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     work = Path(tempfile.mkdtemp(prefix="semsearch-torture-"))
     log = sys.stderr
+    h = Harness(work)
     try:
-        h = Harness(work)
         second = str(make_second_model(work / "second-model")) if "kill" in parts else None
         s = Setup(h, articles, 10, second_model=second)
         print(f"torture: work folder {work}; building the prepared index", file=log, flush=True)
@@ -1831,6 +1853,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 0 if all(g["met"] for g in results["goals"]) else 1
     finally:
+        h.close()
         if args.keep:
             print(f"torture: kept {work}", file=log)
         else:

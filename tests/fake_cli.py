@@ -24,11 +24,6 @@ from semsearch import index as _index
 from semsearch.embed.model import DEFAULT_MODEL
 from tests.fakes import FakeEmbedder
 
-try:  # the package layout with semsearch/embed/
-    from semsearch.embed.model import DEFAULT_MODEL  # type: ignore[import-not-found,unused-ignore]
-except ImportError:
-    from semsearch.embedder import DEFAULT_MODEL  # type: ignore[import-not-found,unused-ignore,no-redef]
-
 
 class NamedFake(FakeEmbedder):
     """The fake embedder standing in for the model ``name``."""
