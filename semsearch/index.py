@@ -30,10 +30,7 @@ from .errors import (
     SourceError,
     UsageError,
 )
-from .ingest import (
-    parse,
-    walk,
-)
+from .ingest import parse, walk
 from .ingest.passages import UNITS, Chunking, make_passages
 from .query import Hit, Query, check_query
 from .query.fusion import Fusion
@@ -458,27 +455,24 @@ class Index:
         """Counts, model and settings of the index (reads no vectors)."""
         store = self._store_or_raise()
         with store.reading():
-            return self._info(store)
-
-    def _info(self, store: Store) -> IndexInfo:
-        m = store.manifest(fresh=True)
-        return IndexInfo(
-            path=self.folder,
-            documents=store.document_count(),
-            passages=store.passage_count(),
-            files=store.file_count(),
-            model=str(m.get("model", "")),
-            dimension=int(m.get("dimension", 0)),
-            index_type=str(m.get("index_type", "")),
-            size_bytes=store.size_on_disk(),
-            created_at=str(m.get("created_at", "")),
-            updated_at=str(m.get("updated_at", "")),
-            schema_version=store.schema_version(),
-            semsearch_version=str(m.get("semsearch_version", "")),
-            chunking=dict(m.get("chunking", {})),
-            backend=str(m.get("backend") or "torch"),
-            precision=str(m.get("precision") or "fp32"),
-        )
+            m = store.manifest(fresh=True)
+            return IndexInfo(
+                path=self.folder,
+                documents=store.document_count(),
+                passages=store.passage_count(),
+                files=store.file_count(),
+                model=str(m.get("model", "")),
+                dimension=int(m.get("dimension", 0)),
+                index_type=str(m.get("index_type", "")),
+                size_bytes=store.size_on_disk(),
+                created_at=str(m.get("created_at", "")),
+                updated_at=str(m.get("updated_at", "")),
+                schema_version=store.schema_version(),
+                semsearch_version=str(m.get("semsearch_version", "")),
+                chunking=dict(m.get("chunking", {})),
+                backend=str(m.get("backend") or "torch"),
+                precision=str(m.get("precision") or "fp32"),
+            )
 
     def check(self) -> integrity.CheckReport:
         """Verify everything: every file's sha256, SQLite's and FTS5's own checks, foreign keys,
@@ -923,7 +917,6 @@ class Snapshot:
 
     def vectors(self, passage_ids: Sequence[int]) -> npt.NDArray[np.float32]:
         """The stored vectors of these passages, in order (unit length)."""
-        self._check_thread()
         return self._vectors.reconstruct(np.asarray(list(passage_ids), dtype=np.int64))
 
     def search(self, query: str, k: int = 5, **options: Any) -> list[Hit]:

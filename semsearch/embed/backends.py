@@ -20,7 +20,6 @@ embedded, and an index refuses vectors from another backend or precision.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import os
 import re
@@ -213,7 +212,7 @@ class ExportedEmbedder:
             # OpenVINO reports a failed write as a RuntimeError
             with integrity.writing(folder, "the int8 model", engine=(RuntimeError,)):
                 ov.save_model(quantized, tmp_xml, compress_to_fp16=False)
-                digest = _sha256(tmp_bin)
+                digest = integrity.sha256_file(tmp_bin)
                 xml = f"embed-model-int8-{digest[:16]}.xml"
                 weights = xml[: -len(".xml")] + ".bin"
                 # the .xml names its weights by file name: keep the pair's stem together
@@ -227,7 +226,7 @@ class ExportedEmbedder:
             "file": xml,
             "weights": weights,
             "sha256": digest,
-            "xml_sha256": _sha256(os.path.join(folder, xml)),
+            "xml_sha256": integrity.sha256_file(os.path.join(folder, xml)),
             "calibration_passages": len(sample),
             "quantizer": f"nncf {nncf.__version__}",
         }
@@ -268,8 +267,9 @@ def _checked_int8(folder: str, recorded: dict[str, Any]) -> str:
     """The path of an index's int8 model, after checking both files are the ones recorded."""
     try:
         xml = os.path.join(folder, str(recorded["file"]))
-        whole = _sha256(xml) == recorded["xml_sha256"] and (
-            _sha256(os.path.join(folder, str(recorded["weights"]))) == recorded["sha256"]
+        weights = os.path.join(folder, str(recorded["weights"]))
+        whole = integrity.sha256_file(xml) == recorded["xml_sha256"] and (
+            integrity.sha256_file(weights) == recorded["sha256"]
         )
     except (KeyError, OSError):
         whole = False
@@ -279,11 +279,6 @@ def _checked_int8(folder: str, recorded: dict[str, Any]) -> str:
             f"damaged: rebuild it with `semsearch index --rebuild --index {folder} PATH`"
         )
     return xml
-
-
-def _sha256(path: str) -> str:
-    with open(path, "rb") as fh:
-        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 @contextlib.contextmanager

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import re
 from dataclasses import dataclass
 
 from ..errors import UsageError
@@ -65,9 +64,6 @@ def check_mode(mode: str | None) -> str:
     if mode not in MODES:
         raise UsageError(f"mode must be one of {', '.join(MODES)} (got {mode!r})")
     return mode
-
-
-_WORD_CHAR = re.compile(r"\w")
 
 
 def check_text(text: object, what: str = "query") -> str:

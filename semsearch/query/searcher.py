@@ -9,8 +9,6 @@ results or the index has no more.
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import numpy.typing as npt
 
@@ -23,8 +21,6 @@ from .group import group
 from .highlight import highlight
 from .hits import Hit
 from .options import HYBRID_DEPTH, Query
-
-_WORD_CHAR = re.compile(r"\w")
 
 
 class Searcher:
@@ -42,7 +38,7 @@ class Searcher:
         return self._embedder
 
     def search(self, q: Query, qvec: npt.NDArray[np.float32] | None = None) -> list[Hit]:
-        if not _WORD_CHAR.search(q.text):
+        if not lexical.query_terms(q.text):
             # only punctuation or symbols: BM25 has no term to look for, and the model's
             # vector of "?!" is noise, so no mode has anything that matches
             return []

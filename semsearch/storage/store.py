@@ -50,7 +50,7 @@ from ..errors import (
 )
 from . import integrity
 from . import vectors as _vectors
-from .integrity import ID_CHECKSUM_VERSION, checksum_version, id_checksum
+from .integrity import ID_CHECKSUM_VERSION, REBUILD_HINT, checksum_version, id_checksum
 from .lock import WriteLock
 from .schema import MIGRATIONS, SCHEMA_VERSION
 from .vectors import IdArray, VectorIndex
@@ -58,7 +58,6 @@ from .vectors import IdArray, VectorIndex
 DB_NAME = "semsearch.db"
 _VECTOR_FILE = re.compile(r"^vectors\.(\d+)\.faiss$")
 _GENERATION_FILE = re.compile(r"^vectors\.(\d+)\.")  # the vectors and their side files
-_REBUILD_HINT = "run `semsearch index --rebuild PATH`"
 
 
 def vector_file_name(generation: int) -> str:
@@ -187,7 +186,7 @@ class Store:
         if not os.path.isfile(path):
             if cls.has_vector_files(folder):
                 raise IndexCorruptError(
-                    f"the index in {folder} has lost its database {DB_NAME}: {_REBUILD_HINT}"
+                    f"the index in {folder} has lost its database {DB_NAME}: {REBUILD_HINT}"
                 )
             raise IndexNotFoundError(
                 f"no index in {folder}: run `semsearch index PATH` first to build one"
@@ -236,7 +235,7 @@ class Store:
             )
         if version == 0:
             raise IndexCorruptError(
-                f"the index in {self.folder} is empty or damaged: {_REBUILD_HINT}"
+                f"the index in {self.folder} is empty or damaged: {REBUILD_HINT}"
             )
 
     def _user_version(self) -> int:
@@ -323,7 +322,7 @@ class Store:
                 generation = int(snap.manifest.get("generation", 0))
                 if generation == 0:
                     raise IndexCorruptError(
-                        f"the index in {self.folder} has no committed vectors: {_REBUILD_HINT}"
+                        f"the index in {self.folder} has no committed vectors: {REBUILD_HINT}"
                     )
                 path = os.path.join(self.folder, vector_file_name(generation))
                 try:
@@ -390,7 +389,7 @@ class Store:
         if problems:
             raise IndexCorruptError(
                 f"the index in {self.folder} is inconsistent ({'; '.join(problems)}): "
-                f"{_REBUILD_HINT}"
+                f"{REBUILD_HINT}"
             )
 
     def commit(self, index: VectorIndex, manifest: dict[str, Any]) -> int:
@@ -666,7 +665,7 @@ def _corrupt(folder: str, exc: sqlite3.DatabaseError) -> SemsearchError:
             f"cannot use the index in {folder} ({text}): check that you may read and write "
             "that folder and its files"
         )
-    return IndexCorruptError(f"the index database in {folder} is damaged ({text}): {_REBUILD_HINT}")
+    return IndexCorruptError(f"the index database in {folder} is damaged ({text}): {REBUILD_HINT}")
 
 
 @contextlib.contextmanager
@@ -686,7 +685,7 @@ def _fields(folder: str, text: str) -> dict[str, Any]:
     if not isinstance(fields, dict):
         raise IndexCorruptError(
             f"the index database in {folder} is damaged (a document's fields are not a JSON "
-            f"object): {_REBUILD_HINT}"
+            f"object): {REBUILD_HINT}"
         )
     return fields
 
@@ -694,7 +693,7 @@ def _fields(folder: str, text: str) -> dict[str, Any]:
 def _raise_problems(folder: str, problems: list[str]) -> None:
     if problems:
         raise IndexCorruptError(
-            f"the index in {folder} is damaged ({'; '.join(problems)}): {_REBUILD_HINT}"
+            f"the index in {folder} is damaged ({'; '.join(problems)}): {REBUILD_HINT}"
         )
 
 

@@ -19,7 +19,6 @@ import numpy.typing as npt
 
 from ..errors import IndexCorruptError, UsageError
 from .integrity import durable_replace, writing
-from .integrity import fsync_dir as fsync_dir  # the one helper, under its old name here
 
 IdArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
