@@ -20,7 +20,6 @@ model itself, and ``semsearch check`` names it.
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
 import json
 import os
@@ -38,7 +37,6 @@ from .onnx import OnnxEncoder
 ONNX_FILE = "query-model.onnx"  # the fixed names of older indexes (still read)
 TOKENIZER_FILE = "query-tokenizer.json"
 _QUERY_FILE = re.compile(r"^query-(model|tokenizer)(-[0-9a-f]{16})?\.(onnx|json)(\.verified)?$")
-_WRITE_FAILURES = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
 MIN_COSINE = 0.9999
 _CHECK_TEXTS = (
     "who attends the parade",
@@ -148,7 +146,7 @@ def export(st_model: Any, folder: str) -> QueryModel | None:
         shape = {"max_tokens": max_tokens, "dimension": int(got.shape[1]), "pooling": mode}
         return _place(folder, tmp_onnx, tmp_tok, **shape, cosine=round(cosine, 7))
     except OSError as exc:
-        if exc.errno in _WRITE_FAILURES:
+        if integrity.is_disk_failure(exc):
             raise integrity.write_error(folder, "the ONNX query model", exc) from exc
         return None
     except (RuntimeError, ValueError, TypeError, ImportError):
@@ -167,13 +165,21 @@ def _temporary_names(folder: str) -> tuple[str, str]:
     )
 
 
-def _place(folder: str, tmp_onnx: str, tmp_tok: str, **shape: Any) -> QueryModel:
+def _place(
+    folder: str,
+    tmp_onnx: str,
+    tmp_tok: str,
+    hashes: tuple[str, str] | None = None,
+    **shape: Any,
+) -> QueryModel:
     """Rename a checked export into place under names holding its hashes, durably.
 
-    A file of that content already there (the same model exported before) is
-    kept as it is, with its verification record.
+    ``hashes`` are the sha256 of the two files when the caller has them (a copy
+    hashes as it goes), else they are read here. A file of that content already
+    there (the same model exported before) is kept as it is, with its
+    verification record.
     """
-    sha, tok_sha = integrity.sha256_file(tmp_onnx), integrity.sha256_file(tmp_tok)
+    sha, tok_sha = hashes or (integrity.sha256_file(tmp_onnx), integrity.sha256_file(tmp_tok))
     model = QueryModel(
         file=model_file_name(sha),
         tokenizer=tokenizer_file_name(tok_sha),
@@ -321,13 +327,13 @@ def from_cache(key: str, folder: str) -> QueryModel | None:
             got_tok = _copy(os.path.join(entry, cached.tokenizer), tmp_tok)
             got = _copy(os.path.join(entry, cached.file), tmp_onnx)
         except OSError as exc:
-            if exc.errno in _WRITE_FAILURES:
+            if integrity.is_disk_failure(exc):
                 raise integrity.write_error(folder, "the ONNX query model", exc) from exc
             return None
         if got != digest or got_tok != (cached.tokenizer_sha256 or got_tok):
             shutil.rmtree(entry, ignore_errors=True)  # damaged: the next export replaces it
             return None
-        return _place(folder, tmp_onnx, tmp_tok, **shape)
+        return _place(folder, tmp_onnx, tmp_tok, (got, got_tok), **shape)
     finally:
         for tmp in (tmp_onnx, tmp_tok):
             with contextlib.suppress(FileNotFoundError):

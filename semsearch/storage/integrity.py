@@ -109,6 +109,15 @@ def is_write_failure(exc: BaseException) -> bool:
     return "disk is full" in text or "disk i/o error" in text or "no space left" in text
 
 
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
+
+
+def is_disk_failure(exc: OSError) -> bool:
+    """An `OSError` of the disk itself (full, over quota or a file size limit, I/O), rather
+    than of a path or a permission."""
+    return exc.errno in _DISK_ERRNOS
+
+
 def is_full(exc: BaseException) -> bool:
     return "disk is full" in str(exc).lower()
 
