@@ -533,22 +533,16 @@ def check(index_dir: IndexDir = Path(".semsearch"), as_json: JsonFlag = False) -
     """Verify every file of the index (checksums, database, vectors against it); exit 1 if
     damaged."""
     with _errors():
-        from .errors import IndexCorruptError
-        from .storage.integrity import REBUILD_HINT, CheckReport
+        from .index import Index
 
-        try:
-            with _open(index_dir) as idx:
-                report = idx.check()
-        except IndexCorruptError as exc:  # too damaged to open: that is the report
-            report = CheckReport(path=os.fspath(index_dir), problems=[str(exc)])
+        report = Index.check_folder(index_dir)
         if as_json:
             typer.echo(json.dumps(report.to_dict()))
         else:
             for note in report.notes:
                 typer.echo(f"warning: {note}", err=True)
-            for problem in report.problems:
-                hint = "" if "--rebuild" in problem else f": {REBUILD_HINT}"
-                typer.echo(f"error: {problem}{hint}", err=True)
+            for line in report.problem_lines():
+                typer.echo(f"error: {line}", err=True)
             if report.ok:
                 typer.echo(
                     f"ok: {report.passages:,} passages, {len(report.files_checked)} files checked"

@@ -474,6 +474,16 @@ class Index:
                 precision=str(m.get("precision") or "fp32"),
             )
 
+    @classmethod
+    def check_folder(cls, path: str | os.PathLike[str] = DEFAULT_INDEX) -> integrity.CheckReport:
+        """`check` of the index in ``path``, also when it is too damaged to open: the reason it
+        cannot be opened is then the report's one problem."""
+        try:
+            with cls.open(path) as index:
+                return index.check()
+        except IndexCorruptError as exc:
+            return integrity.CheckReport(path=os.fspath(path), problems=[str(exc)])
+
     def check(self) -> integrity.CheckReport:
         """Verify everything: every file's sha256, SQLite's and FTS5's own checks, foreign keys,
         and the database against the vectors id by id (``semsearch check``).

@@ -461,6 +461,10 @@ class CheckReport:
     def ok(self) -> bool:
         return not self.problems
 
+    def problem_lines(self) -> list[str]:
+        """Each problem as a user reads it: with what to do, when it does not say already."""
+        return [p if "--rebuild" in p else f"{p}: {REBUILD_HINT}" for p in self.problems]
+
     def raise_for_problems(self) -> None:
         """Raise `IndexCorruptError` naming the problems, if there are any."""
         if self.problems:
