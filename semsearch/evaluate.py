@@ -22,6 +22,7 @@ from typing import Any
 from .embed.backends import check_choice
 from .errors import IndexCorruptError, SchemaVersionError, SourceError, UsageError
 from .index import Index
+from .ingest import RealPaths
 from .query import DEFAULT_MODE, check_mode, check_text
 from .query.fusion import Fusion
 from .storage.store import Store
@@ -251,7 +252,9 @@ def check_reusable(index_dir: str, corpus_path: str) -> None:
     except (IndexCorruptError, SchemaVersionError):
         return
     try:
-        others = sorted(set(store.files()) - {os.path.abspath(corpus_path)})
+        paths = RealPaths()  # files are stored by identity: where they really lie
+        corpus = {paths.location(corpus_path), paths(corpus_path)}
+        others = sorted(set(store.files()) - corpus)
     finally:
         store.close()
     if others:

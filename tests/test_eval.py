@@ -534,6 +534,21 @@ def test_an_index_of_your_own_articles_is_refused(tmp_path: Path, corpus: Path) 
         assert index.info().files == 3
 
 
+def test_the_same_dataset_through_a_link_reuses_its_index(
+    dataset_dir: Path, tmp_path: Path
+) -> None:
+    """Regression: files are stored by their real path, the check compared the path as
+    spelled, so a dataset reached through a linked folder refused its own index."""
+    folder = tmp_path / "index"
+    build(dataset_dir, folder, "paragraph").close()
+    link = tmp_path / "link-to-dataset"
+    link.symlink_to(dataset_dir)
+    result = run_eval(link, index_dir=folder, mode="lexical")
+    assert result.metrics["MRR@10"] == 1.0
+    with Index.open(folder) as index:
+        assert index.info().files == 1
+
+
 def test_the_same_dataset_reuses_its_index(dataset_dir: Path, tmp_path: Path) -> None:
     folder = tmp_path / "index"
     build(dataset_dir, folder, "paragraph").close()
