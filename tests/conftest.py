@@ -1,13 +1,17 @@
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import shutil
+import sqlite3
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from semsearch.index import Index
 from tests.fakes import FakeEmbedder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,3 +59,21 @@ def seeds_copy(tmp_path: Path) -> Path:
     target = tmp_path / "seeds"
     shutil.copytree(SEEDS, target)
     return target
+
+
+@pytest.fixture
+def index_dir(tmp_path: Path, corpus: Path) -> Path:
+    """An index of the `corpus` fixture, built with the fake embedder."""
+    folder = tmp_path / "idx"
+    with Index.open(folder, create=True, embedder=FakeEmbedder()) as index:
+        index.add([corpus])
+    return folder
+
+
+def read_manifest(index_dir: Path) -> dict[str, Any]:
+    """The committed manifest of the index in ``index_dir``, read straight from SQLite."""
+    con = sqlite3.connect(index_dir / "semsearch.db")
+    try:
+        return {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM manifest")}
+    finally:
+        con.close()

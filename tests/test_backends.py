@@ -43,6 +43,7 @@ from semsearch.ingest import parse, read_file, walk
 from semsearch.ingest.passages import Chunking, make_passages
 from tests.cli_helpers import assert_one_line_error, run
 from tests.conftest import SEEDS
+from tests.conftest import read_manifest as manifest_of
 
 QUERY = "who attends the parade"
 INT8_FILE = re.compile(r"^embed-model-int8-[0-9a-f]{16}\.(xml|bin)$")
@@ -103,12 +104,6 @@ def cosines(a: npt.NDArray[np.float32], b: npt.NDArray[np.float32]) -> npt.NDArr
     a = a / np.linalg.norm(a, axis=1, keepdims=True)
     b = b / np.linalg.norm(b, axis=1, keepdims=True)
     return np.asarray((a.astype(np.float64) * b).sum(axis=1))
-
-
-def manifest_of(folder: Path) -> dict[str, Any]:
-    with Index.open(folder) as index:
-        assert index._store is not None
-        return index._store.manifest(fresh=True)
 
 
 def info_of(folder: Path) -> tuple[str, str]:

@@ -28,6 +28,7 @@ from semsearch.errors import IndexCorruptError, UsageError
 from semsearch.index import Index
 from semsearch.storage import vectors
 from semsearch.storage.store import Store
+from tests.conftest import read_manifest as manifest
 from tests.fakes import FakeEmbedder
 
 KINDS = ("flat", "hnsw", "ivf", "ivfpq")
@@ -475,14 +476,6 @@ def write_articles(folder: Path, start: int, count: int) -> dict[Path, list[str]
         )
         written[path] = paragraphs
     return written
-
-
-def manifest(index_dir: Path) -> dict[str, Any]:
-    con = sqlite3.connect(index_dir / "semsearch.db")
-    try:
-        return {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM manifest")}
-    finally:
-        con.close()
 
 
 def top(index: Index, text: str, k: int = 1, **options: Any) -> list[str]:

@@ -32,6 +32,7 @@ from semsearch.storage.integrity import id_checksum
 from semsearch.storage.store import Store
 from semsearch.storage.vectors import FlatIndex
 from tests.cli_helpers import assert_one_line_error, run
+from tests.conftest import read_manifest as manifest
 from tests.fakes import FakeEmbedder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,14 +41,6 @@ MODES = ("dense", "lexical", "hybrid")
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-@pytest.fixture
-def index_dir(tmp_path: Path, corpus: Path) -> Path:
-    folder = tmp_path / "idx"
-    with Index.open(folder, create=True, embedder=FakeEmbedder()) as index:
-        index.add([corpus])
-    return folder
 
 
 def results(index_dir: Path) -> dict[tuple[str, str], list[tuple[int, float]]]:
@@ -62,14 +55,6 @@ def searches(index: Index) -> dict[tuple[str, str], list[tuple[int, float]]]:
         for q in QUERIES
         for mode in MODES
     }
-
-
-def manifest(index_dir: Path) -> dict[str, Any]:
-    con = sqlite3.connect(index_dir / "semsearch.db")
-    try:
-        return {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM manifest")}
-    finally:
-        con.close()
 
 
 def sql(index_dir: Path, *statements: str, params: tuple[Any, ...] = ()) -> None:

@@ -24,18 +24,11 @@ from semsearch.errors import IndexCorruptError
 from semsearch.index import Index
 from tests.cli_helpers import run
 from tests.conftest import SEEDS
+from tests.conftest import read_manifest as manifest
 
 pytestmark = pytest.mark.slow
 
 QUERIES = ["who attends the parade", "security pact with Moscow", "Western leaders"]
-
-
-def manifest(folder: Path) -> dict[str, Any]:
-    con = sqlite3.connect(folder / "semsearch.db")
-    try:
-        return {k: json.loads(v) for k, v in con.execute("SELECT key, value FROM manifest")}
-    finally:
-        con.close()
 
 
 def set_manifest(folder: Path, key: str, value: Any) -> None:

@@ -16,7 +16,7 @@ from semsearch.embed.export import MIN_COSINE, QueryModel
 from semsearch.embed.model import SentenceTransformerEmbedder
 from semsearch.embed.onnx import OnnxEmbedder
 from semsearch.index import Index
-from tests.conftest import ROOT, SEEDS
+from tests.conftest import ROOT, SEEDS, read_manifest
 
 pytestmark = pytest.mark.slow
 
@@ -40,8 +40,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_index_holds_a_checked_query_model(built: Path) -> None:
-    with Index.open(built) as index:
-        manifest = index._store.manifest()  # type: ignore[union-attr]
+    manifest = read_manifest(built)
     info = QueryModel.from_dict(manifest["query_model"])
     assert info.cosine >= MIN_COSINE
     assert info.pooling == "mean" and info.dimension == 384 and info.max_tokens == 256
@@ -50,8 +49,7 @@ def test_index_holds_a_checked_query_model(built: Path) -> None:
 
 
 def test_onnx_embeddings_match_sentence_transformers(built: Path) -> None:
-    with Index.open(built) as index:
-        manifest = index._store.manifest()  # type: ignore[union-attr]
+    manifest = read_manifest(built)
     onnx = OnnxEmbedder("m", "f", str(built), QueryModel.from_dict(manifest["query_model"]))
     reference = SentenceTransformerEmbedder()
     got = onnx.embed(TEXTS)

@@ -70,14 +70,6 @@ def change_folder(folder: Path) -> None:
     (folder / "c.txt").unlink()
 
 
-@pytest.fixture
-def index_dir(tmp_path: Path, corpus: Path) -> Path:
-    folder = tmp_path / "idx"
-    with Index.open(folder, create=True, embedder=FakeEmbedder()) as index:
-        index.add([corpus])
-    return folder
-
-
 class Writer:
     """tests/crash_writer.py running in a subprocess."""
 
