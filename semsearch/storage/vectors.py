@@ -492,16 +492,12 @@ class ExactVectors:
 
     def _saved_rows(self, ids: IdArray) -> IdArray:
         """The row of each id among the saved vectors still held, -1 where there is none."""
-        out = np.full(len(ids), -1, np.int64)
         if len(self._ids) == 0 or len(ids) == 0:
-            return out
+            return np.full(len(ids), -1, np.int64)
         if self._order is None:  # both at once: a reader in another thread may look now
             order = np.argsort(self._ids, kind="stable").astype(np.int64)
             self._sorted, self._order = np.asarray(self._ids)[order], order
-        sorted_ids = self._sorted
-        pos = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
-        found = sorted_ids[pos] == ids
-        out[found] = self._order[pos[found]]
+        out = _rows_in(self._sorted, self._order, ids)
         if self._live is not None:
             out[(out >= 0) & ~self._live[np.maximum(out, 0)]] = -1
         return out
@@ -514,10 +510,9 @@ class ExactVectors:
         new_ids, new_vecs = self._new()
         if len(new_ids) and len(ids):
             order = np.argsort(new_ids, kind="stable")
-            sorted_new = new_ids[order]
-            pos = np.minimum(np.searchsorted(sorted_new, ids), len(sorted_new) - 1)
-            found = sorted_new[pos] == ids
-            out[found] = new_vecs[order[pos[found]]]
+            rows = _rows_in(new_ids[order], order, ids)
+            found = rows >= 0
+            out[found] = new_vecs[rows[found]]
             todo &= ~found
         rows = self._saved_rows(ids[todo])
         if (rows < 0).any():
@@ -582,6 +577,18 @@ class ExactVectors:
         out_ids[len(kept) :] = new_ids
         for array in (out_vecs, out_ids):
             array.flush()
+
+
+def _rows_in(sorted_ids: IdArray, order: IdArray, ids: IdArray) -> IdArray:
+    """The row of each of ``ids`` in an array whose argsort is ``order`` (``sorted_ids`` the
+    array in that order), -1 where it is not there."""
+    out = np.full(len(ids), -1, np.int64)
+    if len(sorted_ids) == 0:
+        return out
+    pos = np.minimum(np.searchsorted(sorted_ids, ids), len(sorted_ids) - 1)
+    found = sorted_ids[pos] == ids
+    out[found] = order[pos[found]]
+    return out
 
 
 class IVFIndex(_FaissIndex):
