@@ -129,6 +129,7 @@ class Store:
         self._local.db = db
         self._closed = False
         self._manifest: dict[str, Any] | None = None
+        self._parsed: tuple[list[Any], dict[str, Any]] | None = None  # raw rows, their values
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -282,13 +283,20 @@ class Store:
     # --- manifest
 
     def manifest(self, *, fresh: bool = False) -> dict[str, Any]:
+        """The manifest (``fresh``: as this thread's connection reads it now). Its nested
+        values are shared between calls: read them, never change them in place."""
         manifest = self._manifest  # one read: another thread may reset it meanwhile
         if manifest is None or fresh:
             try:
                 rows = self.db.execute("SELECT key, value FROM manifest").fetchall()
             except sqlite3.DatabaseError as exc:
                 raise _corrupt(self.folder, exc) from exc
-            manifest = integrity.parse_manifest(self.folder, rows)
+            parsed = self._parsed  # every query reads it: parse only rows not seen last time
+            if parsed is not None and parsed[0] == rows:
+                manifest = parsed[1]
+            else:
+                manifest = integrity.parse_manifest(self.folder, rows)
+                self._parsed = (rows, manifest)
             self._manifest = manifest
         return dict(manifest)
 
