@@ -43,7 +43,6 @@ from .storage.store import (
     DB_NAME,
     StaleSnapshot,
     Store,
-    database_errors,
     now_iso,
 )
 from .storage.vectors import VectorIndex
@@ -438,7 +437,7 @@ class Index:
             highlight=highlight,
             fusion=fusion,
         )
-        with database_errors(self.folder), self.snapshot() as snap:
+        with self.snapshot() as snap:
             return snap.run([q])[0]
 
     def search_many(
@@ -448,7 +447,7 @@ class Index:
         checked = [check_query(text, k, **options) for text in queries]
         if not checked:
             return []
-        with database_errors(self.folder), self.snapshot() as snap:
+        with self.snapshot() as snap:
             return snap.run(checked, batch_size=batch_size)
 
     def info(self) -> IndexInfo:

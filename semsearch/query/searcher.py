@@ -75,12 +75,12 @@ class Searcher:
             dense = self._dense(qvec, n, allowed)
             return dense, len(dense) < n
         if q.mode == "lexical":
-            lex = lexical.search(self.store.db, q.text, n, allowed)
+            lex = self.store.bm25(q.text, n, allowed)
             return lex, len(lex) < n
         assert qvec is not None
         depth = max(n, HYBRID_DEPTH)
         dense = self._dense_to_fuse(qvec, depth, allowed)
-        lex = lexical.search(self.store.db, q.text, depth, allowed)
+        lex = self.store.bm25(q.text, depth, allowed)
         fused = fuse(dense, lex, q.fusion, depth=HYBRID_DEPTH)
         return fused[:n], len(dense) < depth and len(lex) < depth and len(fused) <= n
 

@@ -48,6 +48,7 @@ from ..errors import (
     SchemaVersionError,
     SemsearchError,
 )
+from ..query import lexical
 from . import integrity
 from . import vectors as _vectors
 from .integrity import ID_CHECKSUM_VERSION, REBUILD_HINT, checksum_version, id_checksum
@@ -484,6 +485,15 @@ class Store:
     def lexical_count(self) -> int:
         return int(self._query("SELECT count(*) FROM passages_fts_docsize")[0][0])
 
+    def bm25(
+        self, query: str, k: int, allowed: IdArray | None = None
+    ) -> list[tuple[int, float]]:
+        """`query.lexical.search` on this thread's connection, its errors turned into ours."""
+        try:
+            return lexical.search(self.db, query, k, allowed)
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(self.folder, exc) from exc
+
     def filter_ids(
         self, *, since: str | None = None, until: str | None = None, path: str | None = None
     ) -> IdArray:
@@ -674,15 +684,6 @@ def _corrupt(folder: str, exc: sqlite3.DatabaseError) -> SemsearchError:
             "that folder and its files"
         )
     return IndexCorruptError(f"the index database in {folder} is damaged ({text}): {REBUILD_HINT}")
-
-
-@contextlib.contextmanager
-def database_errors(folder: str) -> Iterator[None]:
-    """Turn SQLite errors raised by code that reads the database directly into ours."""
-    try:
-        yield
-    except sqlite3.DatabaseError as exc:
-        raise _corrupt(folder, exc) from exc
 
 
 def _fields(folder: str, text: str) -> dict[str, Any]:
