@@ -1656,73 +1656,63 @@ def report(results: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
+def _rw_result(p: dict[str, Any]) -> str:
+    def total(key: str) -> int:
+        return int(p["reader"][key] + p["cli"][key])
+
+    return (
+        f"{total('errors')} errors, {total('empty')} empty in {total('queries')} queries; "
+        f"{p['writer'].get('commits', 0)} commits"
+    )
+
+
+# part -> (its name in the table, its goal, its result in words)
+_GOALS: dict[str, tuple[Callable[[dict[str, Any]], str], str, Callable[[dict[str, Any]], str]]] = {
+    "kill": (
+        lambda p: "SIGKILL during writes",
+        "before-or-after counts and answers, every trial",
+        lambda p: f"{p['ok']}/{p['trials']} ({p['killed']} killed mid-write)",
+    ),
+    "disk": (
+        lambda p: "full disk during a write",
+        "old index intact and a one-line error, every trial",
+        lambda p: (
+            f"{p['ok']}/{p['trials']} intact; "
+            f"{p['one_line']}/{p['trials']} one-line errors or completed"
+        ),
+    ),
+    "rw": (
+        lambda p: f"1 writer + {p['readers']} readers, {p['seconds']:.0f} s",
+        "0 reader errors, 0 empty results",
+        _rw_result,
+    ),
+    "damage": (
+        lambda p: "damaged index files",
+        "one-line error naming --rebuild or the same answer",
+        lambda p: (
+            f"{p['ok']}/{p['cases']} ({p['tracebacks']} tracebacks, "
+            f"{p['silent']} silently different)"
+        ),
+    ),
+    "hostile": (
+        lambda p: "hostile corpus",
+        "0 tracebacks, 0 hangs, every readable paragraph",
+        lambda p: (
+            f"{p['tracebacks']} tracebacks, {p['hangs']} hangs, "
+            f"{p['readable_ok']}/{p['readable']} readable items whole"
+        ),
+    ),
+}
+
+
 def goals(parts: dict[str, Any]) -> list[dict[str, Any]]:
-    out = []
-    if "kill" in parts:
-        p = parts["kill"]
-        out.append(
-            {
-                "part": "SIGKILL during writes",
-                "goal": "before-or-after counts and answers, every trial",
-                "result": f"{p['ok']}/{p['trials']} ({p['killed']} killed mid-write)",
-                "met": p["goal_met"],
-            }
-        )
-    if "disk" in parts:
-        p = parts["disk"]
-        out.append(
-            {
-                "part": "full disk during a write",
-                "goal": "old index intact and a one-line error, every trial",
-                "result": (
-                    f"{p['ok']}/{p['trials']} intact; "
-                    f"{p['one_line']}/{p['trials']} one-line errors or completed"
-                ),
-                "met": p["goal_met"],
-            }
-        )
-    if "rw" in parts:
-        p = parts["rw"]
-        out.append(
-            {
-                "part": f"1 writer + {p['readers']} readers, {p['seconds']:.0f} s",
-                "goal": "0 reader errors, 0 empty results",
-                "result": (
-                    f"{p['reader']['errors'] + p['cli']['errors']} errors, "
-                    f"{p['reader']['empty'] + p['cli']['empty']} empty in "
-                    f"{p['reader']['queries'] + p['cli']['queries']} queries; "
-                    f"{p['writer'].get('commits', 0)} commits"
-                ),
-                "met": p["goal_met"],
-            }
-        )
-    if "damage" in parts:
-        p = parts["damage"]
-        out.append(
-            {
-                "part": "damaged index files",
-                "goal": "one-line error naming --rebuild or the same answer",
-                "result": (
-                    f"{p['ok']}/{p['cases']} ({p['tracebacks']} tracebacks, "
-                    f"{p['silent']} silently different)"
-                ),
-                "met": p["goal_met"],
-            }
-        )
-    if "hostile" in parts:
-        p = parts["hostile"]
-        out.append(
-            {
-                "part": "hostile corpus",
-                "goal": "0 tracebacks, 0 hangs, every readable paragraph",
-                "result": (
-                    f"{p['tracebacks']} tracebacks, {p['hangs']} hangs, "
-                    f"{p['readable_ok']}/{p['readable']} readable items whole"
-                ),
-                "met": p["goal_met"],
-            }
-        )
-    return out
+    """One row per part that ran: its goal, what it measured, and whether the goal was met."""
+    return [
+        {"part": name(parts[key]), "goal": goal, "result": result(parts[key]),
+         "met": parts[key]["goal_met"]}
+        for key, (name, goal, result) in _GOALS.items()
+        if key in parts
+    ]
 
 
 # --------------------------------------------------------------------------- main
