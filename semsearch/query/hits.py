@@ -41,6 +41,8 @@ class Hit:
     highlights: list[tuple[int, int]] = field(default_factory=list)  # spans in ``text``
     also_in: list[Source] = field(default_factory=list)  # near-identical passages elsewhere
     document_id: int = 0
+    abspath: str = ""  # the file's absolute path (its real path at index time)
+    line: int = 0  # 1-based line in the file where the passage starts; 0 when not known
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,6 +66,7 @@ def make_hit(rank: int, score: float, row: PassageRow) -> Hit:
         key=row.key,
         fields=row.fields,
         document_id=row.document_id,
+        abspath=row.abspath,
     )
 
 

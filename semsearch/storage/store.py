@@ -97,6 +97,7 @@ class PassageRow:
     path: str
     key: str
     fields: dict[str, Any]
+    abspath: str = ""
 
 
 @dataclass(frozen=True)
@@ -564,7 +565,7 @@ class Store:
             marks = ",".join("?" * len(chunk))
             for r in self._query(
                 "SELECT p.id, p.text, p.paragraph, p.piece, p.pieces, p.start, p.end, d.title, "
-                "d.date, f.path, d.key, d.fields, p.document_id FROM passages p "
+                "d.date, f.path, d.key, d.fields, p.document_id, f.abspath FROM passages p "
                 "JOIN documents d ON p.document_id = d.id "
                 f"JOIN files f ON d.file_id = f.id WHERE p.id IN ({marks})",
                 chunk,
@@ -583,6 +584,7 @@ class Store:
                     path=r[9],
                     key=r[10],
                     fields=_fields(self.folder, r[11]),
+                    abspath=r[13],
                 )
         return out
 
