@@ -595,6 +595,9 @@ def _format_list(
 
     if not roots:
         return f"The index in {os.fspath(index_dir)} holds no files.\n"
+    by_root: dict[str, list[IndexedFile]] = {}
+    for f in files:
+        by_root.setdefault(f.root, []).append(f)
     out: list[str] = []
     for r in roots:
         gone = "" if r.exists else "; gone from disk"
@@ -604,12 +607,11 @@ def _format_list(
         )
         if roots_only:
             continue
-        for f in files:
-            if f.root == r.root:
-                gone = "" if f.exists else "  (gone from disk)"
-                out.append(
-                    f"  {f.passages:>6}  {_when(f.indexed_at)}  {display_path(f.abspath)}{gone}"
-                )
+        for f in by_root.get(r.root, []):
+            gone = "" if f.exists else "  (gone from disk)"
+            out.append(
+                f"  {f.passages:>6}  {_when(f.indexed_at)}  {display_path(f.abspath)}{gone}"
+            )
     if any(not r.exists for r in roots) or any(not f.exists for f in files):
         out.append("(remove what is gone from disk with `semsearch remove PATH`)")
     return "\n".join(out) + "\n"
@@ -687,13 +689,13 @@ def drop(
 
         folder = os.fspath(index_dir)
         if not yes:
+            what = _describe_index(index_dir)  # (raises when there is no index)
             if not _stdin_is_terminal():
                 _fail(
                     f"not deleting the index in {folder} without confirmation (standard input is "
                     "not a terminal): run `semsearch drop --yes`",
                     EXIT_USAGE,
                 )
-            what = _describe_index(index_dir)  # (raises when there is no index)
             if not typer.confirm(f"Delete the index in {folder}{what}?", default=False):
                 _fail("not confirmed: the index was left as it was")
         report = Index.drop(index_dir)

@@ -538,6 +538,8 @@ def test_cli_drop(cli_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert "Deleted the index in" in result.stdout and not cli_index.exists()
     code, out, err = run("drop", "--index", str(cli_index), "--yes")
     assert_one_line_error(code, out, err, "no index in", exit_code=1)
+    code, out, err = run("drop", "--index", str(cli_index))  # not asked: there is nothing
+    assert_one_line_error(code, out, err, "no index in", exit_code=1)
 
 
 def test_cli_drop_yes(cli_index: Path) -> None:
