@@ -26,7 +26,7 @@ from . import __version__
 from .errors import SemsearchError, UsageError
 
 if TYPE_CHECKING:
-    from .index import Index, IndexInfo
+    from .index import Index, IndexedFile, IndexedRoot, IndexInfo
     from .query import Hit
     from .update import AddReport
 
@@ -187,6 +187,9 @@ def index(
         ),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Name the files added, updated and removed.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Index the articles under PATHS; only new or changed files are embedded."""
@@ -211,7 +214,7 @@ def index(
         if as_json:
             typer.echo(json.dumps({"index": os.fspath(index_dir), **report.to_dict()}))
         else:
-            typer.echo(_format_report(report, paths, index_dir))
+            typer.echo(_format_report(report, paths, index_dir, verbose))
 
 
 @contextmanager
@@ -254,10 +257,14 @@ def _print_problems(report: AddReport) -> None:
         typer.echo(f"warning: ... and {extra} more problems", err=True)
 
 
-def _format_report(report: AddReport, paths: Sequence[Path], index_dir: Path) -> str:
+def _format_report(
+    report: AddReport, paths: Sequence[Path], index_dir: Path, verbose: bool = False
+) -> str:
     where = ", ".join(os.fspath(p) for p in paths)
     lines = [
         f"Indexed {where} into {os.fspath(index_dir)} in {report.seconds:.1f} s",
+        f"  files:     {len(report.files_added)} added, {len(report.files_updated)} updated, "
+        f"{len(report.files_removed)} removed, {report.files_unchanged} unchanged",
         f"  documents: {report.documents_added} added, {report.documents_updated} updated, "
         f"{report.documents_removed} removed, {report.documents_unchanged} unchanged",
         f"  passages:  {report.passages_added} added, {report.passages_removed} removed, "
@@ -272,7 +279,24 @@ def _format_report(report: AddReport, paths: Sequence[Path], index_dir: Path) ->
         lines.append(f"  {report.files_skipped} files of other formats skipped")
     if report.problems:
         lines.append(f"  {len(report.problems)} problems with files or records (see above)")
+    if verbose:
+        lines += _changed_files(report)
     return "\n".join(lines)
+
+
+def _changed_files(report: AddReport) -> list[str]:
+    """One line per file added, updated or removed, shown as `display_path` shows paths."""
+    from .query import display_path
+
+    return [
+        f"  {what:<8} {display_path(path)}"
+        for what, paths in (
+            ("added", report.files_added),
+            ("updated", report.files_updated),
+            ("removed", report.files_removed),
+        )
+        for path in paths
+    ]
 
 
 # --------------------------------------------------------------------------- query
@@ -360,6 +384,9 @@ def _query_json(text: str, index_dir: Path, model: str, hits: Sequence[Hit]) -> 
         "title",
         "date",
         "path",
+        "abspath",
+        "line",
+        "column",
         "paragraph",
         "passage_id",
         "key",
@@ -375,6 +402,7 @@ def _query_json(text: str, index_dir: Path, model: str, hits: Sequence[Hit]) -> 
                 "title": s.title,
                 "date": s.date,
                 "path": s.path,
+                "abspath": s.abspath,
                 "paragraph": s.paragraph,
                 "passage_id": s.passage_id,
             }
@@ -388,6 +416,8 @@ _BOLD_ON, _BOLD_OFF = "\x01", "\x02"  # markers that survive wrapping, then beco
 
 
 def _format_hits(hits: Sequence[Hit], min_score: float | None) -> str:
+    from .query import display_path
+
     if not hits:
         why = f" scored {min_score} or more" if min_score is not None else " was found"
         return f"No passage{why}.\n"
@@ -401,7 +431,8 @@ def _format_hits(hits: Sequence[Hit], min_score: float | None) -> str:
         where = f"paragraph {h.paragraph}"
         if h.pieces > 1:
             where += f", part {h.piece} of {h.pieces}"
-        source = f"{h.path}#{h.key}" if h.key else h.path  # a record inside a JSON Lines file
+        shown = display_path(h.abspath, h.path)
+        source = f"{shown}#{h.key}" if h.key else shown  # a record inside a JSON Lines file
         out.append(typer.style(f"   {source}, {where}", dim=True))
         marked = h.text
         for a, b in sorted(h.highlights, reverse=True):
@@ -410,7 +441,8 @@ def _format_hits(hits: Sequence[Hit], min_score: float | None) -> str:
         out.append(wrapped.replace(_BOLD_ON, "\x1b[1m").replace(_BOLD_OFF, "\x1b[22m"))
         for src in h.also_in:
             date = f", {src.date}" if src.date else ""
-            line = f"   also in: {src.title}{date} ({src.path}, paragraph {src.paragraph})"
+            place = display_path(src.abspath, src.path)
+            line = f"   also in: {src.title}{date} ({place}, paragraph {src.paragraph})"
             out.append(typer.style(line, dim=True))
         out.append("")
     return "\n".join(out) + "\n"
@@ -522,7 +554,177 @@ def _format_info(i: IndexInfo) -> str:
         ("updated", i.updated_at),
         ("schema", f"{i.schema_version} (written by semsearch {i.semsearch_version})"),
     ]
-    return "\n".join(f"{k + ':':<14}{v}" for k, v in rows)
+    from .query import display_path
+
+    rows += [("roots" if n == 0 else "", display_path(r)) for n, r in enumerate(i.roots)]
+    return "\n".join(f"{k + ':' if k else '':<14}{v}" for k, v in rows)
+
+
+# --------------------------------------------------------------------------- list
+
+
+@app.command("list")
+def list_(
+    index_dir: IndexDir = Path(".semsearch"),
+    roots_only: Annotated[
+        bool, typer.Option("--roots", help="Only the indexed folders, not each file.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """List what the index holds: the folders indexed, and each file with its passages and
+    the date it was indexed."""
+    with _errors(), _open(index_dir) as idx:
+        files = [] if roots_only else idx.files()
+        roots = idx.roots()
+        if as_json:
+            data: dict[str, Any] = {
+                "index": os.fspath(index_dir),
+                "roots": [r.to_dict() for r in roots],
+            }
+            if not roots_only:
+                data["files"] = [f.to_dict() for f in files]
+            typer.echo(json.dumps(data, ensure_ascii=False))
+        else:
+            typer.echo(_format_list(index_dir, roots, files, roots_only), nl=False)
+
+
+def _format_list(
+    index_dir: Path, roots: Sequence[IndexedRoot], files: Sequence[IndexedFile], roots_only: bool
+) -> str:
+    from .query import display_path
+
+    if not roots:
+        return f"The index in {os.fspath(index_dir)} holds no files.\n"
+    by_root: dict[str, list[IndexedFile]] = {}
+    for f in files:
+        by_root.setdefault(f.root, []).append(f)
+    out: list[str] = []
+    for r in roots:
+        gone = "" if r.exists else "; gone from disk"
+        out.append(
+            f"{display_path(r.root)}  ({_count(r.files, 'file')}, {_count(r.passages, 'passage')}"
+            f", indexed {_when(r.indexed_at)}{gone})"
+        )
+        if roots_only:
+            continue
+        for f in by_root.get(r.root, []):
+            gone = "" if f.exists else "  (gone from disk)"
+            out.append(
+                f"  {f.passages:>6}  {_when(f.indexed_at)}  {display_path(f.abspath)}{gone}"
+            )
+    if any(not r.exists for r in roots) or any(not f.exists for f in files):
+        out.append("(remove what is gone from disk with `semsearch remove PATH`)")
+    return "\n".join(out) + "\n"
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n:,} {what}{'' if n == 1 else 's'}"
+
+
+def _when(iso: str) -> str:
+    """``2025-01-02T03:04:05+00:00`` as ``2025-01-02 03:04`` in local time."""
+    import datetime as _dt
+
+    try:
+        moment = _dt.datetime.fromisoformat(iso)
+    except ValueError:
+        return iso
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+# --------------------------------------------------------------------------- remove
+
+
+@app.command()
+def remove(
+    paths: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Files and folders to take out of the index (also when gone from disk).",
+            show_default=False,
+        ),
+    ],
+    index_dir: IndexDir = Path(".semsearch"),
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Name each file removed.")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Remove files, or folders and everything indexed under them, from the index (the
+    files themselves are not touched)."""
+    with _errors(), _open(index_dir) as idx:
+        report = idx.remove([os.fspath(p) for p in paths])
+        if as_json:
+            typer.echo(json.dumps({"index": os.fspath(index_dir), **report.to_dict()}))
+            return
+        typer.echo(
+            f"Removed {_count(len(report.files_removed), 'file')} "
+            f"({_count(report.documents_removed, 'document')}, "
+            f"{_count(report.passages_removed, 'passage')}) from {os.fspath(index_dir)}; "
+            f"{_count(report.files_unchanged, 'file')} left"
+        )
+        if verbose:
+            typer.echo("\n".join(_changed_files(report)))
+
+
+# --------------------------------------------------------------------------- drop
+
+
+def _stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+@app.command()
+def drop(
+    index_dir: IndexDir = Path(".semsearch"),
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Do not ask first (needed when not on a terminal).")
+    ] = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Delete the whole index (only semsearch's own files in its folder; your articles are
+    not touched). Asks first on a terminal."""
+    with _errors():
+        from .index import Index
+
+        folder = os.fspath(index_dir)
+        if not yes:
+            what = _describe_index(index_dir)  # (raises when there is no index)
+            if not _stdin_is_terminal():
+                _fail(
+                    f"not deleting the index in {folder} without confirmation (standard input is "
+                    "not a terminal): run `semsearch drop --yes`",
+                    EXIT_USAGE,
+                )
+            if not typer.confirm(f"Delete the index in {folder}{what}?", default=False):
+                _fail("not confirmed: the index was left as it was")
+        report = Index.drop(index_dir)
+        if as_json:
+            typer.echo(json.dumps(report.to_dict()))
+            return
+        for name in report.kept:
+            typer.echo(f"warning: left {os.path.join(folder, name)}: not semsearch's", err=True)
+        typer.echo(
+            f"Deleted the index in {folder} ({_count(report.files_deleted, 'file')}, "
+            f"{_human_bytes(report.bytes_freed)})"
+        )
+
+
+def _describe_index(index_dir: Path) -> str:
+    """`` (N passages from M files, SIZE)`` of the index, or why it cannot be told."""
+    from .errors import IndexNotFoundError
+
+    try:
+        with _open(index_dir) as idx:
+            i = idx.info()
+    except IndexNotFoundError:
+        raise
+    except SemsearchError:
+        return " (it cannot be read)"
+    return (
+        f" ({_count(i.passages, 'passage')} from {_count(i.files, 'file')}, "
+        f"{_human_bytes(i.size_bytes)})"
+    )
 
 
 # --------------------------------------------------------------------------- check

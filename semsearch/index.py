@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as _dt
 import json
 import os
 import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,22 +38,26 @@ from .query.fusion import Fusion
 from .query.searcher import Searcher
 from .storage import integrity
 from .storage import vectors as _vectors
-from .storage.lock import WriteLock
+from .storage.lock import LOCK_NAME, WriteLock
 from .storage.schema import SCHEMA_VERSION
 from .storage.store import (
     DB_NAME,
+    FileRow,
     StaleSnapshot,
     Store,
+    delete_index_files,
     now_iso,
 )
 from .storage.vectors import VectorIndex
 from .update import (
     AddReport,
+    FilePlan,
     Planned,
     count_changes,
     embed_hash,
     nothing_readable,
     plan_files,
+    rows_under,
 )
 
 DEFAULT_INDEX = ".semsearch"
@@ -80,6 +85,54 @@ class IndexInfo:
     chunking: dict[str, Any]
     backend: str = "torch"
     precision: str = "fp32"
+    roots: list[str] = field(default_factory=list)  # the indexed folders and files (`roots`)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class IndexedFile:
+    """One file an index holds (`Index.files`)."""
+
+    path: str  # as given when it was indexed (relative to where that run was started)
+    abspath: str  # where it lies (absolute; see `Index.files` for a moved index)
+    root: str  # the indexed folder (or file) it was found under, absolute
+    format: str  # text, seed, markdown, html, jsonl, or empty (no text)
+    size: int  # bytes, when indexed
+    modified: str  # its modification time when indexed (ISO 8601, UTC)
+    indexed_at: str  # when its passages were made (ISO 8601, UTC)
+    documents: int
+    passages: int
+    exists: bool  # whether it is still on disk (`Index.remove` forgets one that is not)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class IndexedRoot:
+    """A folder (or file) given to `Index.add`, with what the index holds from it."""
+
+    root: str  # absolute
+    files: int
+    documents: int
+    passages: int
+    indexed_at: str  # the latest of its files' (ISO 8601, UTC)
+    exists: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class DropReport:
+    """What `Index.drop` deleted."""
+
+    path: str
+    files_deleted: int
+    bytes_freed: int
+    kept: list[str]  # other files found in the folder, left there with it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -471,7 +524,62 @@ class Index:
                 chunking=dict(m.get("chunking", {})),
                 backend=str(m.get("backend") or "torch"),
                 precision=str(m.get("precision") or "fp32"),
+                roots=[r.root for r in self.roots()],
             )
+
+    def files(self) -> list[IndexedFile]:
+        """Every file the index holds, with its counts and dates, by absolute path.
+
+        ``abspath`` is where the file lies now: for an index folder moved (or
+        copied) together with its documents, the file at the same place relative
+        to the index's new location, when there is one (see `Store.relocate` and
+        README, "Moving an index"). ``exists`` is False for a file gone from disk.
+        """
+        return self._files(look=True)
+
+    def _files(self, look: bool) -> list[IndexedFile]:
+        """`files`; without ``look``, ``exists`` is left True (no file is looked at)."""
+        store = self._store_or_raise()
+        with store.reading():
+            rows = store.file_stats()
+            moved_from = store.moved_from()
+        out = []
+        for r in rows:
+            abspath = store.relocate(r.abspath, moved_from)
+            out.append(
+                IndexedFile(
+                    path=r.path,
+                    abspath=abspath,
+                    root=store.relocate(r.root, moved_from) or os.path.dirname(abspath),
+                    format=r.format,
+                    size=r.size,
+                    modified=_iso_time(r.mtime),
+                    indexed_at=r.indexed_at,
+                    documents=r.documents,
+                    passages=r.passages,
+                    exists=os.path.exists(abspath) if look else True,
+                )
+            )
+        return sorted(out, key=lambda f: f.abspath)
+
+    def roots(self) -> list[IndexedRoot]:
+        """The folders and files given to `add` that the index holds files from, with their
+        counts. (Files indexed by a semsearch older than roots count under their folder
+        until the next `add` that finds them records theirs.)"""
+        groups: dict[str, list[IndexedFile]] = {}
+        for f in self._files(look=False):
+            groups.setdefault(f.root, []).append(f)
+        return [
+            IndexedRoot(
+                root=root,
+                files=len(fs),
+                documents=sum(f.documents for f in fs),
+                passages=sum(f.passages for f in fs),
+                indexed_at=max(f.indexed_at for f in fs),
+                exists=os.path.exists(root),
+            )
+            for root, fs in sorted(groups.items())
+        ]
 
     @classmethod
     def check_folder(cls, path: str | os.PathLike[str] = DEFAULT_INDEX) -> integrity.CheckReport:
@@ -541,6 +649,129 @@ class Index:
             lock.release()
         report.seconds = round(time.perf_counter() - started, 3)
         return report
+
+    def remove(
+        self, paths: Sequence[str | os.PathLike[str]] | str | os.PathLike[str]
+    ) -> AddReport:
+        """Remove the files at ``paths`` from the index: files, or folders with everything
+        indexed under them, also when they are no longer on disk.
+
+        One atomic commit, like `add`; nothing is embedded and no model is loaded. A
+        path under which nothing is indexed raises `SourceError` (saying what is) and
+        nothing is removed. Returns what went (``files_removed``, ``documents_removed``,
+        ``passages_removed``). The files stay on disk: indexing their folder again
+        brings back those still there.
+        """
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        given = [os.fspath(p) for p in paths]
+        if not given:
+            raise UsageError("give at least one file or folder to remove from the index")
+        started = time.perf_counter()
+        store = self._store_or_raise()
+        with WriteLock(self.folder):
+            try:
+                report = self._remove_locked(store, given)
+            finally:
+                store.forget_manifest()  # readers go on from what is committed
+        report.seconds = round(time.perf_counter() - started, 3)
+        return report
+
+    def _remove_locked(self, store: Store, given: list[str]) -> AddReport:
+        manifest = store.manifest(fresh=True)
+        rows = list(store.files().values())
+        moved_from = store.moved_from()
+        relocate = (lambda p: store.relocate(p, moved_from)) if moved_from else None
+        doomed: dict[int, FileRow] = {}
+        for path in given:
+            under = rows_under(rows, path, relocate)
+            if not under:
+                raise SourceError(self._not_indexed(path, store))
+            doomed.update((r.id, r) for r in under)
+        ids = sorted(doomed)
+        passage_ids = store.passage_ids(ids)
+        report = AddReport(
+            documents_removed=store.document_count_in(ids),
+            passages_removed=len(passage_ids),
+            files_removed=sorted(store.relocate(r.abspath, moved_from) for r in doomed.values()),
+        )
+        index = store.load_vectors()  # this writer's own copy
+        requested = str(manifest.get("index_type_requested", "auto"))
+        with store.transaction():
+            index.remove(passage_ids)
+            store.delete_files(ids)
+            index = _vectors.adapt(index, requested)  # auto: exact again once small
+            # the rows keep their paths, so the paths hold from where they did (see relocate)
+            location = manifest.get("location") or store.real_folder
+            generation = store.commit(
+                index, {"semsearch_version": __version__, "location": location}
+            )
+        store.forget_manifest()
+        self._committed(store, generation, index)
+        report.documents_unchanged = store.document_count()
+        report.passages_unchanged = store.passage_count()
+        report.files_unchanged = store.file_count()
+        return report
+
+    def _not_indexed(self, path: str, store: Store) -> str:
+        """Why ``path`` cannot be removed: nothing under it is indexed; what is, instead."""
+        with store.reading():
+            files = store.file_count()
+        if not files:
+            return f"nothing at or under {path} is indexed: the index in {self.folder} is empty"
+        roots = [r.root for r in self.roots()]
+        shown = ", ".join(roots[:3]) + (f" and {len(roots) - 3} more" if len(roots) > 3 else "")
+        return (
+            f"nothing at or under {path} is indexed: the index in {self.folder} holds "
+            f"{files} file{'s' if files != 1 else ''} from {shown} (see `semsearch list`)"
+        )
+
+    def _refuse_vanished(self, store: Store, given: str) -> None:
+        """A path to index that is gone from disk but still indexed: say how to remove it."""
+        try:
+            held = rows_under(store.files().values(), given)
+        except (IndexCorruptError, IndexAccessError):
+            return  # the walk's own error says the path is missing
+        if held:
+            some = "1 file" if len(held) == 1 else f"{len(held)} files"
+            raise SourceError(
+                f"{given}: no such file or folder, but the index in {self.folder} still holds "
+                f"{some} from it: remove {'it' if len(held) == 1 else 'them'} with "
+                f"`semsearch remove{self._index_option()} {given}`"
+            )
+
+    def _index_option(self) -> str:
+        """`` --index DIR`` for a command told to the user, unless DIR is the default."""
+        return "" if os.path.normpath(self.folder) == DEFAULT_INDEX else f" --index {self.folder}"
+
+    @classmethod
+    def drop(cls, path: str | os.PathLike[str] = DEFAULT_INDEX) -> DropReport:
+        """Delete the index in ``path``: the files semsearch made there, then the folder
+        itself when nothing else is left in it.
+
+        Only a folder holding a semsearch index is touched (its database or vector
+        files), and only semsearch's own files in it are deleted: anything else is
+        left (listed in ``kept``). Waits for no writer: one at work makes it raise
+        `IndexLockedError`. Raises `IndexNotFoundError` when there is no index.
+        """
+        folder = os.fspath(path)
+        if not (Store.exists(folder) or Store.has_vector_files(folder)):
+            raise IndexNotFoundError(f"no index in {folder}: nothing was deleted")
+        try:
+            with WriteLock(folder):
+                deleted, freed, kept = delete_index_files(folder)
+        except OSError as exc:
+            raise IndexAccessError(
+                f"cannot delete the index in {folder} ({exc.strerror}): check that you may "
+                "write to that folder"
+            ) from exc
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(folder, LOCK_NAME))
+            deleted += 1
+        if not kept:
+            with contextlib.suppress(OSError):  # (something appeared meanwhile: it stays)
+                os.rmdir(folder)
+        return DropReport(path=folder, files_deleted=deleted, bytes_freed=freed, kept=kept)
 
     def _has_commit(self) -> bool:
         if self._store is None:
@@ -612,6 +843,9 @@ class Index:
     ) -> AddReport:
         if not paths:
             raise SourceError("give at least one file or folder to index")
+        for given in paths:
+            if not os.path.exists(given) and self._store is not None:
+                self._refuse_vanished(self._store, os.fspath(given))
         found = walk(paths, exclude=[self.folder])
         if not found.files:
             raise SourceError(nothing_readable(paths, found, 0, []))
@@ -643,10 +877,18 @@ class Index:
 
         # 1. Which files are new, changed, unchanged or gone (no model needed).
         report = AddReport(files_skipped=found.skipped, problems=list(found.problems))
-        files = plan_files(found, {} if (rebuild or fresh) else store.files())
+        stored_rows = store.files()
+        moved_from = store.moved_from()
+        files = plan_files(
+            found,
+            {} if (rebuild or fresh) else stored_rows,
+            relocate=(lambda p: store.relocate(p, moved_from)) if moved_from else None,
+        )
         changed, unchanged_ids, renamed = files.changed, files.unchanged_ids, files.renamed
         relinked, gone, unreadable = files.relinked, files.gone, files.unreadable
+        rerooted = files.rerooted
         report.problems += unreadable
+        _name_files(report, files, stored_rows if rebuild else {})
 
         # 2. Parse and cut the changed files (the model's tokenizer counts tokens).
         if changed and embedder is None:
@@ -669,7 +911,7 @@ class Index:
         requested = self._wanted_type or str(manifest.get("index_type_requested", "auto"))
         retype = requested != manifest.get("index_type_requested", "auto")
         _vectors.check_convertible(current, requested)  # before anything is embedded
-        if not (rebuild or fresh or planned or gone or renamed or retype or relinked):
+        if not (rebuild or fresh or planned or gone or renamed or retype or relinked or rerooted):
             report.documents_unchanged = store.document_count_in(unchanged_ids)
             report.passages_unchanged = len(store.passage_ids(unchanged_ids))
             return report  # nothing changed: no new generation, no model loaded
@@ -749,6 +991,8 @@ class Index:
                         store.update_file_abspath(file_id, real)
                     for file_id, path in renamed:
                         store.update_file_path(file_id, path)
+                    for file_id, root in rerooted:
+                        store.update_file_root(file_id, root)
                 new_ids: list[int] = []
                 for p in planned:
                     new_ids += self._insert(store, p)
@@ -784,15 +1028,19 @@ class Index:
         if embedder is not None:
             self._wanted = embedder.name if self._wanted else None
             self._fingerprint_checked = True
+        self._committed(store, generation, index)
+        return report
+
+    def _committed(self, store: Store, generation: int, index: VectorIndex) -> None:
+        """After a commit: share its vectors with readers, delete the files it no longer names."""
         # The new generation's vectors, as committed: never changed again (the next
-        # add reads its own copy), so readers may share them.
+        # write reads its own copy), so readers may share them.
         with self._lock:
             self._keep_generation(generation, index)
         with contextlib.suppress(OSError):  # files the committed manifest no longer names
             store.prune()
             backends.prune(self.folder, store.manifest().get("embed_model"))
             export.prune(self.folder, store.manifest().get("query_model"))
-        return report
 
     @staticmethod
     def _embed(
@@ -825,6 +1073,7 @@ class Index:
             sha256=p.sha256,
             size=p.source.size,
             mtime=p.source.mtime,
+            root=p.source.root,
         )
         ids: list[int] = []
         for ordinal, (doc, ps) in enumerate(p.docs):
@@ -847,11 +1096,31 @@ class Index:
                         x.end,
                         x.text,
                         embed_hash(x.embed_text),
+                        x.line,
+                        x.column,
                     )
                     for x in ps
                 ],
             )
         return ids
+
+
+def _iso_time(seconds: float) -> str:
+    return _dt.datetime.fromtimestamp(seconds, _dt.timezone.utc).replace(microsecond=0).isoformat()
+
+
+def _name_files(report: AddReport, files: FilePlan, replaced: dict[str, FileRow]) -> None:
+    """Name the files a run adds, updates and removes in ``report``; ``replaced`` holds the
+    rows a rebuild replaces (its plan, made without them, calls every file new)."""
+    for source, _digest, old_id in files.changed:
+        known = old_id is not None or source.abspath in replaced
+        (report.files_updated if known else report.files_added).append(source.abspath)
+    twins = {r.id for r in files.twins}
+    report.files_removed = [r.abspath for r in files.gone if r.id not in twins]
+    if replaced:
+        found = {source.abspath for source, _, _ in files.changed}
+        report.files_removed += sorted(set(replaced) - found)
+    report.files_unchanged = len(files.unchanged_ids)
 
 
 def _check_precision(manifest: dict[str, Any], embedder: Embedder, folder: str) -> None:

@@ -4,10 +4,16 @@ every format shares (decoding, line spans, blocks, dates).
 A paragraph's span is in character offsets of the file's decoded text for
 text and Markdown files, of the extracted text (paragraphs joined by a blank
 line) for HTML, and of the record's ``text`` field for JSON Lines.
+
+Where a passage starts in its file (1-based line, and column where known) is
+found from those offsets through the document's `LineIndex` for text and
+Markdown, and is the paragraph's own ``line`` for HTML (the line of its
+element) and JSON Lines (the record's line).
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as _dt
 import re
 from collections.abc import Iterator
@@ -32,6 +38,25 @@ class Paragraph:
     start: int
     end: int
     exact: bool = True
+    line: int = 0  # 1-based line of the file it starts on, for formats without a `LineIndex`
+
+
+class LineIndex:
+    """Offsets of a file's decoded text to (line, column), both 1-based.
+
+    The column counts the UTF-8 bytes before the offset on its line, plus one,
+    as ripgrep and vim count columns (the same as characters for ASCII text).
+    """
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._starts = [0] + [m.end() for m in re.finditer("\n", text)]
+
+    def position(self, offset: int) -> tuple[int, int]:
+        offset = max(0, min(offset, len(self._text)))
+        line = bisect.bisect_right(self._starts, offset)
+        start = self._starts[line - 1]
+        return line, len(self._text[start:offset].encode("utf-8", "replace")) + 1
 
 
 @dataclass
@@ -45,6 +70,15 @@ class Document:
     key: str = ""
     format: str = ""
     fields: dict[str, Any] = field(default_factory=dict)
+    # for formats whose spans are offsets of the file's text: where each offset lies
+    lines: LineIndex | None = None
+
+    def position(self, para: Paragraph, offset: int) -> tuple[int, int]:
+        """(line, column) in the file of ``offset`` (a span offset inside ``para``):
+        0 for what is not known (the column of HTML and JSON Lines passages)."""
+        if self.lines is not None:
+            return self.lines.position(offset)
+        return para.line, 0
 
 
 @dataclass
@@ -56,6 +90,7 @@ class SourceFile:
     data: bytes
     size: int
     mtime: float
+    root: str = ""  # the real path of the file or folder given that it was found under
 
 
 @dataclass(frozen=True)

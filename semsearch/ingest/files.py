@@ -52,6 +52,9 @@ class Walk:
     # real path -> where the link lies, for files found only through a link to the file
     # itself: indexed under the link's place, so deleting the link removes the article
     links: dict[str, str] = field(default_factory=dict)
+    # real path -> the root it was found under: the real path of the folder given (the
+    # outermost, when found under several), or for a file given itself, where it lies
+    root_of: dict[str, str] = field(default_factory=dict)
 
     def could_have_found(self, abspath: str) -> bool:
         """True if the real path ``abspath`` lies where this walk looked, so its absence
@@ -99,13 +102,16 @@ def walk(paths: Sequence[str | os.PathLike[str]], exclude: Iterable[str] = ()) -
     real_path = RealPaths()
     position: dict[str, int] = {}  # real path -> its entry in out.files
 
-    def add_file(shown: str) -> None:
+    def add_file(shown: str, root: str | None) -> None:
         real = real_path(shown)
         where = real_path.location(shown)
         if real in seen:
             if real in out.links and where == real:  # the file itself, after a link to it
                 out.files[position[real]] = (shown, real)
                 del out.links[real]
+            held = out.root_of.get(real)
+            if root is not None and held is not None and lies_under(held, root):
+                out.root_of[real] = root  # the outer of two roots it lies under
             return
         seen.add(real)
         if not _valid_name(shown):
@@ -116,6 +122,7 @@ def walk(paths: Sequence[str | os.PathLike[str]], exclude: Iterable[str] = ()) -
             out.files.append((shown, real))
             if where != real:
                 out.links[real] = where
+            out.root_of[real] = root if root is not None else where
         else:
             out.skipped += 1
 
@@ -131,11 +138,12 @@ def walk(paths: Sequence[str | os.PathLike[str]], exclude: Iterable[str] = ()) -
         if not os.path.exists(given):
             raise SourceError(f"{given}: no such file or folder")
         if os.path.isfile(given):
-            add_file(given)
+            add_file(given, None)
             continue
-        if os.path.realpath(given) in excluded:
+        root = os.path.realpath(given)
+        if root in excluded:
             continue
-        out.roots.append(os.path.realpath(given))
+        out.roots.append(root)
         for dirpath, dirnames, filenames in os.walk(given, onerror=unreadable):
             dirnames[:] = sorted(
                 d
@@ -146,7 +154,7 @@ def walk(paths: Sequence[str | os.PathLike[str]], exclude: Iterable[str] = ()) -
             for name in sorted(filenames):
                 full = os.path.join(dirpath, name)
                 if not name.startswith(".") and os.path.isfile(full):
-                    add_file(full)
+                    add_file(full, root)
     return out
 
 

@@ -44,6 +44,8 @@ class Passage:
     end: int
     text: str  # what is shown to the user
     embed_text: str  # what is embedded: title and passage
+    line: int = 0  # 1-based line of the file where it starts (0: not known)
+    column: int = 0  # 1-based column there, in UTF-8 bytes (0: not known)
 
 
 UNITS = ("paragraph", "document")
@@ -209,7 +211,8 @@ def make_passages(doc: Document, chunking: Chunking, count: TokenCounter) -> lis
         body = " ".join(p.text for p in doc.paragraphs)
         embedded = f"{doc.title.strip()} {body}".strip() if chunking.title_in_embedding else body
         first, last = doc.paragraphs[0], doc.paragraphs[-1]
-        return [Passage(0, 0, 1, first.start, last.end, body, embedded)]
+        line, column = doc.position(first, first.start)
+        return [Passage(0, 0, 1, first.start, last.end, body, embedded, line, column)]
     if chunking.title_in_embedding:
         title, title_tokens = _title_prefix(doc.title, count, title_budget(chunking.max_tokens))
     else:
@@ -224,6 +227,7 @@ def make_passages(doc: Document, chunking: Chunking, count: TokenCounter) -> lis
         for piece, (a, b) in enumerate(spans):
             text = para.text[a:b].strip()
             start, end = _article_span(para, a, b)
+            line, column = doc.position(para, start)
             out.append(
                 Passage(
                     paragraph=number,
@@ -233,6 +237,8 @@ def make_passages(doc: Document, chunking: Chunking, count: TokenCounter) -> lis
                     end=end,
                     text=text,
                     embed_text=prefix + text,
+                    line=line,
+                    column=column,
                 )
             )
     return out

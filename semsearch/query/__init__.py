@@ -8,7 +8,7 @@ SQLite FTS5, fused by `fusion`), `group` turns them into `Hit`s and
 
 from __future__ import annotations
 
-from .hits import Hit, Source
+from .hits import Hit, Source, display_path
 from .options import (
     DEFAULT_MODE,
     MAX_K,
@@ -35,4 +35,5 @@ __all__ = [
     "check_mode",
     "check_query",
     "check_text",
+    "display_path",
 ]

@@ -28,7 +28,7 @@ def group(q: Query, ranked: Sequence[tuple[PassageRow, float]]) -> list[Hit]:
             if twin is not None:
                 kept = hits[twin]
                 kept.also_in.append(
-                    Source(row.title, row.date, row.path, row.paragraph + 1, row.id)
+                    Source(row.title, row.date, row.path, row.paragraph + 1, row.id, row.abspath)
                 )
                 continue
             if len(hits) >= q.k:

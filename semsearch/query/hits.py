@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ class Source:
     path: str
     paragraph: int
     passage_id: int
+    abspath: str = ""  # the file's absolute path (see `Hit.abspath`)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class Hit:
     document_id: int = 0
     abspath: str = ""  # the file's absolute path (its real path at index time)
     line: int = 0  # 1-based line in the file where the passage starts; 0 when not known
+    column: int = 0  # 1-based column there (UTF-8 bytes, as ripgrep counts); 0 when not known
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,7 +70,26 @@ def make_hit(rank: int, score: float, row: PassageRow) -> Hit:
         fields=row.fields,
         document_id=row.document_id,
         abspath=row.abspath,
+        line=row.line,
+        column=row.column,
     )
+
+
+def display_path(abspath: str, path: str = "", cwd: str | None = None) -> str:
+    """How to show a file to someone in ``cwd`` (default: the current directory).
+
+    Relative to ``cwd`` when that is shorter than the absolute path, else the
+    absolute path: either opens from there, wherever the index was built from.
+    ``path`` (as given at index time) stands in when no absolute path is known.
+    """
+    if not abspath:
+        return path
+    try:
+        here = cwd if cwd is not None else os.getcwd()
+        rel = os.path.relpath(abspath, here)
+    except (OSError, ValueError):  # the current directory is gone; another drive
+        return abspath
+    return rel if len(rel) < len(abspath) else abspath
 
 
 

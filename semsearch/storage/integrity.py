@@ -268,6 +268,7 @@ _TOP: dict[str, _Rule] = {
     "updated_at": _TEXT,
     "created_by": _TEXT,
     "semsearch_version": _TEXT,
+    "location": _TEXT,
 }
 _CHUNKING: dict[str, _Rule] = {
     "max_tokens": _POSITIVE,

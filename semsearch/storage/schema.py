@@ -8,8 +8,7 @@ from collections.abc import Callable
 
 from ..query.lexical import FTS_TOKENIZER
 
-SCHEMA_VERSION = 2
-
+SCHEMA_VERSION = 3
 
 
 def _run_script(db: sqlite3.Connection, script: str) -> None:
@@ -91,8 +90,29 @@ def _m002_lexical_index(db: sqlite3.Connection) -> None:
     )
 
 
+def _m003_lines_and_roots(db: sqlite3.Connection) -> None:
+    """Where each passage starts in its file, and the folder each file was indexed under.
+
+    Rows of older indexes get 0 (line and column not known) and '' (root not
+    recorded): nothing is re-read or re-embedded on open; the next `add` that
+    finds a file records its root, and a file's lines come with its next re-index.
+    """
+    columns = {
+        table: {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
+        for table in ("passages", "files")
+    }
+    for table, name, kind in (
+        ("passages", "line", "INTEGER NOT NULL DEFAULT 0"),  # 1-based; 0 = not known
+        ("passages", "col", "INTEGER NOT NULL DEFAULT 0"),  # 1-based, UTF-8 bytes; 0 = not known
+        ("files", "root", "TEXT NOT NULL DEFAULT ''"),  # the real path of the file or folder
+    ):  # given to `add`; '' = not recorded
+        if name not in columns[table]:  # (present when an index was downgraded by hand)
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_create_tables,
     _m002_lexical_index,
+    _m003_lines_and_roots,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -52,7 +52,7 @@ from ..query import lexical
 from . import integrity
 from . import vectors as _vectors
 from .integrity import ID_CHECKSUM_VERSION, REBUILD_HINT, checksum_version, id_checksum
-from .lock import WriteLock
+from .lock import LOCK_NAME, WriteLock
 from .schema import MIGRATIONS, SCHEMA_VERSION
 from .vectors import IdArray, VectorIndex
 
@@ -78,6 +78,22 @@ class FileRow:
     path: str
     abspath: str
     sha256: str
+    root: str = ""  # the real path of the file or folder given to `add` ('' = not recorded)
+
+
+@dataclass(frozen=True)
+class FileStats:
+    """A file row with its counts, for listing what an index holds."""
+
+    path: str
+    abspath: str
+    root: str
+    format: str
+    size: int
+    mtime: float
+    indexed_at: str
+    documents: int
+    passages: int
 
 
 @dataclass(frozen=True)
@@ -98,6 +114,8 @@ class PassageRow:
     key: str
     fields: dict[str, Any]
     abspath: str = ""
+    line: int = 0
+    column: int = 0
 
 
 @dataclass(frozen=True)
@@ -124,6 +142,7 @@ class Store:
 
     def __init__(self, folder: str, db: sqlite3.Connection) -> None:
         self.folder = folder
+        self.real_folder = os.path.realpath(folder)  # where it is now (see `relocate`)
         self._path = os.path.join(folder, DB_NAME)
         # One SQLite connection per thread: a connection holds one transaction at a
         # time, so threads sharing one would start theirs inside each other's.
@@ -425,6 +444,8 @@ class Store:
             file_count=self.file_count(),
             document_count=self.document_count(),
         )
+        # where the stored paths hold from: here, unless the caller left them as they were
+        values.setdefault("location", self.real_folder)
         self._write_manifest(values)
         return generation
 
@@ -529,8 +550,44 @@ class Store:
         return int(self._query("SELECT count(*) FROM files")[0][0])
 
     def files(self) -> dict[str, FileRow]:
-        rows = self._query("SELECT id, path, abspath, sha256 FROM files")
+        """Every file row, keyed by its stored abspath."""
+        rows = self._query("SELECT id, path, abspath, sha256, root FROM files")
         return {r[2]: FileRow(*r) for r in rows}
+
+    def file_stats(self) -> list[FileStats]:
+        """Every file row with its counts of documents and passages, by stored abspath."""
+        rows = self._query(
+            "SELECT f.path, f.abspath, f.root, f.format, f.size, f.mtime, f.indexed_at, "
+            "count(DISTINCT d.id), count(p.id) FROM files f "
+            "LEFT JOIN documents d ON d.file_id = f.id "
+            "LEFT JOIN passages p ON p.document_id = d.id "
+            "GROUP BY f.id ORDER BY f.abspath"
+        )
+        return [FileStats(*r) for r in rows]
+
+    def moved_from(self) -> str | None:
+        """Where the index folder was at its last commit, when it has been moved since
+        (the real path the manifest records); None when it has not or nothing says."""
+        recorded = self.manifest().get("location")
+        if not isinstance(recorded, str) or not recorded or recorded == self.real_folder:
+            return None
+        return recorded
+
+    def relocate(self, abspath: str, moved_from: str | None) -> str:
+        """Where a stored path lies now, for an index moved (or copied) with its documents.
+
+        When the index folder has moved (from ``moved_from``, see `moved_from`) and
+        something exists at the same place relative to its new location, that is it:
+        an index and its documents moved together keep their relative layout (and a
+        copy of both finds the copied documents, not the originals). Otherwise, and
+        for an index that has not moved, the stored path.
+        """
+        if not moved_from or not abspath:
+            return abspath
+        moved = os.path.normpath(
+            os.path.join(self.real_folder, os.path.relpath(abspath, moved_from))
+        )
+        return moved if os.path.lexists(moved) else abspath
 
     def passage_ids(self, file_ids: Sequence[int]) -> IdArray:
         ids: list[int] = []
@@ -560,12 +617,15 @@ class Store:
         return out
 
     def passages(self, ids: Iterable[int]) -> dict[int, PassageRow]:
+        """The rows of these passages; each file's abspath is where it lies now (`relocate`)."""
         out: dict[int, PassageRow] = {}
+        moved_from = self.moved_from()
         for chunk in _chunks([int(i) for i in ids], 500):
             marks = ",".join("?" * len(chunk))
             for r in self._query(
                 "SELECT p.id, p.text, p.paragraph, p.piece, p.pieces, p.start, p.end, d.title, "
-                "d.date, f.path, d.key, d.fields, p.document_id, f.abspath FROM passages p "
+                "d.date, f.path, d.key, d.fields, p.document_id, f.abspath, p.line, p.col "
+                "FROM passages p "
                 "JOIN documents d ON p.document_id = d.id "
                 f"JOIN files f ON d.file_id = f.id WHERE p.id IN ({marks})",
                 chunk,
@@ -584,7 +644,9 @@ class Store:
                     path=r[9],
                     key=r[10],
                     fields=_fields(self.folder, r[11]),
-                    abspath=r[13],
+                    abspath=self.relocate(r[13], moved_from),
+                    line=r[14],
+                    column=r[15],
                 )
         return out
 
@@ -606,16 +668,27 @@ class Store:
         self.db.execute("DELETE FROM passages_fts")  # also rows a damaged index left behind
 
     def upsert_file(
-        self, *, path: str, abspath: str, fmt: str, sha256: str, size: int, mtime: float
+        self,
+        *,
+        path: str,
+        abspath: str,
+        fmt: str,
+        sha256: str,
+        size: int,
+        mtime: float,
+        root: str = "",
     ) -> int:
         """Insert a file row, replacing (and cascading away) any row for the same file."""
         self.db.execute("DELETE FROM files WHERE abspath = ?", (abspath,))
         cur = self.db.execute(
-            "INSERT INTO files(path, abspath, format, sha256, size, mtime, indexed_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (path, abspath, fmt, sha256, size, mtime, now_iso()),
+            "INSERT INTO files(path, abspath, format, sha256, size, mtime, indexed_at, root) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (path, abspath, fmt, sha256, size, mtime, now_iso(), root),
         )
         return int(cur.lastrowid or 0)
+
+    def update_file_root(self, file_id: int, root: str) -> None:
+        self.db.execute("UPDATE files SET root = ? WHERE id = ?", (root, file_id))
 
     def update_file_path(self, file_id: int, path: str) -> None:
         self.db.execute("UPDATE files SET path = ? WHERE id = ?", (path, file_id))
@@ -642,12 +715,13 @@ class Store:
         return int(cur.lastrowid or 0)
 
     def insert_passages(self, document_id: int, rows: Sequence[tuple[Any, ...]]) -> list[int]:
-        """Insert (paragraph, piece, pieces, start, end, text, embed_hash) rows; returns ids."""
+        """Insert (paragraph, piece, pieces, start, end, text, embed_hash, line, column) rows;
+        returns their ids."""
         ids = []
         for row in rows:
             cur = self.db.execute(
                 "INSERT INTO passages(document_id, paragraph, piece, pieces, start, end, text, "
-                "embed_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "embed_hash, line, col) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (document_id, *row),
             )
             ids.append(int(cur.lastrowid or 0))
@@ -659,6 +733,48 @@ class Store:
             with contextlib.suppress(OSError):
                 total += os.path.getsize(os.path.join(self.folder, name))
         return total
+
+
+# What an index folder holds that semsearch made: its database, lock, vector files, models
+# and their side files, temporary files of interrupted writes, old files set aside.
+_OWN_FILE = re.compile(
+    r"^(semsearch\.db(-wal|-shm|-journal)?|write\.lock|vectors\.\d+\..+"
+    r"|query-(model|tokenizer)[-.].+|embed-model-int8[-.].+)$"
+)
+_SET_ASIDE = re.compile(r"^(damaged|newer)-\d{8}-\d{6}$")  # see `Index.add(rebuild=True)`
+
+
+def delete_index_files(folder: str) -> tuple[int, int, list[str]]:
+    """Delete the files semsearch made in ``folder`` (the caller holds the write lock,
+    whose file stays): returns how many, their bytes, and the names of the other entries,
+    left in place. The database goes last, so an interrupted deletion is still an index
+    (a damaged one) that a second deletion finishes."""
+    deleted, freed = 0, 0
+    kept: list[str] = []
+    mine: list[str] = []
+    for name in sorted(os.listdir(folder)):
+        full = os.path.join(folder, name)
+        if _SET_ASIDE.match(name) and os.path.isdir(full) and not os.path.islink(full):
+            n, size, left = delete_index_files(full)
+            deleted, freed = deleted + n, freed + size
+            if left:
+                kept.append(name)
+            else:
+                with contextlib.suppress(OSError):
+                    os.rmdir(full)
+        elif _OWN_FILE.match(name) and not os.path.isdir(full):
+            mine.append(name)
+        else:
+            kept.append(name)
+    for name in sorted(mine, key=lambda n: n.startswith(DB_NAME)):
+        if name == LOCK_NAME:
+            continue
+        full = os.path.join(folder, name)
+        with contextlib.suppress(FileNotFoundError):
+            size = os.lstat(full).st_size
+            os.unlink(full)
+            deleted, freed = deleted + 1, freed + size
+    return deleted, freed, kept
 
 
 def _connect(path: str) -> sqlite3.Connection:

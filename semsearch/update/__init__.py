@@ -4,7 +4,7 @@ changed, unchanged, moved or gone), `report` (what a run did, in a user's words)
 
 from __future__ import annotations
 
-from .plan import FilePlan, Planned, embed_hash, plan_files, signature
+from .plan import FilePlan, Planned, embed_hash, plan_files, rows_under, signature, spellings
 from .report import AddReport, count_changes, nothing_readable
 
 __all__ = [
@@ -15,5 +15,7 @@ __all__ = [
     "embed_hash",
     "nothing_readable",
     "plan_files",
+    "rows_under",
     "signature",
+    "spellings",
 ]

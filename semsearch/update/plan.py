@@ -4,10 +4,11 @@ the index holds (no model, no writes)."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
-from ..ingest import Document, Problem, RealPaths, SourceFile, Walk, read_file
+from ..ingest import Document, Problem, RealPaths, SourceFile, Walk, lies_under, read_file
 from ..ingest.passages import Passage
 from ..storage.store import FileRow
 
@@ -21,7 +22,9 @@ class FilePlan:
     unchanged_ids: list[int] = field(default_factory=list)
     renamed: list[tuple[int, str]] = field(default_factory=list)  # same file, shown otherwise
     relinked: list[tuple[int, str]] = field(default_factory=list)  # rows whose abspath changes
-    gone: list[FileRow] = field(default_factory=list)  # indexed, no longer there
+    rerooted: list[tuple[int, str]] = field(default_factory=list)  # unchanged rows, new root
+    gone: list[FileRow] = field(default_factory=list)  # indexed, no longer there (and twins)
+    twins: list[FileRow] = field(default_factory=list)  # second rows of a file still indexed
     unreadable: list[Problem] = field(default_factory=list)
 
 
@@ -29,15 +32,30 @@ def plan_files(
     found: Walk,
     stored: dict[str, FileRow],
     read: Callable[[str, str], SourceFile] | None = None,
+    relocate: Callable[[str], str] | None = None,
 ) -> FilePlan:
     """Compare the files ``found`` with the rows ``stored`` (keyed by stored abspath).
 
     A file is known by its real path; its content hash decides whether it
     changed. Rows of files the walk could have found but did not are gone; a
     second row of one file (older versions, through a link) is dropped.
+    ``relocate`` says where a stored path lies now (an index moved with its
+    documents, see `Store.relocate`). Each file is recorded under the root it
+    was found under, or the indexed folder holding that root.
     """
     read = read or read_file  # (looked up when called: tests put failing readers there)
-    known, twins, relinked = by_identity(stored)
+    known, twins, relinked = by_identity(stored, relocate)
+    recorded_root = {r.id: r.root for r in stored.values()}
+    held_roots = {r.root for r in known.values() if r.root}
+    widened: dict[str, str] = {}
+
+    def outer(root: str) -> str:
+        """A folder inside one indexed before counts as part of that one (the outermost)."""
+        if root not in widened:
+            holders = [r for r in held_roots if lies_under(root, r)]
+            widened[root] = min(holders, key=len) if holders else root
+        return widened[root]
+
     plan = FilePlan(relinked=relinked)
     seen: set[str] = set()
     for given, abspath in found.files:
@@ -50,25 +68,36 @@ def plan_files(
             continue
         digest = hashlib.sha256(source.data).hexdigest()
         old = known.get(abspath)
+        root = outer(found.root_of.get(abspath, stored_as))
         if old is not None and old.sha256 == digest:
             plan.unchanged_ids.append(old.id)
             if old.path != given:
                 plan.renamed.append((old.id, given))
             if stored_as == abspath and old.abspath != abspath:  # found as itself now
                 plan.relinked.append((old.id, abspath))
+            if recorded_root[old.id] != root:
+                plan.rerooted.append((old.id, root))
         else:
-            plan.changed.append((source, digest, old.id if old else None))
+            plan.changed.append((replace(source, root=root), digest, old.id if old else None))
     plan.gone = [
         r
         for real, r in known.items()
         if real not in seen and (found.could_have_found(real) or found.could_have_found(r.abspath))
     ]
+    plan.twins = twins
     plan.gone += twins  # a second row of one file: dropped
+    gone_ids = {r.id for r in plan.gone}
+    plan.rerooted += [  # roots that moved with the index, of files this run did not look at
+        (r.id, r.root)
+        for real, r in known.items()
+        if real not in seen and r.id not in gone_ids and r.root != recorded_root[r.id]
+    ]
     return plan
 
 
 def by_identity(
     known: dict[str, FileRow],
+    relocate: Callable[[str], str] | None = None,
 ) -> tuple[dict[str, FileRow], list[FileRow], list[tuple[int, str]]]:
     """The indexed files by identity (real path), the rows that repeat another's file,
     and the rows whose stored ``abspath`` changes.
@@ -81,17 +110,20 @@ def by_identity(
     and it is keyed by the real path it leads to. Of several rows of one file
     (older versions indexed ``docs/`` and ``link-to-docs/`` twice over), the
     one stored as the file itself is kept, else the newest. The returned rows
-    carry their new ``abspath``.
+    carry their new ``abspath`` (``relocate`` first maps a stored path to where it
+    lies now, for an index moved with its documents).
     """
     real_path = RealPaths()
     by_real: dict[str, FileRow] = {}
     twins: list[FileRow] = []
     relinked: dict[int, str] = {}
     for stored, row in known.items():
-        where = real_path.location(stored)
+        where = real_path.location(relocate(stored) if relocate is not None else stored)
         if where != stored:
             row = replace(row, abspath=where)
             relinked[row.id] = where
+        if relocate is not None and row.root:
+            row = replace(row, root=relocate(row.root))
         real = real_path.follow(where)
         other = by_real.get(real)
         if other is not None:  # keep the row stored as the file itself, else the newest
@@ -101,6 +133,34 @@ def by_identity(
             relinked.pop(other.id, None)
         by_real[real] = row
     return by_real, twins, list(relinked.items())
+
+
+def spellings(path: str) -> list[str]:
+    """The absolute paths a file or folder the user names may be stored under, also when it
+    no longer exists: as written (made absolute), with its folders' links resolved, and
+    what it leads to when it is a link itself."""
+    real_path = RealPaths()
+    where = real_path.location(path)
+    out = [os.path.abspath(path), where, real_path.follow(where)]
+    return list(dict.fromkeys(out))
+
+
+def rows_under(
+    rows: Iterable[FileRow], path: str, relocate: Callable[[str], str] | None = None
+) -> list[FileRow]:
+    """The rows of the files at or under ``path`` (a file or folder, on disk or not): those
+    whose file lies there, or that were indexed under a root lying there. ``relocate`` says
+    where a stored path lies now (see `plan_files`)."""
+    here = relocate or (lambda p: p)
+    targets = spellings(path)
+    out = []
+    for row in rows:
+        places = [row.abspath, here(row.abspath)]
+        if row.root:
+            places += [row.root, here(row.root)]
+        if any(lies_under(place, t) for place in places for t in targets):
+            out.append(row)
+    return out
 
 
 @dataclass

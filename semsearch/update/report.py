@@ -28,10 +28,23 @@ class AddReport:
     files_skipped: int = 0  # files of a format semsearch does not read
     problems: list[Problem] = field(default_factory=list)
     seconds: float = 0.0
+    # the files (absolute paths, as stored) new to the index, re-read because their
+    # content changed, and no longer indexed; and how many were found unchanged
+    files_added: list[str] = field(default_factory=list)
+    files_updated: list[str] = field(default_factory=list)
+    files_removed: list[str] = field(default_factory=list)
+    files_unchanged: int = 0
 
     @property
     def changed(self) -> bool:
-        return bool(self.documents_added or self.documents_updated or self.documents_removed)
+        return bool(
+            self.documents_added
+            or self.documents_updated
+            or self.documents_removed
+            or self.files_added
+            or self.files_updated
+            or self.files_removed
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)

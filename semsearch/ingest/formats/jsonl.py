@@ -4,6 +4,7 @@ and ``id`` (``_id`` is accepted too); other fields are kept as metadata."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from ..documents import _WS, Document, Problem, _blocks, _iso_date, _valid_text
 
@@ -51,7 +52,7 @@ def parse_jsonl(text: str, path: str) -> tuple[list[Document], list[Problem]]:
         }
         if isinstance(raw_date, str) and date != raw_date:
             fields["date_raw"] = raw_date
-        paragraphs = _blocks(body, 0, len(body))
+        paragraphs = [replace(p, line=lineno) for p in _blocks(body, 0, len(body))]
         if not paragraphs:
             continue
         if key in first_line:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ..documents import _WS, Document, Paragraph, _iso_date, _trimmed
+from ..documents import _WS, Document, LineIndex, Paragraph, _iso_date, _trimmed
 
 SUFFIXES = (".md", ".markdown")
 
@@ -104,7 +104,13 @@ def parse_markdown(text: str, path: str) -> Document:
     if meta.get("date") and date != meta.get("date"):
         fields["date_raw"] = meta["date"]
     return Document(
-        path=path, title=title, paragraphs=paragraphs, date=date, format="markdown", fields=fields
+        path=path,
+        title=title,
+        paragraphs=paragraphs,
+        date=date,
+        format="markdown",
+        fields=fields,
+        lines=LineIndex(text),
     )
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from ..documents import (
     _SEED_HEADER,
     Document,
+    LineIndex,
     _blocks,
     _first_line,
     _line_spans,
@@ -32,12 +33,14 @@ def parse_text(text: str, path: str) -> Document:
             date=m.group(1),
             format="seed",
             fields={"number": int(m.group(2))},
+            lines=LineIndex(text),
         )
     return Document(
         path=path,
         title=first,
         paragraphs=_blocks(text, after_first, len(text)),
         format="text",
+        lines=LineIndex(text),
     )
 
 
