@@ -17,6 +17,7 @@ from . import normalize
 if TYPE_CHECKING:
     from .export import QueryModel
 
+
 class OnnxEncoder:
     """onnxruntime + tokenizers: texts in, embeddings out."""
 
@@ -28,14 +29,20 @@ class OnnxEncoder:
         options.log_severity_level = 3
         self._session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
         self._tokenizer, self._pad_id = load_tokenizer(tokenizer_path, max_tokens)
+        self._counter: Any = None  # made on first use: queries never count
         self.max_tokens = max_tokens
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        self._tokenizer.no_truncation()
-        try:
-            encs = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        finally:
-            self._tokenizer.enable_truncation(max_length=self.max_tokens)
+        # A tokenizer of its own that never truncates: switching the shared one's
+        # truncation off and on again let a thread encoding meanwhile read past the
+        # model's limit. Both are only read once set up, which any number of threads may.
+        if self._counter is None:
+            from tokenizers import Tokenizer
+
+            counter = Tokenizer.from_str(self._tokenizer.to_str())
+            counter.no_truncation()
+            self._counter = counter
+        encs = self._counter.encode_batch(list(texts), add_special_tokens=False)
         return [len(e.ids) for e in encs]
 
     def encode(
@@ -174,5 +181,3 @@ class OnnxEmbedder:
         if progress is not None:
             progress(len(texts))
         return normalize(vecs)
-
-

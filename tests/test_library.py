@@ -1,0 +1,115 @@
+"""The library as a Python developer expects it: typed options, hits that JSON takes,
+a clear error after `close`, and embedders that several threads may share."""
+
+from __future__ import annotations
+
+import random
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from semsearch import Index
+from tests.conftest import SEEDS
+
+# --------------------------------------------------------------------------- threads
+
+WORDS = [
+    "river",
+    "flood",
+    "rain",
+    "town",
+    "school",
+    "hill",
+    "chess",
+    "match",
+    "rival",
+    "bakery",
+    "bread",
+    "market",
+    "oil",
+    "price",
+]
+QUERIES = [
+    "who attends the parade",
+    "which leaders travel to Beijing",
+    "Kim Jong-un trips abroad",
+    "a ceremony marking the end of the war",
+    "military parade in the capital",
+]
+
+
+def _in_threads(work: Any, n: int = 4) -> list[str]:
+    """Run ``work(thread_number)`` in ``n`` threads at once; the errors they raised."""
+    errors: list[str] = []
+    start = threading.Barrier(n)
+
+    def run(t: int) -> None:
+        start.wait()
+        try:
+            work(t)
+        except Exception as exc:  # what a thread raised is the test's result
+            errors.append(f"{type(exc).__name__}: {exc}")
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=600)
+    return errors
+
+
+@pytest.mark.slow
+def test_the_torch_embedder_embeds_and_counts_from_many_threads_at_once() -> None:
+    """Regression: counting tokens in one thread (no padding) while another encoded (padding
+    set just before) left that one with rows of unequal length: "Unable to create tensor"."""
+    from semsearch.embed.model import SentenceTransformerEmbedder
+
+    embedder = SentenceTransformerEmbedder()
+    rng = random.Random(3)
+    batches = [
+        [" ".join(rng.choice(WORDS) for _ in range(rng.randint(1, 40))) for _ in range(5)]
+        for _ in range(12)
+    ]
+    want = [embedder.embed(b, batch_size=2) for b in batches]
+    counts = [embedder.count_tokens(b * 10) for b in batches]
+
+    def work(t: int) -> None:
+        for n in range(60):
+            i = (n + t) % len(batches)
+            if n % 2:
+                got = embedder.embed(batches[i], batch_size=2)
+                assert np.allclose(got, want[i], atol=1e-5), f"batch {i} changed"
+            else:
+                assert embedder.count_tokens(batches[i] * 10) == counts[i]
+
+    assert _in_threads(work) == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("queries_with", ["onnx export", "torch model"])
+def test_four_threads_search_one_index_right_after_its_add(
+    tmp_path: Path, queries_with: str
+) -> None:
+    """4 threads x 20 searches on the `Index` that has just run `add`; every one answers as
+    the same search alone does."""
+    from semsearch.embed.model import SentenceTransformerEmbedder
+
+    given = SentenceTransformerEmbedder() if queries_with == "torch model" else None
+    index = Index.open(tmp_path / "idx", create=True, embedder=given)
+    index.add([SEEDS])
+    try:
+        want = {(q, hl): index.search(q, k=3, highlight=hl) for q in QUERIES for hl in (0, 1)}
+
+        def work(t: int) -> None:
+            for n in range(20):
+                q, hl = QUERIES[(n + t) % len(QUERIES)], n % 2
+                got = index.search(q, k=3, highlight=bool(hl))
+                assert [h.passage_id for h in got] == [h.passage_id for h in want[(q, hl)]]
+                assert [h.highlights for h in got] == [h.highlights for h in want[(q, hl)]]
+
+        assert _in_threads(work) == []
+    finally:
+        index.close()
