@@ -23,6 +23,7 @@ from .embed.onnx import OnnxEmbedder
 from .errors import (
     BackendMismatchError,
     IndexAccessError,
+    IndexClosedError,
     IndexCorruptError,
     IndexNotFoundError,
     ModelMismatchError,
@@ -399,11 +400,14 @@ class Index:
 
     # ------------------------------------------------------------------ reading
 
-    def _store_or_raise(self) -> Store:
+    def _check_open(self) -> None:
         if self._closed:
-            raise IndexAccessError(
+            raise IndexClosedError(
                 f"the index in {self.folder} has been closed: open it again with Index.open"
             )
+
+    def _store_or_raise(self) -> Store:
+        self._check_open()
         if self._broken is not None:
             raise self._broken
         if self._store is None:
@@ -617,6 +621,7 @@ class Index:
         index is as it was before. ``rebuild=True`` starts from scratch (in the
         same atomic way).
         """
+        self._check_open()  # (it would open the store again, behind the caller's back)
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         started = time.perf_counter()

@@ -11,8 +11,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from semsearch import Index
+from semsearch import Index, IndexAccessError, IndexClosedError
 from tests.conftest import SEEDS
+from tests.fakes import FakeEmbedder
 
 # --------------------------------------------------------------------------- threads
 
@@ -113,3 +114,51 @@ def test_four_threads_search_one_index_right_after_its_add(
         assert _in_threads(work) == []
     finally:
         index.close()
+
+
+# --------------------------------------------------------------------------- close
+
+
+def test_every_call_after_close_raises_index_closed_error(tmp_path: Path, corpus: Path) -> None:
+    """Regression: `add` after `close` quietly opened the store again (and a fresh index
+    said there was no index); now every call says the index was closed."""
+    folder = tmp_path / "idx"
+    index = Index.open(folder, create=True, embedder=FakeEmbedder())
+    index.add([corpus])
+    index.close()
+    calls = {
+        "search": lambda: index.search("river"),
+        "search_many": lambda: index.search_many(["river"]),
+        "info": index.info,
+        "files": index.files,
+        "check": index.check,
+        "add": lambda: index.add([corpus]),
+        "remove": lambda: index.remove([corpus]),
+        "snapshot": lambda: index.snapshot().__enter__(),
+    }
+    for name, call in calls.items():
+        with pytest.raises(IndexClosedError, match=r"has been closed: open it again") as caught:
+            call()
+        assert isinstance(caught.value, IndexAccessError), name  # still caught as before
+    assert Index.open(folder).info().passages > 0  # nothing was lost
+
+
+def test_a_new_index_closed_before_its_first_add_says_closed(tmp_path: Path) -> None:
+    index = Index.open(tmp_path / "new", create=True, embedder=FakeEmbedder())
+    index.close()
+    with pytest.raises(IndexClosedError):
+        index.search("river")
+    with pytest.raises(IndexClosedError):
+        index.add([tmp_path])
+    assert not (tmp_path / "new").exists()
+
+
+def test_index_closed_error_is_public_with_its_place_in_the_tree() -> None:
+    import semsearch
+    from semsearch import errors
+
+    assert "IndexClosedError" in semsearch.__all__ and "IndexClosedError" in errors.__all__
+    assert semsearch.IndexClosedError is IndexClosedError
+    assert "IndexClosedError" in (errors.__doc__ or "")
+    assert issubclass(IndexClosedError, semsearch.SemsearchError)
+    assert len((IndexClosedError.__doc__ or "").strip().splitlines()) == 1
