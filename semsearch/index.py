@@ -18,6 +18,7 @@ import numpy.typing as npt
 
 from . import __version__
 from .embed import Embedder, backends, export
+from .embed.backends import Backend, Precision
 from .embed.model import SentenceTransformerEmbedder, canonical_model_name
 from .embed.onnx import OnnxEmbedder
 from .errors import (
@@ -33,9 +34,10 @@ from .errors import (
     UsageError,
 )
 from .ingest import parse, walk
-from .ingest.passages import UNITS, Chunking, make_passages
+from .ingest.passages import UNITS, Chunking, Unit, make_passages
 from .query import Hit, Query, check_query
 from .query.fusion import Fusion
+from .query.options import Mode
 from .query.searcher import Searcher
 from .storage import integrity
 from .storage import vectors as _vectors
@@ -49,7 +51,7 @@ from .storage.store import (
     delete_index_files,
     now_iso,
 )
-from .storage.vectors import VectorIndex
+from .storage.vectors import IndexType, VectorIndex
 from .update import (
     AddReport,
     FilePlan,
@@ -180,10 +182,10 @@ class Index:
         create: bool = False,
         model: str | None = None,
         embedder: Embedder | None = None,
-        unit: str | None = None,
-        index_type: str | None = None,
-        backend: str | None = None,
-        precision: str | None = None,
+        unit: Unit | None = None,
+        index_type: IndexType | None = None,
+        backend: Backend | None = None,
+        precision: Precision | None = None,
     ) -> Index:
         """Open the index in ``path``; with ``create=True`` one is made on the first `add`.
 
@@ -460,7 +462,7 @@ class Index:
         query: str,
         k: int = 5,
         *,
-        mode: str | None = None,
+        mode: Mode | None = None,
         min_score: float | None = None,
         since: str | None = None,
         until: str | None = None,

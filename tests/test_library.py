@@ -162,3 +162,93 @@ def test_index_closed_error_is_public_with_its_place_in_the_tree() -> None:
     assert "IndexClosedError" in (errors.__doc__ or "")
     assert issubclass(IndexClosedError, semsearch.SemsearchError)
     assert len((IndexClosedError.__doc__ or "").strip().splitlines()) == 1
+
+
+# --------------------------------------------------------------------------- types
+
+
+def test_option_values_are_typed_as_literals_matching_what_is_accepted() -> None:
+    from typing import get_args, get_type_hints
+
+    from semsearch.embed.backends import BACKENDS, PRECISIONS, Backend, Precision
+    from semsearch.ingest.passages import UNITS, Unit
+    from semsearch.query import MODES, Query
+    from semsearch.query.fusion import Fusion, FusionMethod
+    from semsearch.query.options import Mode
+    from semsearch.storage.vectors import INDEX_TYPES, IndexType
+
+    for alias, values in (
+        (Mode, MODES),
+        (Unit, UNITS),
+        (IndexType, INDEX_TYPES),
+        (Backend, BACKENDS),
+        (Precision, PRECISIONS),
+        (FusionMethod, ("rrf", "convex")),
+    ):
+        assert get_args(alias) == values
+    search = get_type_hints(Index.search)
+    assert search["mode"] == Mode | None
+    opened = get_type_hints(Index.open)
+    assert opened["unit"] == Unit | None and opened["index_type"] == IndexType | None
+    assert opened["backend"] == Backend | None and opened["precision"] == Precision | None
+    assert get_type_hints(Query)["mode"] == Mode
+    assert get_type_hints(Fusion)["method"] == FusionMethod
+
+
+@pytest.mark.slow  # (no model, but a whole mypy run: about a minute on two busy cores)
+def test_mypy_rejects_a_mistyped_mode_in_a_caller(tmp_path: Path) -> None:
+    """What the Literal types are for: a typo is caught by the caller's type checker."""
+    from mypy import api
+
+    code = tmp_path / "caller.py"
+    code.write_text(
+        "from semsearch import Index\n"
+        "def find(index: Index) -> None:\n"
+        "    index.search('rivers', mode='dense')\n"
+        "    index.search('rivers', mode='dence')\n"
+        "    Index.open('x', index_type='hnsw', backend='onnx', unit='document')\n"
+        "    Index.open('x', index_type='hsnw')\n",
+        encoding="utf-8",
+    )
+    out, _, status = api.run([str(code), "--strict", "--no-incremental", "--follow-imports=silent"])
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    assert status == 1
+    assert [line.split(":")[1] for line in errors] == ["4", "6"], out
+
+
+def _plain(value: Any, where: str = "hit") -> None:
+    """Assert ``value`` is made of exactly the types `json` writes (no numpy scalars)."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            assert type(k) is str, where
+            _plain(v, f"{where}.{k}")
+    elif isinstance(value, (list, tuple)):
+        for n, v in enumerate(value):
+            _plain(v, f"{where}[{n}]")
+    else:
+        assert value is None or type(value) in (str, int, float, bool), (where, type(value))
+
+
+@pytest.mark.parametrize("mode", ["dense", "lexical", "hybrid"])
+def test_hits_are_plain_python_values_that_json_takes(
+    tmp_path: Path, corpus: Path, mode: Any
+) -> None:
+    import dataclasses
+    import json
+
+    (corpus / "d.txt").write_text(
+        "River news\n\nHeavy rain made the river burst its banks on Tuesday.\n", encoding="utf-8"
+    )  # a copy of a.txt's first paragraph: collapsed, so also_in is filled
+    with Index.open(tmp_path / "idx", create=True, embedder=FakeEmbedder()) as index:
+        index.add([corpus])
+        hits = index.search("river rain bakery", k=5, mode=mode, highlight=True)
+        hits += index.search("river", k=5, mode=mode, by_article=True)
+    assert any(h.also_in for h in hits) and any(h.highlights for h in hits)
+    for hit in hits:
+        for f in dataclasses.fields(hit):
+            if f.name not in ("fields", "highlights", "also_in"):
+                value = getattr(hit, f.name)
+                assert value is None or type(value) in (str, int, float), (f.name, type(value))
+        data = hit.to_dict()
+        _plain(data)
+        assert json.loads(json.dumps(data)) == json.loads(json.dumps(data, default=str))
