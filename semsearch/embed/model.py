@@ -7,13 +7,16 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from ..errors import ModelLoadError
 from . import Progress, normalize
+
+if TYPE_CHECKING:
+    from .words import WordVectors
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
@@ -80,6 +83,7 @@ class SentenceTransformerEmbedder:
         self._model: Any = None
         self._tokenizer: Any = None
         self._counter: Any = None  # a private copy of the fast tokenizer, for counting only
+        self._words: WordVectors | None = None
         self._fingerprint: str | None = None
         self._export_key: str | None = None
 
@@ -210,6 +214,23 @@ class SentenceTransformerEmbedder:
             counter.no_padding()
             self._counter = counter
         return self._counter
+
+    def word_vectors(self) -> WordVectors | None:
+        """The model's input word-piece vectors (see `embed.words`), or None."""
+        if self._words is None:
+            from .words import WordVectors
+
+            counter = self._counting_tokenizer()
+            try:
+                layer = self.model[0].auto_model.get_input_embeddings()
+            except (AttributeError, IndexError, TypeError):  # not a transformers model
+                layer = None
+            if counter is None or layer is None:
+                return None
+            with _TORCH_LOCK:
+                matrix = layer.weight.detach().cpu().numpy().astype(np.float32, copy=False)
+            self._words = WordVectors(matrix, counter)
+        return self._words
 
     def embed(
         self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None

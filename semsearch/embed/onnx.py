@@ -12,10 +12,11 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import IndexCorruptError
-from . import normalize
+from . import normalize, words
 
 if TYPE_CHECKING:
     from .export import QueryModel
+    from .words import WordVectors
 
 
 class OnnxEncoder:
@@ -31,6 +32,11 @@ class OnnxEncoder:
         self._tokenizer, self._pad_id = load_tokenizer(tokenizer_path, max_tokens)
         self._counter: Any = None  # made on first use: queries never count
         self.max_tokens = max_tokens
+
+    @property
+    def tokenizer(self) -> Any:
+        """The `tokenizers.Tokenizer` that encodes for the model (truncating): read it only."""
+        return self._tokenizer
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         # A tokenizer of its own that never truncates: switching the shared one's
@@ -141,6 +147,8 @@ class OnnxEmbedder:
         self._encoder = OnnxEncoder(
             os.path.join(folder, info.file), os.path.join(folder, info.tokenizer), info.max_tokens
         )
+        self._words: WordVectors | None = None
+        self._words_read = False
 
     @property
     def fingerprint(self) -> str:
@@ -164,6 +172,14 @@ class OnnxEmbedder:
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return self._encoder.count_tokens(texts)
+
+    def word_vectors(self) -> WordVectors | None:
+        """The export's input word-piece vectors (see `embed.words`), mapped on first use."""
+        if not self._words_read:  # two threads may both map it: the same read-only rows
+            path = os.path.join(self._folder, self._info.file)
+            self._words = words.from_onnx(path, self._encoder.tokenizer)
+            self._words_read = True
+        return self._words
 
     def embed(
         self, texts: Sequence[str], *, batch_size: int = 32, progress: Any = None
