@@ -39,6 +39,7 @@ from .query import Hit, Query, check_query
 from .query.fusion import Fusion
 from .query.options import Mode
 from .query.searcher import Searcher
+from .query.similar import similar as _similar
 from .storage import integrity
 from .storage import vectors as _vectors
 from .storage.lock import LOCK_NAME, WriteLock
@@ -46,6 +47,7 @@ from .storage.schema import SCHEMA_VERSION
 from .storage.store import (
     DB_NAME,
     FileRow,
+    PassageRow,
     StaleSnapshot,
     Store,
     delete_index_files,
@@ -508,6 +510,76 @@ class Index:
             return []
         with self.snapshot() as snap:
             return snap.run(checked, batch_size=batch_size)
+
+    def similar(
+        self,
+        passage_ids: int | Sequence[int],
+        k: int = 10,
+        *,
+        min_score: float | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        path: str | None = None,
+        by_article: bool = False,
+        collapse: bool = True,
+    ) -> list[Hit]:
+        """The ``k`` passages nearest to a stored one (``hit.passage_id``), best first.
+
+        From the passage's stored vector: nothing is embedded and no model is
+        loaded. Several ids stand for their mean (a paragraph in pieces, a whole
+        file: see `passages_of`). The given passages and every passage
+        near-identical to one of them (what `search` collapses) are left out.
+        Scores are cosines; the other options are `search`'s. An id the index
+        does not hold raises `UsageError`.
+        """
+        ids = _passage_id_list(passage_ids)
+        q = check_query(
+            f"like passage {ids[0]}",  # (the query's text is not searched for)
+            k,
+            min_score,
+            mode="dense",
+            since=since,
+            until=until,
+            path=path,
+            by_article=by_article,
+            collapse=collapse,
+        )
+        with self.snapshot() as snap:
+            return snap.similar(ids, q)
+
+    def passages_of(
+        self, file: str | os.PathLike[str], *, paragraph: int | None = None, key: str | None = None
+    ) -> list[int]:
+        """The ids of an indexed file's passages, in order: all of them, or those of one
+        paragraph (1-based, as hits number them) and/or one record (``key``, the id of a
+        JSON Lines record), for `similar`.
+
+        ``file`` is a path as for `remove` (relative or absolute, also when the file
+        is gone from disk). A path nothing is indexed at raises `SourceError`; a
+        folder, a paragraph or a record the file does not have, `UsageError`.
+        """
+        given = os.fspath(file)
+        if paragraph is not None and (
+            isinstance(paragraph, bool) or not isinstance(paragraph, int) or paragraph < 1
+        ):
+            raise UsageError(f"paragraph must be a whole number of at least 1 (got {paragraph!r})")
+        store = self._store_or_raise()
+        with store.reading():
+            moved_from = store.moved_from()
+            relocate = (lambda p: store.relocate(p, moved_from)) if moved_from else None
+            under = rows_under(store.files().values(), given, relocate)
+            if not under:
+                raise SourceError(self._not_indexed(given, store))
+            if len(under) > 1:
+                raise UsageError(
+                    f"{given} is a folder of {len(under)} indexed files: give one file (see "
+                    f"`semsearch list{self._index_option()}`)"
+                )
+            rows = sorted(
+                store.passages(store.passage_ids([under[0].id]).tolist()).values(),
+                key=lambda r: (r.document_id, r.paragraph, r.piece),
+            )
+        return [r.id for r in _pick_passages(given, rows, paragraph, key)]
 
     def info(self) -> IndexInfo:
         """Counts, model and settings of the index (reads no vectors)."""
@@ -1130,6 +1202,45 @@ def _name_files(report: AddReport, files: FilePlan, replaced: dict[str, FileRow]
     report.files_unchanged = len(files.unchanged_ids)
 
 
+def _passage_id_list(passage_ids: int | Sequence[int]) -> list[int]:
+    """``passage_ids`` as a list of ids, once each; raises `UsageError` for anything else."""
+    given = [passage_ids] if isinstance(passage_ids, int) else list(passage_ids)
+    if not given:
+        raise UsageError("give at least one passage id")
+    for i in given:
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+            raise UsageError(f"a passage id is a whole number (got {i!r})")
+    return list(dict.fromkeys(int(i) for i in given))
+
+
+def _pick_passages(
+    file: str, rows: list[PassageRow], paragraph: int | None, key: str | None
+) -> list[PassageRow]:
+    """The passages of one file's ``rows`` that ``paragraph`` and ``key`` name."""
+    if key is not None:
+        keys = list(dict.fromkeys(r.key for r in rows if r.key))
+        rows = [r for r in rows if r.key == key]
+        if not rows:
+            known = ", ".join(keys[:5]) + (" ..." if len(keys) > 5 else "")
+            held = f": its records are {known}" if keys else ": it holds no records"
+            raise UsageError(f"{file} has no record {key!r}{held}")
+    if not rows:
+        raise UsageError(f"{file} is indexed but holds no passage (an empty file?)")
+    if paragraph is None:
+        return rows
+    documents = {r.document_id for r in rows}
+    if len(documents) > 1:
+        raise UsageError(
+            f"{file} holds {len(documents)} records: name one, as {file}#KEY#{paragraph} "
+            "(KEY as hits show it), or give the passage's id with --id"
+        )
+    chosen = [r for r in rows if r.paragraph + 1 == paragraph]
+    if not chosen:
+        last = max((r.paragraph + 1 for r in rows), default=0)
+        raise UsageError(f"{file} has no paragraph {paragraph}: it has paragraphs 1 to {last}")
+    return chosen
+
+
 def _check_precision(manifest: dict[str, Any], embedder: Embedder, folder: str) -> None:
     """Refuse to add vectors of another precision (say int8) to an index of fp32 ones."""
     held = str(manifest.get("precision", "fp32"))
@@ -1207,6 +1318,18 @@ class Snapshot:
     def search(self, query: str, k: int = 5, **options: Any) -> list[Hit]:
         """`Index.search` on this generation."""
         return self.run([check_query(query, k, **options)])[0]
+
+    def similar(self, passage_ids: Sequence[int], q: Query) -> list[Hit]:
+        """`Index.similar` on this generation, its options checked into ``q``."""
+        self._check_thread()
+        rows = self._store.passages(passage_ids)
+        missing = [i for i in passage_ids if i not in rows]
+        if missing:
+            raise UsageError(
+                f"the index in {self._index.folder} holds no passage {missing[0]}: passage ids "
+                "are the passage_id of the hits of `semsearch query --json`"
+            )
+        return _similar(self._store, self._vectors, [rows[i] for i in passage_ids], q)
 
     def run(self, queries: Sequence[Query], batch_size: int = 64) -> list[list[Hit]]:
         """Checked queries (all of one mode) on this generation."""
