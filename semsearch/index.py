@@ -532,20 +532,18 @@ class Index:
         Scores are cosines; the other options are `search`'s. An id the index
         does not hold raises `UsageError`.
         """
-        ids = _passage_id_list(passage_ids)
-        q = check_query(
-            f"like passage {ids[0]}",  # (the query's text is not searched for)
-            k,
-            min_score,
-            mode="dense",
-            since=since,
-            until=until,
-            path=path,
-            by_article=by_article,
-            collapse=collapse,
-        )
+        _passage_id_list(passage_ids)  # bad arguments before any read
         with self.snapshot() as snap:
-            return snap.similar(ids, q)
+            return snap.similar(
+                passage_ids,
+                k,
+                min_score=min_score,
+                since=since,
+                until=until,
+                path=path,
+                by_article=by_article,
+                collapse=collapse,
+            )
 
     def passages_of(
         self, file: str | os.PathLike[str], *, paragraph: int | None = None, key: str | None = None
@@ -1204,7 +1202,7 @@ def _name_files(report: AddReport, files: FilePlan, replaced: dict[str, FileRow]
 
 def _passage_id_list(passage_ids: int | Sequence[int]) -> list[int]:
     """``passage_ids`` as a list of ids, once each; raises `UsageError` for anything else."""
-    given = [passage_ids] if isinstance(passage_ids, int) else list(passage_ids)
+    given = [passage_ids] if isinstance(passage_ids, (int, np.integer)) else list(passage_ids)
     if not given:
         raise UsageError("give at least one passage id")
     for i in given:
@@ -1319,17 +1317,20 @@ class Snapshot:
         """`Index.search` on this generation."""
         return self.run([check_query(query, k, **options)])[0]
 
-    def similar(self, passage_ids: Sequence[int], q: Query) -> list[Hit]:
-        """`Index.similar` on this generation, its options checked into ``q``."""
+    def similar(self, passage_ids: int | Sequence[int], k: int = 10, **options: Any) -> list[Hit]:
+        """`Index.similar` on this generation."""
         self._check_thread()
-        rows = self._store.passages(passage_ids)
-        missing = [i for i in passage_ids if i not in rows]
+        ids = _passage_id_list(passage_ids)
+        # the query's options, checked as a search's (its text is never searched for)
+        q = check_query(f"like passage {ids[0]}", k, mode="dense", **options)
+        rows = self._store.passages(ids)
+        missing = [i for i in ids if i not in rows]
         if missing:
             raise UsageError(
                 f"the index in {self._index.folder} holds no passage {missing[0]}: passage ids "
                 "are the passage_id of the hits of `semsearch query --json`"
             )
-        return _similar(self._store, self._vectors, [rows[i] for i in passage_ids], q)
+        return _similar(self._store, self._vectors, [rows[i] for i in ids], q)
 
     def run(self, queries: Sequence[Query], batch_size: int = 64) -> list[list[Hit]]:
         """Checked queries (all of one mode) on this generation."""

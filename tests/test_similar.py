@@ -90,6 +90,9 @@ def test_similar_ranks_by_the_stored_vector_and_embeds_nothing(
     assert [h.passage_id for h in hits] == [i for i, _ in want]
     assert [h.score for h in hits] == pytest.approx([s for _, s in want], abs=1e-5)
     assert [h.rank for h in hits] == [1, 2, 3, 4]
+    with Index.open(folder, embedder=fake) as index, index.snapshot() as snap:
+        # a snapshot answers the same (a server's one generation); numpy ids are ids
+        assert snap.similar(np.int64(source), k=4, collapse=False) == hits
 
 
 def test_similar_leaves_out_the_passage_and_its_near_identical_copies(
