@@ -30,6 +30,7 @@ class OnnxEncoder:
         options.log_severity_level = 3
         self._session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
         self._tokenizer, self._pad_id = load_tokenizer(tokenizer_path, max_tokens)
+        self.onnx_path = onnx_path
         self._counter: Any = None  # made on first use: queries never count
         self.max_tokens = max_tokens
 
@@ -176,8 +177,7 @@ class OnnxEmbedder:
     def word_vectors(self) -> WordVectors | None:
         """The export's input word-piece vectors (see `embed.words`), mapped on first use."""
         if not self._words_read:  # two threads may both map it: the same read-only rows
-            path = os.path.join(self._folder, self._info.file)
-            self._words = words.from_onnx(path, self._encoder.tokenizer)
+            self._words = words.from_onnx(self._encoder.onnx_path, self._encoder.tokenizer)
             self._words_read = True
         return self._words
 
