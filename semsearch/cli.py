@@ -1,9 +1,11 @@
 """The ``semsearch`` command: a thin shell over the library.
 
 Each command parses its options, calls one library function and formats the
-result. Library errors become one line on stderr and exit code 1; usage
-errors, one line and exit code 2; Ctrl-C, exit code 130 with the index as it
-was. Heavy modules are imported inside the commands, so ``--help`` is instant.
+result. Exit codes follow grep and ripgrep: 0 when a query finds something, 1
+when it finds nothing (and when `check` finds damage), 2 for every error (one
+line on stderr; bad arguments and library errors alike), 130 for Ctrl-C with
+the index as it was. Heavy modules are imported inside the commands, so
+``--help`` is instant.
 """
 
 from __future__ import annotations
@@ -30,8 +32,12 @@ if TYPE_CHECKING:
     from .query import Hit
     from .update import AddReport
 
-EXIT_ERROR = 1
-EXIT_USAGE = 2
+# Exit codes, as grep and ripgrep: 0 found, 1 nothing found, 2 trouble. Errors are 2 (not 1)
+# so that a script can tell a query that found nothing from one that could not run.
+EXIT_NOTHING_FOUND = 1  # a query found no passage
+EXIT_DAMAGED = 1  # `check` ran and found the index damaged
+EXIT_ERROR = 2  # the command could not do its work (one `error:` line says why)
+EXIT_USAGE = 2  # bad arguments (one `error:` line, naming `--help`)
 EXIT_INTERRUPTED = 130
 MAX_PROBLEMS_SHOWN = 20
 
@@ -49,8 +55,7 @@ class _OneLineErrors(TyperGroup):
                 typer.echo(ctx.get_help())
                 sys.exit(0)
             hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-            code = exc.exit_code if exc.exit_code != EXIT_ERROR else EXIT_USAGE
-            _fail(f"{exc.format_message()}{hint}", code)
+            _fail(f"{exc.format_message()}{hint}", EXIT_USAGE)
         except typer.Abort:
             _fail("interrupted: the index is as it was before this command", EXIT_INTERRUPTED)
         sys.exit(rv if isinstance(rv, int) else 0)
@@ -329,7 +334,10 @@ def query(
     ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Find the passages that best match TEXT, best first."""
+    """Find the passages that best match TEXT, best first.
+
+    Exits 0 when something is found, 1 when nothing is, 2 on an error.
+    """
     with _errors():
         from .query import check_query
 
@@ -350,6 +358,8 @@ def query(
                 typer.echo(json.dumps(data, ensure_ascii=False))
             else:
                 typer.echo(_format_hits(hits, min_score), nl=False)
+    if not hits:
+        sys.exit(EXIT_NOTHING_FOUND)
 
 
 def _query_json(text: str, index_dir: Path, model: str, hits: Sequence[Hit]) -> dict[str, Any]:
@@ -548,7 +558,7 @@ def check(index_dir: IndexDir = Path(".semsearch"), as_json: JsonFlag = False) -
                     f"ok: {report.passages:,} passages, {len(report.files_checked)} files checked"
                 )
         if not report.ok:
-            sys.exit(EXIT_ERROR)
+            sys.exit(EXIT_DAMAGED)
 
 
 def _human_bytes(n: int) -> str:
