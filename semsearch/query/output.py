@@ -89,9 +89,13 @@ def snippet(
     """
     if width is None or len(text) <= width:
         return text, list(spans)
-    width = max(width, 1)
     n = len(text)
     a, b = spans[0] if spans else (0, 0)
+    if width < 3:  # no room for ellipses and a character between them
+        start = min(a, n - max(width, 0))
+        end = start + max(width, 0)
+        moved = [(max(x, start) - start, min(y, end) - start) for x, y in spans]
+        return text[start:end], [(x, y) for x, y in moved if y > x]
     start = a if b - a >= width else max(0, a - (width - (b - a)) // 2)
     start = min(start, n - width)
     end = start + width
