@@ -71,11 +71,15 @@ def test_query_json_shape(seeds_index: Path) -> None:
             "path",
             "paragraph",
             "passage_id",
+            "piece",
+            "pieces",
             "key",
             "start",
             "end",
             "highlights",
             "also_in",
+            "abspath",
+            "line",
         }
         text = r["text"]
         assert r["highlights"] and all(0 <= a < b <= len(text) for a, b in r["highlights"])
