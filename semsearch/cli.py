@@ -18,6 +18,7 @@ import sys
 import textwrap
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from difflib import get_close_matches
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, TextIO
 
@@ -46,6 +47,15 @@ MAX_PROBLEMS_SHOWN = 20
 class _OneLineErrors(TyperGroup):
     """Print usage errors as one line, not a box, and keep exit codes meaningful."""
 
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except TyperException as exc:
+            name = args[0] if args else ""
+            if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+                exc.message = _no_such_command(name, list(self.commands))
+            raise
+
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
         try:
@@ -66,29 +76,37 @@ class _OneLineErrors(TyperGroup):
 _PYDANTIC_PREFIX = re.compile(r"(?<=: )Value error, ")  # typer's wording of a bad choice
 
 
+def _no_such_command(name: str, commands: Sequence[str]) -> str:
+    """The one line for a mistyped command: the nearest commands, or all of them."""
+    matches = get_close_matches(name, commands, n=2, cutoff=0.6)
+    if matches:
+        return f"no such command {name!r}; did you mean {' or '.join(map(repr, matches))}?"
+    return f"no such command {name!r}; the commands are {', '.join(commands)}"
+
+
 app = typer.Typer(
     cls=_OneLineErrors,
     help="Semantic search over your own folders of articles.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion (bash, zsh, fish, PowerShell)
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
 
 BackendOption = Annotated[
-    str | None,
+    Literal["torch", "onnx", "openvino"] | None,
     typer.Option(
-        help="What embeds passages: torch (sentence-transformers, default), onnx or openvino; "
+        help="What embeds passages: torch (sentence-transformers), onnx or openvino; "
         "an existing index keeps its own.",
-        show_default=False,
+        show_default="torch",
     ),
 ]
 PrecisionOption = Annotated[
-    str | None,
+    Literal["fp32", "int8"] | None,
     typer.Option(
-        help="fp32 (default) or int8 (openvino only: about 2.5x faster, calibrated on your "
-        "passages).",
-        show_default=False,
+        help="int8: openvino only, about 2.5x faster, calibrated on your passages.",
+        show_default="fp32",
     ),
 ]
 IndexDir = Annotated[
@@ -171,19 +189,20 @@ def index(
         bool, typer.Option("--rebuild", help="Start the index from scratch.")
     ] = False,
     unit: Annotated[
-        str | None,
+        Literal["paragraph", "document"] | None,
         typer.Option(
-            help="Passage unit of a new index: paragraph (default) or document "
-            "(one passage per article, for short texts such as abstracts)."
+            help="Passage unit of a new index: paragraph, or document (one passage per "
+            "article, for short texts such as abstracts).",
+            show_default="paragraph",
         ),
     ] = None,
     index_type: Annotated[
-        str | None,
+        Literal["auto", "flat", "hnsw", "ivf", "ivfpq"] | None,
         typer.Option(
             "--index-type",
-            help="auto (default: exact up to 100,000 passages, IVF above), flat, hnsw, ivf or "
-            "ivfpq; switching converts the index without re-embedding.",
-            show_default=False,
+            help="auto: exact (flat) up to 100,000 passages, IVF above; an existing index "
+            "keeps its own, and switching converts it without re-embedding.",
+            show_default="auto",
         ),
     ] = None,
     backend: BackendOption = None,
@@ -590,7 +609,7 @@ def eval_(
         ),
     ] = None,
     protocol: Annotated[
-        str,
+        Literal["paragraphs", "beir"],
         typer.Option(
             help="paragraphs: semsearch's own passages; beir: each document one passage, "
             "title + text, as published BEIR figures."

@@ -15,6 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
+import types
 import typing
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
+import typer.main
 
 from semsearch import cli
 from semsearch.cli import app
@@ -355,9 +357,145 @@ def run(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+def test_did_you_mean() -> None:
+    code, out, err = run("qeury", "parade")
+    line = assert_one_line_error(code, out, err, exit_code=2)
+    prog = r"\S+"  # CliRunner calls the program `root`
+    assert re.fullmatch(
+        rf"error: no such command 'qeury'; did you mean 'query'\? \(see `{prog} --help`\)", line
+    ), line
+    code, out, err = run("frobnicate")
+    line = assert_one_line_error(code, out, err, "no such command 'frobnicate'", exit_code=2)
+    assert all(name in line for name in ("index", "query", "info", "check"))
+
+
+def _commands() -> dict[str, Any]:
+    group = typer.main.get_command(app)
+    return dict(group.commands)  # type: ignore[attr-defined]
+
+
+def test_short_help_and_version() -> None:
+    for args in ([], *([name] for name in _commands())):
+        long = run(*args, "--help")
+        assert long[0] == 0 and long[1].startswith("Usage: ")
+        assert run(*args, "-h") == long
+    code, out, _ = run("--version")
+    assert code == 0 and re.fullmatch(r"semsearch \d+\.\d+\.\d+\S*\n", out)
+
+
+def _option_blocks(help_text: str) -> list[tuple[str, str]]:
+    """(its names and metavar, all its help) for each option, wrapped lines joined."""
+    section = help_text.split("Options:", 1)[1]
+    blocks: list[tuple[str, str]] = []
+    for line in section.splitlines():
+        if re.match(r"  -", line):
+            head = re.split(r"\s{2,}", line.strip(), maxsplit=1)[0]
+            blocks.append((head, line.strip()))
+        elif line.strip() and blocks and line.startswith("   "):
+            blocks[-1] = (blocks[-1][0], blocks[-1][1] + " " + line.strip())
+        elif line.strip():
+            break
+    return [(head, re.sub(r"\s+", " ", text)) for head, text in blocks]
+
+
+def _choices(param: Any) -> list[str]:
+    """The values an option accepts, when it is a choice (a click Choice or a Literal)."""
+    kind = getattr(param, "type", None)
+    if getattr(kind, "choices", None):
+        return [str(c) for c in kind.choices]
+    annotation = getattr(getattr(param, "type_descriptor", None), "annotation", None)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = typing.get_args(annotation)
+    else:
+        members = (annotation,)
+    return [
+        str(v)
+        for m in members
+        if typing.get_origin(m) is typing.Literal
+        for v in typing.get_args(m)
+    ]
+
+
+def test_help_walk() -> None:
+    """Every command (found, not listed) and every option: help text, choices, defaults."""
+    code, top, _ = run("--help")
+    assert code == 0
+    assert "--install-completion" in top and "--show-completion" in top and "--version" in top
+    commands = _commands()
+    assert {"index", "query", "eval", "info", "check"} <= set(commands)
+    seen_choices: set[tuple[str, str | None]] = set()
+    for name, command in commands.items():
+        assert name in top
+        code, out, err = run(name, "--help")
+        assert code == 0, err
+        assert (command.help or "").strip(), f"{name} has no help text"
+        blocks = _option_blocks(out)
+        for param in command.params:
+            if getattr(param, "hidden", False) or param.param_type_name != "option":
+                continue
+            assert (getattr(param, "help", None) or "").strip(), (name, param.opts)
+            ((head, block),) = [
+                (h, b) for h, b in blocks if param.opts[-1] in re.findall(r"-[\w-]+", h)
+            ]
+            for choice in _choices(param):  # in the option's metavar, as <a|b|c>
+                assert choice in head, (name, param.opts, choice)
+                seen_choices.add((name, param.name))
+            flag = getattr(param, "is_flag", False) and not getattr(param, "secondary_opts", [])
+            if param.default is not None and not flag:  # shown by click, or said in the help
+                assert re.search(r"\[default: |\(default[: ]", block), (name, param.opts, block)
+    wanted = {("query", n) for n in ("mode", "output_format", "color")} | {("index", "backend")}
+    assert wanted <= seen_choices
+
+
 def test_cli_choices_are_the_librarys() -> None:
     assert set(typing.get_args(cli.ModeName)) == set(MODES)
     assert typing.get_args(cli.FormatName) == O.FORMATS
+
+
+def _python_semsearch(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "semsearch", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
+        timeout=120,
+    )
+
+
+def test_shell_completion() -> None:
+    def complete(words: str, cword: int) -> list[str]:
+        done = _python_semsearch(
+            env={
+                "_SEMSEARCH_COMPLETE": "complete_bash",
+                "COMP_WORDS": words,
+                "COMP_CWORD": str(cword),
+            }
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout.split()
+
+    assert complete("semsearch qu", 1) == ["query"]
+    assert complete("semsearch query x --format c", 4) == ["csv"]
+    assert set(complete("semsearch query x --color ", 4)) == {"auto", "always", "never"}
+    done = _python_semsearch(
+        "--show-completion", "bash", env={"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
+    )
+    assert done.returncode == 0 and "_SEMSEARCH_COMPLETE=complete_bash" in done.stdout
+
+
+def test_install_completion(tmp_path: Path) -> None:
+    done = _python_semsearch(
+        "--install-completion",
+        "bash",
+        env={"HOME": str(tmp_path), "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "bash completion installed" in done.stdout
+    script = tmp_path / ".bash_completions" / "semsearch.sh"
+    assert "_SEMSEARCH_COMPLETE" in script.read_text()
+    assert str(script.name) in (tmp_path / ".bashrc").read_text()
 
 
 # --------------------------------------------------------------------------- real processes
