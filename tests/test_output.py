@@ -154,6 +154,13 @@ def test_snippet_centres_on_the_highlight_between_words() -> None:
     assert out[x:y] == words[a:b]
 
 
+def test_snippet_of_a_long_highlight_still_ends_between_words() -> None:
+    text = "Alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron."
+    out, spans = O.snippet(text, [(0, len(text))], 30)
+    assert out == "Alpha beta gamma delta…"
+    assert spans == [(0, len(out) - 1)]
+
+
 def test_snippet_without_highlight_starts_at_the_start() -> None:
     text = "word " * 50
     out, spans = O.snippet(text, [], 23)

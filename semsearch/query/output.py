@@ -113,7 +113,10 @@ def snippet(
         if space >= 0:
             start = space + 1
     if end < n:
-        space = text.rfind(" ", max(start + 1, end - _SNAP, b), end + 1)
+        lowest = max(start + 1, end - _SNAP)
+        if b <= end:  # a highlight that fits is not cut
+            lowest = max(lowest, b)
+        space = text.rfind(" ", lowest, end + 1)
         if space > start:
             end = space
     while start < end and text[start].isspace():
