@@ -101,6 +101,13 @@ class Run:
         return self.code is None
 
     @property
+    def ok(self) -> bool:
+        """It did its work: exit 0, or a query that found nothing (exit 1 and no error line,
+        as grep: semsearch's errors exit 2)."""
+        found_nothing = self.code == 1 and self.args[:1] == ["query"] and not self.error_lines()
+        return self.code == 0 or found_nothing
+
+    @property
     def traceback(self) -> bool:
         return "Traceback (most recent call last)" in self.err + self.out
 
@@ -111,7 +118,8 @@ class Run:
     def one_line_error(self) -> bool:
         lines = self.error_lines()
         return (
-            self.code not in (0, None)
+            not self.ok
+            and self.code is not None
             and not self.traceback
             and len(lines) == 1
             and lines[0].startswith("error: ")
@@ -137,7 +145,7 @@ class Run:
             return "HANG"
         if self.traceback:
             return "TRACEBACK"
-        if self.code == 0:
+        if self.ok:
             return "ok"
         if self.one_line_error:
             return "error --rebuild" if "--rebuild" in self.error_lines()[0] else "error"
@@ -351,7 +359,7 @@ def read_state(
     last = info
     for mode in modes:
         last = h.run(*query_args(index_dir, mode), timeout=timeout)
-        if last.code != 0:
+        if not last.ok:
             return None, last
         answers[mode] = parse_hits(last.out)
     return State(counts, identity, updated, answers), last
@@ -986,7 +994,7 @@ def part_rw(s: Setup, *, seconds: float, readers: int = 8) -> dict[str, Any]:
         )
         n += 1
         cli["queries"] += 1
-        if r.code != 0:
+        if not r.ok:
             cli["errors"] += 1
             if len(cli["messages"]) < 3:
                 cli["messages"].append(r.summary())
@@ -1329,7 +1337,7 @@ def all_passages(h: Harness, index_dir: Path, root: Path) -> tuple[dict[str, lis
         str(max(total, 1)),
         "--json",
     )
-    if r.code != 0:
+    if not r.ok:
         return {}, r
     by_file: dict[str, list[tuple[str, int, str]]] = {}
     for hit in json.loads(r.out)["results"]:
@@ -1422,7 +1430,7 @@ def part_hostile(
             "exit": r.code,
             "seconds": round(r.seconds, 1),
             "verdict": r.verdict(),
-            "message": r.summary(90) if r.code != 0 else "",
+            "message": r.summary(90) if not r.ok else "",
         }
         for name, r in runs
     ]
@@ -1432,7 +1440,7 @@ def part_hostile(
         all(row["ok"] for row in rows)
         and tracebacks == 0
         and hangs == 0
-        and all(r.code == 0 for _, r in runs)
+        and all(r.ok for _, r in runs)
     )
     return {
         "rows": rows,

@@ -1,22 +1,26 @@
 """The ``semsearch`` command: a thin shell over the library.
 
 Each command parses its options, calls one library function and formats the
-result. Library errors become one line on stderr and exit code 1; usage
-errors, one line and exit code 2; Ctrl-C, exit code 130 with the index as it
-was. Heavy modules are imported inside the commands, so ``--help`` is instant.
+result. Exit codes follow grep and ripgrep: 0 when a query finds something, 1
+when it finds nothing (and when `check` finds damage), 2 for every error (one
+line on stderr; bad arguments and library errors alike), 130 for Ctrl-C with
+the index as it was. Heavy modules are imported inside the commands, so
+``--help`` is instant.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import textwrap
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from difflib import get_close_matches
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn, TextIO
 
 import typer
 from typer.core import TyperGroup
@@ -30,14 +34,28 @@ if TYPE_CHECKING:
     from .query import Hit
     from .update import AddReport
 
-EXIT_ERROR = 1
-EXIT_USAGE = 2
+# Exit codes, as grep and ripgrep: 0 found, 1 nothing found, 2 trouble. Errors are 2 (not 1)
+# so that a script can tell a query that found nothing from one that could not run.
+EXIT_NOTHING_FOUND = 1  # a query found no passage
+EXIT_DAMAGED = 1  # `check` ran and found the index damaged
+EXIT_DECLINED = 1  # `drop` was asked and told no: nothing done, nothing wrong
+EXIT_ERROR = 2  # the command could not do its work (one `error:` line says why)
+EXIT_USAGE = 2  # bad arguments (one `error:` line, naming `--help`)
 EXIT_INTERRUPTED = 130
 MAX_PROBLEMS_SHOWN = 20
 
 
 class _OneLineErrors(TyperGroup):
     """Print usage errors as one line, not a box, and keep exit codes meaningful."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except TyperException as exc:
+            name = args[0] if args else ""
+            if name and not name.startswith("-") and self.get_command(ctx, name) is None:
+                exc.message = _no_such_command(name, list(self.commands))
+            raise
 
     def main(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["standalone_mode"] = False
@@ -49,36 +67,47 @@ class _OneLineErrors(TyperGroup):
                 typer.echo(ctx.get_help())
                 sys.exit(0)
             hint = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-            code = exc.exit_code if exc.exit_code != EXIT_ERROR else EXIT_USAGE
-            _fail(f"{exc.format_message()}{hint}", code)
+            message = _PYDANTIC_PREFIX.sub("", exc.format_message())
+            _fail(f"{message}{hint}", EXIT_USAGE)
         except typer.Abort:
             _fail("interrupted: the index is as it was before this command", EXIT_INTERRUPTED)
         sys.exit(rv if isinstance(rv, int) else 0)
+
+
+_PYDANTIC_PREFIX = re.compile(r"(?<=: )Value error, ")  # typer's wording of a bad choice
+
+
+def _no_such_command(name: str, commands: Sequence[str]) -> str:
+    """The one line for a mistyped command: the nearest commands, or all of them."""
+    matches = get_close_matches(name, commands, n=2, cutoff=0.6)
+    if matches:
+        return f"no such command {name!r}; did you mean {' or '.join(map(repr, matches))}?"
+    return f"no such command {name!r}; the commands are {', '.join(commands)}"
 
 
 app = typer.Typer(
     cls=_OneLineErrors,
     help="Semantic search over your own folders of articles.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion (bash, zsh, fish, PowerShell)
+    context_settings={"help_option_names": ["-h", "--help"]},
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
 
 BackendOption = Annotated[
-    str | None,
+    Literal["torch", "onnx", "openvino"] | None,
     typer.Option(
-        help="What embeds passages: torch (sentence-transformers, default), onnx or openvino; "
+        help="What embeds passages: torch (sentence-transformers), onnx or openvino; "
         "an existing index keeps its own.",
-        show_default=False,
+        show_default="torch",
     ),
 ]
 PrecisionOption = Annotated[
-    str | None,
+    Literal["fp32", "int8"] | None,
     typer.Option(
-        help="fp32 (default) or int8 (openvino only: about 2.5x faster, calibrated on your "
-        "passages).",
-        show_default=False,
+        help="int8: openvino only, about 2.5x faster, calibrated on your passages.",
+        show_default="fp32",
     ),
 ]
 IndexDir = Annotated[
@@ -161,19 +190,20 @@ def index(
         bool, typer.Option("--rebuild", help="Start the index from scratch.")
     ] = False,
     unit: Annotated[
-        str | None,
+        Literal["paragraph", "document"] | None,
         typer.Option(
-            help="Passage unit of a new index: paragraph (default) or document "
-            "(one passage per article, for short texts such as abstracts)."
+            help="Passage unit of a new index: paragraph, or document (one passage per "
+            "article, for short texts such as abstracts).",
+            show_default="paragraph",
         ),
     ] = None,
     index_type: Annotated[
-        str | None,
+        Literal["auto", "flat", "hnsw", "ivf", "ivfpq"] | None,
         typer.Option(
             "--index-type",
-            help="auto (default: exact up to 100,000 passages, IVF above), flat, hnsw, ivf or "
-            "ivfpq; switching converts the index without re-embedding.",
-            show_default=False,
+            help="auto: exact (flat) up to 100,000 passages, IVF above; an existing index "
+            "keeps its own, and switching converts it without re-embedding.",
+            show_default="auto",
         ),
     ] = None,
     backend: BackendOption = None,
@@ -302,13 +332,17 @@ def _changed_files(report: AddReport) -> list[str]:
 # --------------------------------------------------------------------------- query
 
 
+# The choices below mirror the library's (query.MODES, query.output.FORMATS; a test keeps
+# them equal): importing the library here would slow down `semsearch --help`.
+ModeName = Literal["hybrid", "dense", "lexical"]
+FormatName = Literal["text", "json", "jsonl", "csv", "tsv", "markdown", "vimgrep"]
+ColorChoice = Literal["auto", "always", "never"]
+
 Mode = Annotated[
-    str | None,
+    ModeName,
     typer.Option(
         "--mode",
-        help="hybrid (default: meaning and words fused), dense (meaning only) or "
-        "lexical (BM25 words only).",
-        show_default=False,
+        help="hybrid: meaning and words fused; dense: meaning only; lexical: BM25 words only.",
     ),
 ]
 
@@ -316,10 +350,14 @@ Mode = Annotated[
 @app.command()
 def query(
     text: Annotated[
-        str, typer.Argument(help="What to search for, in your own words.", show_default=False)
+        str,
+        typer.Argument(
+            help="What to search for, in your own words; - reads it from standard input.",
+            show_default=False,
+        ),
     ],
     k: Annotated[int, typer.Option("-k", "--top", help="How many passages to return.")] = 5,
-    mode: Mode = None,
+    mode: Mode = "hybrid",
     min_score: Annotated[
         float | None,
         typer.Option(
@@ -351,12 +389,64 @@ def query(
     model: Annotated[
         str | None, typer.Option(help="Must be the index's own model (default: it is).")
     ] = None,
-    as_json: JsonFlag = False,
+    output_format: Annotated[
+        FormatName,
+        typer.Option(
+            "--format",
+            help="text for reading; json (one object), jsonl (one hit a line), csv, tsv or "
+            "markdown for programs and notes; vimgrep (path:line:column: text) for editors.",
+        ),
+    ] = "text",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object for programs (--format json).")
+    ] = False,
+    as_jsonl: Annotated[
+        bool, typer.Option("--jsonl", help="One JSON object a hit, a line each (--format jsonl).")
+    ] = False,
+    vimgrep: Annotated[
+        bool,
+        typer.Option(
+            "--vimgrep", help="path:line:column: text lines for editors (--format vimgrep)."
+        ),
+    ] = False,
+    width: Annotated[
+        int | None,
+        typer.Option(
+            "--snippet",
+            min=1,
+            metavar="N",
+            help="Show at most N characters of each passage, around its highlight (the "
+            "full text by default; json and jsonl always keep it).",
+            show_default=False,
+        ),
+    ] = None,
+    highlight: Annotated[
+        bool,
+        typer.Option(
+            "--highlight/--no-highlight",
+            help="Find each passage's best sentence(s): bold in the terminal, spans in JSON. "
+            "--no-highlight skips that work.",
+        ),
+    ] = True,
+    color: Annotated[
+        ColorChoice,
+        typer.Option(
+            "--color",
+            help="Bold and dim text: auto (on a terminal, unless NO_COLOR is set or "
+            "TERM=dumb), always or never.",
+        ),
+    ] = "auto",
 ) -> None:
-    """Find the passages that best match TEXT, best first."""
+    """Find the passages that best match TEXT, best first.
+
+    Exits 0 when something is found, 1 when nothing is, 2 on an error.
+    """
     with _errors():
         from .query import check_query
 
+        fmt = _output_format(output_format, as_json=as_json, as_jsonl=as_jsonl, vimgrep=vimgrep)
+        if text == "-":
+            text = _read_query(sys.stdin)
         options: dict[str, Any] = dict(
             mode=mode,
             since=since,
@@ -364,67 +454,142 @@ def query(
             path=path,
             by_article=by_article,
             collapse=collapse,
-            highlight=True,
+            # only what is shown is worked out: csv, tsv and vimgrep show no highlights
+            highlight=highlight and (fmt in _SHOWS_HIGHLIGHTS or width is not None),
         )
         check_query(text, k, min_score, **options)  # argument errors before any slow work
         with _open(index_dir, model=model) as idx:
             hits = idx.search(text, k=k, min_score=min_score, **options)
-            if as_json:
-                data = _query_json(text, index_dir, idx.model, hits)
-                typer.echo(json.dumps(data, ensure_ascii=False))
-            else:
-                typer.echo(_format_hits(hits, min_score), nl=False)
+            _print_hits(fmt, hits, text, os.fspath(index_dir), idx.model, width, min_score, color)
+    if not hits:
+        sys.exit(EXIT_NOTHING_FOUND)
 
 
-def _query_json(text: str, index_dir: Path, model: str, hits: Sequence[Hit]) -> dict[str, Any]:
-    keys = (
-        "rank",
-        "score",
-        "text",
-        "title",
-        "date",
-        "path",
-        "abspath",
-        "line",
-        "column",
-        "paragraph",
-        "passage_id",
-        "key",
-        "start",
-        "end",
-    )
-    results = []
-    for h in hits:
-        item: dict[str, Any] = {key: getattr(h, key) for key in keys}
-        item["highlights"] = [list(span) for span in h.highlights]
-        item["also_in"] = [
-            {
-                "title": s.title,
-                "date": s.date,
-                "path": s.path,
-                "abspath": s.abspath,
-                "paragraph": s.paragraph,
-                "passage_id": s.passage_id,
-            }
-            for s in h.also_in
-        ]
-        results.append(item)
-    return {"query": text, "index": os.fspath(index_dir), "model": model, "results": results}
+_SHOWS_HIGHLIGHTS = frozenset({"text", "json", "jsonl", "markdown"})
+
+
+def _output_format(chosen: str, *, as_json: bool, as_jsonl: bool, vimgrep: bool) -> str:
+    """The one output format the options ask for (``--format``'s, text by default)."""
+    asked = {
+        name
+        for name, flag in (
+            (chosen, chosen != "text"),
+            ("json", as_json),
+            ("jsonl", as_jsonl),
+            ("vimgrep", vimgrep),
+        )
+        if flag
+    }
+    if len(asked) > 1:
+        from .errors import UsageError
+
+        raise UsageError(
+            f"choose one output format: {' and '.join(sorted(asked))} were both asked for"
+            if len(asked) == 2
+            else f"choose one output format: {', '.join(sorted(asked))} were all asked for"
+        )
+    return next(iter(asked), "text")
+
+
+def _read_query(stream: TextIO) -> str:
+    """The query given on standard input (`semsearch query -`), at most a little more than
+    the longest query allowed; bytes that are not UTF-8 reach `check_text`, which names them."""
+    from .errors import UsageError
+    from .query import MAX_QUERY_CHARS
+
+    limit = 4 * MAX_QUERY_CHARS  # UTF-8 takes at most 4 bytes a character
+    binary = getattr(stream, "buffer", None)
+    data: str
+    try:
+        if binary is not None:
+            raw: bytes = binary.read(limit + 1)
+            data = raw.decode("utf-8", errors="surrogateescape")
+            too_long = len(raw) > limit
+        else:
+            data = stream.read(MAX_QUERY_CHARS + 1)
+            too_long = len(data) > MAX_QUERY_CHARS
+    except OSError as exc:
+        raise UsageError(f"cannot read the query from standard input: {exc.strerror}") from None
+    if too_long:
+        raise UsageError(
+            f"the query on standard input is longer than the {MAX_QUERY_CHARS:,} characters "
+            "that are searched for: shorten it to the words that matter"
+        )
+    return data.removeprefix("\ufeff").strip()
+
+
+def _use_color(choice: str, stream: TextIO) -> bool:
+    """Whether to print ANSI styles: the one place the rule lives.
+
+    ``always`` and ``never`` decide; ``auto`` colours a terminal only, and never
+    when ``NO_COLOR`` is set (to anything but the empty string, no-color.org) or
+    ``TERM`` is ``dumb``.
+    """
+    if choice != "auto":
+        return choice == "always"
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def _print_hits(
+    fmt: str,
+    hits: Sequence[Hit],
+    query: str,
+    index: str,
+    model: str,
+    width: int | None,
+    min_score: float | None,
+    color: str,
+) -> None:
+    from .query import output
+
+    if fmt == "json":
+        data = output.results_dict(query, index, model, hits)
+        typer.echo(json.dumps(data, ensure_ascii=False))
+    elif fmt in ("jsonl", "vimgrep"):
+        lines = output.jsonl_lines(hits) if fmt == "jsonl" else output.vimgrep_lines(hits, width)
+        for line in lines:  # a line at a time, as a pipe reader wants them
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+    elif fmt == "csv":
+        sys.stdout.write(output.csv_text(hits, width))
+    elif fmt == "tsv":
+        sys.stdout.write(output.tsv_text(hits, width))
+    elif fmt == "markdown":
+        sys.stdout.write(output.markdown_text(hits, width))
+    else:
+        on = _use_color(color, sys.stdout)
+        typer.echo(_format_hits(hits, min_score, width, on), nl=False, color=on)
+
+
+def _styler(on: bool) -> Callable[..., str]:
+    """`typer.style` when colour is on, else the text as it is."""
+    if on:
+        return typer.style
+    return lambda text, **_: str(text)
 
 
 _BOLD_ON, _BOLD_OFF = "\x01", "\x02"  # markers that survive wrapping, then become ANSI bold
 
 
-def _format_hits(hits: Sequence[Hit], min_score: float | None) -> str:
+def _format_hits(
+    hits: Sequence[Hit], min_score: float | None, width: int | None = None, color: bool = False
+) -> str:
     from .query import display_path
 
     if not hits:
         why = f" scored {min_score} or more" if min_score is not None else " was found"
         return f"No passage{why}.\n"
-    width = max(40, min(shutil.get_terminal_size((100, 24)).columns, 100))
+    from .query.output import snippet
+
+    style = _styler(color)
+    bold_on, bold_off = ("\x1b[1m", "\x1b[22m") if color else ("", "")
+    columns = max(40, min(shutil.get_terminal_size((100, 24)).columns, 100))
     out: list[str] = []
     for h in hits:
-        head = f"{h.rank}. " + typer.style(h.title or "(untitled)", bold=True)
+        head = f"{h.rank}. " + style(h.title or "(untitled)", bold=True)
         meta = [h.date] if h.date else []
         meta.append(f"score {h.score:.3f}")
         out.append(f"{head}  ({', '.join(meta)})")
@@ -433,17 +598,19 @@ def _format_hits(hits: Sequence[Hit], min_score: float | None) -> str:
             where += f", part {h.piece} of {h.pieces}"
         shown = display_path(h.abspath, h.path)
         source = f"{shown}#{h.key}" if h.key else shown  # a record inside a JSON Lines file
-        out.append(typer.style(f"   {source}, {where}", dim=True))
-        marked = h.text
-        for a, b in sorted(h.highlights, reverse=True):
+        out.append(style(f"   {source}, {where}", dim=True))
+        marked, spans = snippet(h.text, h.highlights, width)
+        for a, b in sorted(spans, reverse=True):
             marked = marked[:a] + _BOLD_ON + marked[a:b] + _BOLD_OFF + marked[b:]
-        wrapped = textwrap.fill(marked, width=width, initial_indent="   ", subsequent_indent="   ")
-        out.append(wrapped.replace(_BOLD_ON, "\x1b[1m").replace(_BOLD_OFF, "\x1b[22m"))
+        wrapped = textwrap.fill(
+            marked, width=columns, initial_indent="   ", subsequent_indent="   "
+        )
+        out.append(wrapped.replace(_BOLD_ON, bold_on).replace(_BOLD_OFF, bold_off))
         for src in h.also_in:
             date = f", {src.date}" if src.date else ""
             place = display_path(src.abspath, src.path)
             line = f"   also in: {src.title}{date} ({place}, paragraph {src.paragraph})"
-            out.append(typer.style(line, dim=True))
+            out.append(style(line, dim=True))
         out.append("")
     return "\n".join(out) + "\n"
 
@@ -461,7 +628,7 @@ def eval_(
         ),
     ],
     split: Annotated[str, typer.Option(help="Which judgments: qrels/SPLIT.tsv.")] = "test",
-    mode: Mode = None,
+    mode: Mode = "hybrid",
     index_dir: Annotated[
         Path | None,
         typer.Option(
@@ -471,7 +638,7 @@ def eval_(
         ),
     ] = None,
     protocol: Annotated[
-        str,
+        Literal["paragraphs", "beir"],
         typer.Option(
             help="paragraphs: semsearch's own passages; beir: each document one passage, "
             "title + text, as published BEIR figures."
@@ -697,7 +864,7 @@ def drop(
                     EXIT_USAGE,
                 )
             if not typer.confirm(f"Delete the index in {folder}{what}?", default=False):
-                _fail("not confirmed: the index was left as it was")
+                _fail("not confirmed: the index was left as it was", EXIT_DECLINED)
         report = Index.drop(index_dir)
         if as_json:
             typer.echo(json.dumps(report.to_dict()))
@@ -750,7 +917,7 @@ def check(index_dir: IndexDir = Path(".semsearch"), as_json: JsonFlag = False) -
                     f"ok: {report.passages:,} passages, {len(report.files_checked)} files checked"
                 )
         if not report.ok:
-            sys.exit(EXIT_ERROR)
+            sys.exit(EXIT_DAMAGED)
 
 
 def _human_bytes(n: int) -> str:

@@ -455,7 +455,7 @@ def test_another_backend_is_refused_by_the_cli(
     code, out, err = run(
         "index", str(SEEDS), str(corpus), "--index", str(folder), "--backend", "onnx", "-q"
     )
-    assert_one_line_error(code, out, err, "torch fp32", "onnx fp32", "--rebuild", exit_code=1)
+    assert_one_line_error(code, out, err, "torch fp32", "onnx fp32", "--rebuild", exit_code=2)
     assert state(folder) == before
 
 
@@ -552,7 +552,7 @@ def test_damaged_int8_model_is_reported_and_the_index_still_searches(
     assert state(folder) == before
 
     code, out, err = run("index", str(SEEDS), str(corpus), "--index", str(folder), "-q")
-    assert_one_line_error(code, out, err, "rebuild", exit_code=1)
+    assert_one_line_error(code, out, err, "rebuild", exit_code=2)
     assert state(folder) == before
 
 
@@ -725,7 +725,7 @@ def test_missing_openvino_via_the_cli(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.setitem(sys.modules, "openvino", None)
     folder = tmp_path / "index"
     code, out, err = run("index", str(SEEDS), "--index", str(folder), "--backend", "openvino")
-    assert_one_line_error(code, out, err, "semsearch[openvino]", exit_code=1)
+    assert_one_line_error(code, out, err, "semsearch[openvino]", exit_code=2)
     assert not folder.exists() or not (folder / "semsearch.db").exists()
 
 

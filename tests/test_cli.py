@@ -74,6 +74,8 @@ def test_query_json_shape(seeds_index: Path) -> None:
             "column",
             "paragraph",
             "passage_id",
+            "piece",
+            "pieces",
             "key",
             "start",
             "end",
@@ -106,7 +108,7 @@ def test_min_score_can_leave_nothing(seeds_index: Path) -> None:
     code, out, _ = run(
         "query", "parade", "--min-score", "0.99", "--mode", "dense", "--index", str(seeds_index)
     )
-    assert code == 0
+    assert code == 1  # found nothing, as grep says
     assert out.startswith("No passage scored 0.99 or more")
     code, out, _ = run(
         "query",
@@ -119,7 +121,7 @@ def test_min_score_can_leave_nothing(seeds_index: Path) -> None:
         "--index",
         str(seeds_index),
     )
-    assert json.loads(out)["results"] == []
+    assert code == 1 and json.loads(out)["results"] == []
 
 
 @pytest.mark.slow
@@ -160,7 +162,7 @@ def test_every_command_has_help() -> None:
 
 def test_env_var_chooses_the_index(tmp_path: Path) -> None:
     result = runner.invoke(app, ["info"], env={"SEMSEARCH_INDEX": str(tmp_path / "elsewhere")})
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert str(tmp_path / "elsewhere") in result.stderr
 
 
@@ -303,7 +305,7 @@ def test_installed_command_end_to_end(tmp_path: Path) -> None:
     top3 = [r["paragraph"] for r in results]
     assert top3[0] in PARADE_ANSWERS, top3
     assert len(PARADE_ANSWERS.intersection(top3)) >= 2, top3
-    # an error from the real process: one line, exit 1, no traceback
+    # an error from the real process: one line, exit 2, no traceback
     done = subprocess.run(
         [exe, "query", "x", "--index", "missing"],
         cwd=tmp_path,
@@ -312,5 +314,5 @@ def test_installed_command_end_to_end(tmp_path: Path) -> None:
         text=True,
         timeout=60,
     )
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "Traceback" not in done.stderr

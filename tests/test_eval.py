@@ -409,13 +409,13 @@ def test_cli_eval_malformed_dataset_is_one_line(dataset_dir: Path) -> None:
     lines[1] = "{not json"
     (dataset_dir / "corpus.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     code, out, err = run("eval", str(dataset_dir), "--json", "--mode", "lexical")
-    assert_one_line_error(code, out, err, "corpus.jsonl:2", exit_code=1)
+    assert_one_line_error(code, out, err, "corpus.jsonl:2", exit_code=2)
     assert out == ""
 
 
 def test_cli_eval_missing_qrels_is_one_line(dataset_dir: Path) -> None:
     code, out, err = run("eval", str(dataset_dir), "--split", "dev")
-    assert_one_line_error(code, out, err, "dev.tsv", exit_code=1)
+    assert_one_line_error(code, out, err, "dev.tsv", exit_code=2)
 
 
 def test_cli_eval_unknown_protocol_is_one_line(dataset_dir: Path) -> None:
@@ -487,10 +487,10 @@ def test_cli_eval_bad_bytes_and_deep_json_are_one_line(dataset_dir: Path) -> Non
     original = corpus.read_bytes()
     corpus.write_bytes(original + b'{"_id": "d9", "text": "caf\xe9"}\n')
     code, out, err = run("eval", str(dataset_dir), "--mode", "lexical")
-    assert_one_line_error(code, out, err, "corpus.jsonl:6", "UTF-8", exit_code=1)
+    assert_one_line_error(code, out, err, "corpus.jsonl:6", "UTF-8", exit_code=2)
     corpus.write_bytes(original + b"[" * 100_000 + b"\n")
     code, out, err = run("eval", str(dataset_dir), "--mode", "lexical")
-    assert_one_line_error(code, out, err, "corpus.jsonl:6", "nested too deeply", exit_code=1)
+    assert_one_line_error(code, out, err, "corpus.jsonl:6", "nested too deeply", exit_code=2)
 
 
 # --------------------------------------------------------------------------- --index reused

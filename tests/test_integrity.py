@@ -197,7 +197,7 @@ def test_a_damaged_manifest_is_one_line_naming_rebuild(
         *(["query", "river", "--mode", mode, *where] for mode in MODES),
         ["index", str(corpus), *where],
     ):
-        assert_one_line_error(*run(*args), "--rebuild", exit_code=1)
+        assert_one_line_error(*run(*args), "--rebuild", exit_code=2)
     assert_refused_naming_rebuild(index_dir)
     code, out, err = run("check", *where)
     assert code == 1 and out == "" and "manifest" in err, (out, err)
@@ -375,7 +375,7 @@ def test_check_of_an_index_too_damaged_to_open(index_dir: Path) -> None:
 
 def test_check_without_an_index_is_an_error(tmp_path: Path) -> None:
     assert_one_line_error(
-        *run("check", "--index", str(tmp_path / "none")), "semsearch index", exit_code=1
+        *run("check", "--index", str(tmp_path / "none")), "semsearch index", exit_code=2
     )
 
 
@@ -505,7 +505,7 @@ def test_a_write_failure_through_the_cli_is_one_line(index_dir: Path, corpus: Pa
     Store.delete_files = _full  # type: ignore[method-assign]
     try:
         line = assert_one_line_error(
-            *run("index", str(corpus), "--index", str(index_dir)), exit_code=1
+            *run("index", str(corpus), "--index", str(index_dir)), exit_code=2
         )
     finally:
         Store.delete_files = original  # type: ignore[method-assign]
@@ -550,7 +550,7 @@ def test_a_file_size_limit_in_a_real_process(tmp_path: Path, corpus: Path, what:
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300
     )
-    line = assert_one_line_error(done.returncode, done.stdout, done.stderr, exit_code=1)
+    line = assert_one_line_error(done.returncode, done.stdout, done.stderr, exit_code=2)
     assert re.search(needle + r" in .*; the index is as it was: ", line), line
     assert results(index_dir) == before
     with Index.open(index_dir, embedder=FakeEmbedder()) as index:

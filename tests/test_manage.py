@@ -460,7 +460,7 @@ def test_cli_remove(cli_index: Path, library: Path, monkeypatch: pytest.MonkeyPa
     ]
     code, out, err = run("remove", "notes", "--index", str(cli_index))
     assert_one_line_error(
-        code, out, err, "nothing at or under notes", "semsearch list", exit_code=1
+        code, out, err, "nothing at or under notes", "semsearch list", exit_code=2
     )
     code, out, err = run("remove", "news", "--json", "--index", str(cli_index))
     assert code == 0, err
@@ -537,9 +537,9 @@ def test_cli_drop(cli_index: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.exit_code == 0, result.stderr
     assert "Deleted the index in" in result.stdout and not cli_index.exists()
     code, out, err = run("drop", "--index", str(cli_index), "--yes")
-    assert_one_line_error(code, out, err, "no index in", exit_code=1)
+    assert_one_line_error(code, out, err, "no index in", exit_code=2)
     code, out, err = run("drop", "--index", str(cli_index))  # not asked: there is nothing
-    assert_one_line_error(code, out, err, "no index in", exit_code=1)
+    assert_one_line_error(code, out, err, "no index in", exit_code=2)
 
 
 def test_cli_drop_yes(cli_index: Path) -> None:
@@ -574,6 +574,6 @@ def test_list_and_remove_in_a_real_process(cli_index: Path, library: Path) -> No
         str(library / "notes" / "bread.txt")
     ]
     done = _python_semsearch("remove", "news", "--index", str(cli_index), cwd=library)
-    assert done.returncode == 1
+    assert done.returncode == 2
     assert done.stderr.startswith("error: nothing at or under news is indexed")
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr

@@ -517,12 +517,12 @@ def test_index_path_that_is_or_lies_under_a_file(
     with pytest.raises(IndexAccessError, match="index folder"):
         add(index_dir, [corpus])
     code, out, err = cli("index", str(corpus), "--index", str(index_dir), "--quiet")
-    assert code == 1
+    assert code == 2
     assert_one_line_error(code, out, err, "index folder", str(index_dir))
     assert blocker.read_text(encoding="utf-8") == "not a folder\n"
 
     code, out, err = cli("query", "river", "--index", str(index_dir))
-    assert code == 1
+    assert code == 2
     assert_one_line_error(code, out, err, str(index_dir))
 
 
@@ -694,9 +694,9 @@ def test_bad_query_arguments_exit_with_usage_code(
     assert_one_line_error(code, out, err, needle)
 
 
-def test_query_without_an_index_exits_1(tmp_path: Path) -> None:
+def test_query_without_an_index_exits_2(tmp_path: Path) -> None:
     code, out, err = cli("query", "x", "--index", str(tmp_path / "none"))
-    assert code == 1
+    assert code == 2
     assert_one_line_error(code, out, err, str(tmp_path / "none"), "semsearch index PATH")
 
 
