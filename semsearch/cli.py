@@ -970,7 +970,10 @@ def similar(
     as_json: JsonFlag = False,
 ) -> None:
     """Find the passages most like an indexed one (from its stored vector: nothing is
-    embedded); itself and its near-identical copies are left out."""
+    embedded); itself and its near-identical copies are left out.
+
+    Exits 0 when something is found, 1 when nothing is, 2 on an error.
+    """
     with _errors():
         if (target is None) == (passage_id is None):
             raise UsageError("give an indexed file (PATH or PATH#PARAGRAPH) or --id N, not both")
@@ -984,11 +987,16 @@ def similar(
             filters: dict[str, Any] = dict(since=since, until=until, path=path)
             hits = idx.similar(ids, k, min_score=min_score, by_article=by_article, **filters)
             if as_json:
-                data = _query_json(f"like {label}", index_dir, idx.model, hits)
+                from .query import output
+
+                data = output.results_dict(f"like {label}", os.fspath(index_dir), idx.model, hits)
                 typer.echo(json.dumps({**data, "like": ids}, ensure_ascii=False))
             else:
-                typer.echo(typer.style(f"Passages like {label}:", dim=True) + "\n")
-                typer.echo(_format_hits(hits, min_score), nl=False)
+                on = _use_color("auto", sys.stdout)
+                typer.echo(_styler(on)(f"Passages like {label}:", dim=True) + "\n", color=on)
+                typer.echo(_format_hits(hits, min_score, None, on), nl=False, color=on)
+    if not hits:
+        sys.exit(EXIT_NOTHING_FOUND)  # as `query`: grep's convention
 
 
 def _split_target(target: str) -> tuple[str, str | None, int | None]:

@@ -228,7 +228,9 @@ def test_cli_similar(
     assert_one_line_error(*run("similar", "news/flood.txt", "--id", "1", *idx), exit_code=2)
     assert_one_line_error(*run("similar", "--id", "9999", *idx), "no passage 9999", exit_code=2)
     assert_one_line_error(*run("similar", "news/flood.txt#7", *idx), "no paragraph 7", exit_code=2)
-    assert_one_line_error(*run("similar", "gone.txt", *idx), "is indexed", exit_code=1)
+    assert_one_line_error(*run("similar", "gone.txt", *idx), "is indexed", exit_code=2)
+    code, out, err = run("similar", "news/flood.txt#1", "--path", "*nowhere*", *idx)
+    assert (code, out, err) == (1, "Passages like news/flood.txt#1:\n\nNo passage was found.\n", "")
 
 
 def test_similar_in_a_real_process(built: tuple[Path, FakeEmbedder], library: Path) -> None:
