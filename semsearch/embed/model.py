@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ModelLoadError
-from . import Progress, normalize
+from . import Progress, batch_order, normalize
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
@@ -190,10 +190,7 @@ class SentenceTransformerEmbedder:
         out = np.zeros((len(texts), dim), dtype=np.float32)
         if not texts:
             return out
-        lengths = self.count_tokens(texts)
-        order = np.argsort(lengths, kind="stable")[::-1]
-        for lo in range(0, len(order), batch_size):
-            idx = order[lo : lo + batch_size]
+        for idx in batch_order(self.count_tokens(texts), batch_size):
             vecs = self.model.encode(
                 [texts[i] for i in idx],
                 batch_size=len(idx),
