@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +75,12 @@ class SentenceTransformerEmbedder:
         self._tokenizer: Any = None
         self._fingerprint: str | None = None
         self._export_key: str | None = None
+        self.on_load: Callable[[], None] | None = None  # called just before the weights load
+
+    @property
+    def loaded(self) -> bool:
+        """True once the weights are in memory (in this embedder or another of the process)."""
+        return self._model is not None or (self._model_path(), self._device) in _LOADED
 
     # --- loading
 
@@ -87,6 +93,8 @@ class SentenceTransformerEmbedder:
     def model(self) -> Any:
         if self._model is None:
             path = self._model_path()
+            if self.on_load is not None and (path, self._device) not in _LOADED:
+                self.on_load()
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
             os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
             os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")

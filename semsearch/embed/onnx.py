@@ -20,11 +20,13 @@ if TYPE_CHECKING:
 class OnnxEncoder:
     """onnxruntime + tokenizers: texts in, embeddings out."""
 
-    def __init__(self, onnx_path: str, tokenizer_path: str, max_tokens: int) -> None:
+    def __init__(
+        self, onnx_path: str, tokenizer_path: str, max_tokens: int, threads: int | None = None
+    ) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, os.cpu_count() or 1)
+        options.intra_op_num_threads = threads or max(1, os.cpu_count() or 1)
         options.log_severity_level = 3
         self._session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
         self._tokenizer, self._pad_id = load_tokenizer(tokenizer_path, max_tokens)
