@@ -234,7 +234,8 @@ class _StatusLine:
             return
         if not self.live:
             return
-        line = message[: max(10, shutil.get_terminal_size((80, 24)).columns - 1)]
+        width = max(10, shutil.get_terminal_size((80, 24)).columns - 1)
+        line = message if len(message) <= width else message[: width - 3] + "..."
         sys.stderr.write("\r" + line.ljust(self._shown))
         sys.stderr.flush()
         self._shown = len(line)
@@ -613,7 +614,7 @@ def _size_on_disk(i: IndexInfo) -> str:
     """The folder's size as du tells it, and how much of it is shared (hard links)."""
     size = _human_bytes(i.size_bytes)
     if i.shared_bytes:
-        return f"{size} ({_human_bytes(i.shared_bytes)} of it shared with the model cache)"
+        return f"{size} ({_human_bytes(i.shared_bytes)} of it shared: the query model)"
     if i.query_model.kind == "symlink":
         return f"{size} (and the query model's {_human_bytes(i.query_model.size)} in the cache)"
     return size
@@ -622,7 +623,7 @@ def _size_on_disk(i: IndexInfo) -> str:
 def _query_model_line(i: IndexInfo) -> str:
     q = i.query_model
     if q.kind == "hard_link":
-        return f"ONNX, one file with the model cache ({q.links} hard links)"
+        return f"ONNX, a hard link shared with the model cache and other indexes ({q.links} links)"
     if q.kind == "symlink":
         return f"ONNX, a link to the model cache: {q.path}"
     if q.kind == "copy":

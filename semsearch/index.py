@@ -836,10 +836,8 @@ class Index:
         """``model`` exported to ONNX for this index: once per model and user, the export is
         kept in the model cache and shared (see `embed.export`)."""
         weights = model.model  # loaded first, saying so
-        self._say(
-            f"Exporting {_short_name(model.name)} to ONNX for fast queries (once per model on "
-            "this machine)..."
-        )
+        name = _short_name(model.name)
+        self._say(f"Exporting {name} to ONNX for fast queries (once a machine)...")
         return export.export(weights, self.folder, model.export_key())
 
     def _put_back_query_model(self, manifest: dict[str, Any]) -> dict[str, Any] | None:

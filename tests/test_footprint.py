@@ -306,7 +306,7 @@ def test_info_tells_the_shared_part_of_the_size(cache: Path, index_dir: Path) ->
     assert json.loads(json.dumps(info.to_dict()))["query_model"]["kind"] == "hard_link"
     code, out, _ = run("info", "--index", str(index_dir))
     assert code == 0
-    assert "of it shared with the model cache" in out and "hard link" in out
+    assert "of it shared: the query model" in out and "a hard link shared" in out
 
 
 def test_info_without_hard_links_counts_only_the_folder(
@@ -503,9 +503,7 @@ def test_a_first_index_says_what_it_loads_and_exports_and_the_next_shares_it(
         return said
 
     loading = "Loading all-MiniLM-L6-v2 (torch)..."
-    exporting = (
-        "Exporting all-MiniLM-L6-v2 to ONNX for fast queries (once per model on this machine)..."
-    )
+    exporting = "Exporting all-MiniLM-L6-v2 to ONNX for fast queries (once a machine)..."
     assert first_index("a") == [loading, exporting]
     assert first_index("b") == [loading]  # the export is the cache's
     a, b = tmp_path / "a", tmp_path / "b"
