@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ModelLoadError
-from . import Progress, normalize
+from . import Progress, batch_order, normalize
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
@@ -75,6 +75,12 @@ class SentenceTransformerEmbedder:
         self._tokenizer: Any = None
         self._fingerprint: str | None = None
         self._export_key: str | None = None
+        self.on_load: Callable[[], None] | None = None  # called just before the weights load
+
+    @property
+    def loaded(self) -> bool:
+        """True once the weights are in memory (in this embedder or another of the process)."""
+        return self._model is not None or (self._model_path(), self._device) in _LOADED
 
     # --- loading
 
@@ -87,6 +93,8 @@ class SentenceTransformerEmbedder:
     def model(self) -> Any:
         if self._model is None:
             path = self._model_path()
+            if self.on_load is not None and (path, self._device) not in _LOADED:
+                self.on_load()
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
             os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
             os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -190,10 +198,7 @@ class SentenceTransformerEmbedder:
         out = np.zeros((len(texts), dim), dtype=np.float32)
         if not texts:
             return out
-        lengths = self.count_tokens(texts)
-        order = np.argsort(lengths, kind="stable")[::-1]
-        for lo in range(0, len(order), batch_size):
-            idx = order[lo : lo + batch_size]
+        for idx in batch_order(self.count_tokens(texts), batch_size):
             vecs = self.model.encode(
                 [texts[i] for i in idx],
                 batch_size=len(idx),
