@@ -216,14 +216,16 @@ def index(
             show_default=False,
         ),
     ] = None,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar or status line.")
+    ] = False,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Name the files added, updated and removed.")
     ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Index the articles under PATHS; only new or changed files are embedded."""
-    with _errors():
+    with _errors(), _status_line(quiet) as status:
         idx = _open(
             index_dir,
             create=True,
@@ -232,14 +234,16 @@ def index(
             index_type=index_type,
             backend=backend,
             precision=precision,
+            status=status,
         )
-        with idx, _progress_bar(quiet) as progress:
+        with idx, _progress_bar(quiet, status=status) as progress:
             report = idx.add(
                 [os.fspath(p) for p in paths],
                 rebuild=rebuild,
                 batch_size=batch_size,
                 progress=progress,
             )
+        status.clear()
         _print_problems(report)
         if as_json:
             typer.echo(json.dumps({"index": os.fspath(index_dir), **report.to_dict()}))
@@ -247,9 +251,59 @@ def index(
             typer.echo(_format_report(report, paths, index_dir, verbose))
 
 
+class _StatusLine:
+    """The library's status lines on stderr. One ending in "..." says what slow work starts:
+    shown on a terminal only, in one line that the next one (or a progress bar) replaces.
+    Any other is a note, kept (``note: ...``)."""
+
+    def __init__(self, live: bool) -> None:
+        self.live = live
+        self._shown = 0  # characters of the line on screen
+
+    def __call__(self, message: str) -> None:
+        if not message.endswith("..."):
+            self.clear()
+            typer.echo(f"note: {message}", err=True)
+            return
+        if not self.live:
+            return
+        width = max(10, shutil.get_terminal_size((80, 24)).columns - 1)
+        line = message if len(message) <= width else message[: width - 3] + "..."
+        sys.stderr.write("\r" + line.ljust(self._shown))
+        sys.stderr.flush()
+        self._shown = len(line)
+
+    def clear(self) -> None:
+        if self._shown:
+            sys.stderr.write("\r" + " " * self._shown + "\r")
+            sys.stderr.flush()
+            self._shown = 0
+
+
 @contextmanager
-def _progress_bar(quiet: bool, desc: str = "Embedding", unit: str = "passage") -> Iterator[Any]:
-    """A progress callback drawing on stderr, or None when quiet or not a terminal."""
+def _status_line(quiet: bool) -> Iterator[_StatusLine]:
+    """Status lines while a command runs (on a terminal, unless quiet), cleared at its end."""
+    line = _StatusLine(live=not quiet and sys.stderr.isatty())
+    try:
+        yield line
+    finally:
+        line.clear()
+
+
+@contextmanager
+def _progress_bar(
+    quiet: bool,
+    desc: str = "Embedding",
+    unit: str = "passage",
+    status: _StatusLine | None = None,
+) -> Iterator[Any]:
+    """A progress callback drawing on stderr, or None when quiet or not a terminal.
+
+    The bar replaces the status line. Its time left is the average pace so far
+    times what remains (the embedders order batches so that the pace of the
+    first ones is that of the whole run), not tqdm's default of the last few
+    batches, which swings with their lengths.
+    """
     if quiet or not sys.stderr.isatty():
         yield None
         return
@@ -262,6 +316,8 @@ def _progress_bar(quiet: bool, desc: str = "Embedding", unit: str = "passage") -
         if bar is None:
             if total == 0:
                 return
+            if status is not None:
+                status.clear()
             bar = tqdm(
                 total=total,
                 unit=unit,
@@ -269,6 +325,7 @@ def _progress_bar(quiet: bool, desc: str = "Embedding", unit: str = "passage") -
                 file=sys.stderr,
                 dynamic_ncols=True,
                 leave=False,
+                smoothing=0,
             )
         bar.update(done - bar.n)
 
@@ -458,8 +515,9 @@ def query(
             highlight=highlight and (fmt in _SHOWS_HIGHLIGHTS or width is not None),
         )
         check_query(text, k, min_score, **options)  # argument errors before any slow work
-        with _open(index_dir, model=model) as idx:
+        with _status_line(False) as status, _open(index_dir, model=model, status=status) as idx:
             hits = idx.search(text, k=k, min_score=min_score, **options)
+            status.clear()
             _print_hits(fmt, hits, text, os.fspath(index_dir), idx.model, width, min_score, color)
     if not hits:
         sys.exit(EXIT_NOTHING_FOUND)
@@ -716,7 +774,8 @@ def _format_info(i: IndexInfo) -> str:
         ("dimension", str(i.dimension)),
         ("embedded by", f"{i.backend} {i.precision}"),
         ("index type", i.index_type),
-        ("size on disk", _human_bytes(i.size_bytes)),
+        ("size on disk", _size_on_disk(i)),
+        ("query model", _query_model_line(i)),
         ("created", i.created_at),
         ("updated", i.updated_at),
         ("schema", f"{i.schema_version} (written by semsearch {i.semsearch_version})"),
@@ -918,6 +977,29 @@ def check(index_dir: IndexDir = Path(".semsearch"), as_json: JsonFlag = False) -
                 )
         if not report.ok:
             sys.exit(EXIT_DAMAGED)
+
+
+def _size_on_disk(i: IndexInfo) -> str:
+    """The folder's size as du tells it, and how much of it is shared (hard links)."""
+    size = _human_bytes(i.size_bytes)
+    if i.shared_bytes:
+        return f"{size} ({_human_bytes(i.shared_bytes)} of it shared: the query model)"
+    if i.query_model.kind == "symlink":
+        return f"{size} (and the query model's {_human_bytes(i.query_model.size)} in the cache)"
+    return size
+
+
+def _query_model_line(i: IndexInfo) -> str:
+    q = i.query_model
+    if q.kind == "hard_link":
+        return f"ONNX, a hard link shared with the model cache and other indexes ({q.links} links)"
+    if q.kind == "symlink":
+        return f"ONNX, a link to the model cache: {q.path}"
+    if q.kind == "copy":
+        return "ONNX, a copy of its own"
+    if q.kind == "missing":
+        return "missing: queries use torch until the next `semsearch index` puts it back"
+    return "none: queries use torch"
 
 
 def _human_bytes(n: int) -> str:

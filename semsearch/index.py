@@ -27,6 +27,7 @@ from .errors import (
     IndexClosedError,
     IndexCorruptError,
     IndexNotFoundError,
+    ModelLoadError,
     ModelMismatchError,
     SchemaVersionError,
     SemsearchError,
@@ -70,6 +71,11 @@ DEFAULT_INDEX = ".semsearch"
 ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(done, total)`` while passages are embedded."""
 
+StatusCallback = Callable[[str], None]
+"""Called with one line when slow work starts that no progress bar measures (loading a
+model, exporting it to ONNX, calibrating int8), and when queries cannot use the index's
+ONNX query model (why, and what puts it back)."""
+
 
 @dataclass(frozen=True)
 class IndexInfo:
@@ -91,6 +97,10 @@ class IndexInfo:
     backend: str = "torch"
     precision: str = "fp32"
     roots: list[str] = field(default_factory=list)  # the indexed folders and files (`roots`)
+    # Of size_bytes, the files other paths hold too (the ONNX query model as a hard link
+    # with the model cache): deleting the index does not free them.
+    shared_bytes: int = 0
+    query_model: export.Storage = field(default_factory=lambda: export.Storage("none"))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -173,6 +183,7 @@ class Index:
         self._wanted_type: str | None = None
         self._wanted_backend: str | None = None
         self._wanted_precision: str | None = None
+        self._status: StatusCallback | None = None
 
     # ------------------------------------------------------------------ opening
 
@@ -188,6 +199,7 @@ class Index:
         index_type: IndexType | None = None,
         backend: Backend | None = None,
         precision: Precision | None = None,
+        status: StatusCallback | None = None,
     ) -> Index:
         """Open the index in ``path``; with ``create=True`` one is made on the first `add`.
 
@@ -205,6 +217,9 @@ class Index:
         default), ``"onnx"`` or ``"openvino"``; ``precision="int8"`` (OpenVINO
         only) quantises the model, calibrated on the passages of the first run.
         An index keeps its backend: another one is refused unless rebuilding.
+        ``status`` is told, in one line, of slow work about to start that no
+        progress callback measures (``"Loading all-MiniLM-L6-v2 (torch)..."``) and
+        why queries fall back to the model itself when they do.
         """
         if unit is not None and unit not in UNITS:
             raise UsageError(f"unit must be one of {', '.join(UNITS)} (got {unit!r})")
@@ -233,6 +248,7 @@ class Index:
         opened._wanted_type = index_type
         opened._wanted_backend = backend
         opened._wanted_precision = precision
+        opened._status = status
         return opened
 
     def close(self) -> None:
@@ -279,8 +295,19 @@ class Index:
 
     def _get_embedder(self, name: str) -> Embedder:
         if self._embedder is None or self._embedder.name != name:
-            self._embedder = self._load_model(name)
+            self._embedder = self._announced(self._load_model(name))
         return self._embedder
+
+    def _say(self, message: str) -> None:
+        if self._status is not None:
+            self._status(message)
+
+    def _announced(self, embedder: Embedder, purpose: str = "") -> Embedder:
+        """``embedder``, telling `status` when its weights start loading (seconds)."""
+        if isinstance(embedder, SentenceTransformerEmbedder) and self._status is not None:
+            name = _short_name(embedder.name)
+            embedder.on_load = lambda: self._say(f"Loading {name} (torch){purpose}...")
+        return embedder
 
     @staticmethod
     def _load_model(name: str) -> Embedder:
@@ -311,7 +338,8 @@ class Index:
             cached = self._query_model
             if cached is not None and cached[0] == key:
                 return cached[1]
-            exported = export.usable(self.folder, manifest.get("query_model"))
+            recorded = manifest.get("query_model")
+            exported = export.usable(self.folder, recorded)
             embedder: Embedder
             if exported is not None:
                 loaded = OnnxEmbedder.load(
@@ -323,6 +351,8 @@ class Index:
                 # a damaged file no checksum was recorded for: the model itself answers
                 embedder = loaded if loaded is not None else self._model_for(manifest)
             else:
+                if recorded:
+                    self._say(_fallback_note(self.folder, recorded))
                 embedder = self._model_for(manifest)
             self._query_model = (key, embedder)
             return embedder
@@ -330,7 +360,9 @@ class Index:
     def _model_for(self, manifest: dict[str, Any]) -> Embedder:
         """The model of the generation whose manifest is ``manifest``, checked against it, for
         queries (a model is loaded once per process, however many embedders name it)."""
-        model = self._load_model(str(manifest.get("model") or self.model))
+        model = self._announced(
+            self._load_model(str(manifest.get("model") or self.model)), " for queries"
+        )
         self._check_against(manifest, model)
         return model
 
@@ -601,6 +633,8 @@ class Index:
                 backend=str(m.get("backend") or "torch"),
                 precision=str(m.get("precision") or "fp32"),
                 roots=[r.root for r in self.roots()],
+                shared_bytes=export.shared_bytes(self.folder),
+                query_model=export.storage(self.folder, m.get("query_model")),
             )
 
     def files(self) -> list[IndexedFile]:
@@ -966,10 +1000,13 @@ class Index:
         rerooted = files.rerooted
         report.problems += unreadable
         _name_files(report, files, stored_rows if rebuild else {})
+        # The query model's files gone (links into a model cache that was cleared): put
+        # back before anything reads them; a commit only if they come back other files.
+        put_back = None if (rebuild or fresh) else self._put_back_query_model(manifest)
 
         # 2. Parse and cut the changed files (the model's tokenizer counts tokens).
         if changed and embedder is None:
-            held = export.usable(self.folder, manifest.get("query_model"))
+            held = export.usable(self.folder, put_back or manifest.get("query_model"))
             embedder = self._checked_embedder(
                 lambda e: self._with_backend(e, backend, precision, self.folder, held)
             )
@@ -988,7 +1025,10 @@ class Index:
         requested = self._wanted_type or str(manifest.get("index_type_requested", "auto"))
         retype = requested != manifest.get("index_type_requested", "auto")
         _vectors.check_convertible(current, requested)  # before anything is embedded
-        if not (rebuild or fresh or planned or gone or renamed or retype or relinked or rerooted):
+        if not (
+            rebuild or fresh or planned or gone or renamed or retype or relinked or rerooted
+            or put_back
+        ):
             report.documents_unchanged = store.document_count_in(unchanged_ids)
             report.passages_unchanged = len(store.passage_ids(unchanged_ids))
             return report  # nothing changed: no new generation, no model loaded
@@ -1003,7 +1043,7 @@ class Index:
             reusable = store.ids_by_embed_hash(replaced_ids + removed_file_ids)
         to_embed = [i for i, h in enumerate(hashes) if h not in reusable]
         reuse_rows = [i for i, h in enumerate(hashes) if h in reusable]
-        query_model: dict[str, Any] | None = manifest.get("query_model")
+        query_model: dict[str, Any] | None = put_back or manifest.get("query_model")
         refresh = rebuild or fresh or "query_model" not in manifest
         reference = (
             embedder.reference if isinstance(embedder, backends.ExportedEmbedder) else embedder
@@ -1011,10 +1051,7 @@ class Index:
         if refresh and isinstance(reference, SentenceTransformerEmbedder):
             exported = early_export if looked_in_cache else _cached_export(reference, self.folder)
             if exported is None:
-                exported = export.export(reference.model, self.folder)
-                key = reference.export_key()
-                if exported is not None and key is not None:
-                    export.to_cache(key, self.folder, exported)
+                exported = self._export(reference)
             query_model = exported.as_dict() if exported is not None else None
         embed_model: dict[str, Any] | None = None if refresh else manifest.get("embed_model")
         if to_embed and isinstance(embedder, backends.ExportedEmbedder):
@@ -1025,6 +1062,8 @@ class Index:
                     "missing or damaged: rebuild it with "
                     f"`semsearch index --rebuild --index {self.folder} PATH`"
                 )
+            if embedder.precision == "int8" and not embed_model:
+                self._say(f"Quantising {_short_name(embedder.name)} to int8 on your passages...")
             embed_model = embedder.prepare(
                 self.folder, graph, embed_model, [texts[i] for i in to_embed]
             )
@@ -1083,6 +1122,8 @@ class Index:
                     values["query_model"] = (
                         query_model if isinstance(reference, SentenceTransformerEmbedder) else None
                     )
+                elif put_back:
+                    values["query_model"] = put_back
                 values["embed_model"] = embed_model
                 if rebuild or fresh:
                     assert embedder is not None
@@ -1118,6 +1159,36 @@ class Index:
             store.prune()
             backends.prune(self.folder, store.manifest().get("embed_model"))
             export.prune(self.folder, store.manifest().get("query_model"))
+
+    def _export(self, model: SentenceTransformerEmbedder) -> export.QueryModel | None:
+        """``model`` exported to ONNX for this index: once per model and user, the export is
+        kept in the model cache and shared (see `embed.export`)."""
+        weights = model.model  # loaded first, saying so
+        name = _short_name(model.name)
+        self._say(f"Exporting {name} to ONNX for fast queries (once a machine)...")
+        return export.export(weights, self.folder, model.export_key())
+
+    def _put_back_query_model(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        """Put back the query model files a manifest names when they are gone (say, symbolic
+        links into a model cache that was cleared): from the cache when it holds them again,
+        else exported anew. Returns the manifest entry to commit when the files came back
+        under other names (another export), else None; nothing is re-embedded."""
+        recorded = manifest.get("query_model")
+        if not export.missing(self.folder, recorded):
+            return None
+        model = self._get_embedder(self.model)
+        if not isinstance(model, SentenceTransformerEmbedder):
+            return None
+        try:
+            if manifest.get("model_fingerprint") not in (None, "", model.fingerprint):
+                return None  # not the model of the index: the add refuses it further on
+            placed = _cached_export(model, self.folder) or self._export(model)
+        except ModelLoadError:
+            return None  # the model is gone too: nothing to put the export back from
+        if placed is None or recorded is None:
+            return None
+        names = (recorded.get("file"), recorded.get("tokenizer"))
+        return None if names == (placed.file, placed.tokenizer) else placed.as_dict()
 
     @staticmethod
     def _embed(
@@ -1251,10 +1322,25 @@ def _check_precision(manifest: dict[str, Any], embedder: Embedder, folder: str) 
         )
 
 
+def _short_name(model: str) -> str:
+    """A model's name as a status line shows it: all-MiniLM-L6-v2, not its path or owner."""
+    return os.path.basename(model.rstrip("/\\")) or model
+
+
+def _fallback_note(folder: str, recorded: dict[str, Any]) -> str:
+    """Why queries use the model itself, and what gives them back the ONNX query model."""
+    if export.missing(folder, recorded):
+        remedy = "the next `semsearch index` run puts it back"
+    else:
+        remedy = "`semsearch check` tells more; `semsearch index --rebuild PATH` replaces it"
+    why = export.why_unusable(folder, recorded)
+    return f"{why}: queries use the model itself (torch, slower); {remedy}"
+
+
 def _cached_export(
     model: SentenceTransformerEmbedder, folder: str
 ) -> export.QueryModel | None:
-    """The model's checked ONNX export from the user's cache, copied into ``folder``."""
+    """The model's checked ONNX export from the user's cache, shared into ``folder``."""
     key = model.export_key()
     return export.from_cache(key, folder) if key is not None else None
 

@@ -810,8 +810,15 @@ def test_a_new_index_of_a_cached_model_needs_no_torch(
 
 @pytest.mark.slow
 def test_a_damaged_cache_entry_is_replaced_by_a_new_export(
-    onnx_index: Path, tmp_path: Path, reference: SentenceTransformerEmbedder
+    onnx_index: Path,
+    tmp_path: Path,
+    reference: SentenceTransformerEmbedder,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # A copy of the session's cache: its own files are those of every index linked to them.
+    own = tmp_path / "cache"
+    shutil.copytree(Path(os.environ["SEMSEARCH_CACHE"]) / "exports", own / "exports")
+    monkeypatch.setenv("SEMSEARCH_CACHE", str(own))
     entry = _cache_entry(reference)
     _flip_a_byte(_cached_file(entry))
     folder = build(tmp_path / "index", [SEEDS], backend="onnx")

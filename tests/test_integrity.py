@@ -693,7 +693,7 @@ def _cache_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path,
     return entry, onnx
 
 
-def test_a_cached_export_is_copied_in_under_content_names_durably(
+def test_a_cached_export_is_shared_in_under_content_names_durably(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, disk_events: list[tuple[str, str]]
 ) -> None:
     entry, onnx = _cache_entry(tmp_path, monkeypatch)
@@ -705,13 +705,15 @@ def test_a_cached_export_is_copied_in_under_content_names_durably(
     assert (model.file, model.sha256) == (f"query-model-{sha[:16]}.onnx", sha)
     assert model.tokenizer.startswith("query-tokenizer-") and len(model.tokenizer_sha256) == 64
     assert (folder / model.file).read_bytes() == onnx
+    assert (folder / model.file).samefile(entry / "query-model.onnx")  # a hard link, no copy
     assert not (folder / "query-model.onnx").exists()
     assert assert_renames_durable(disk_events) >= 2
     assert export.usable(str(folder), model.as_dict()) == model
-    # the copy is checked as it is made: a damaged entry is refused and removed
+    # the cache's file is verified first: a damaged entry is refused and forgotten
     flip_byte(entry / "query-model.onnx", 1000)
     assert export.from_cache("key1", str(tmp_path)) is None
-    assert not entry.exists()
+    assert not (entry / "query-model.json").exists()
+    assert not list(tmp_path.glob("query-*"))
 
 
 def test_a_damaged_query_model_file_is_never_used(tmp_path: Path) -> None:

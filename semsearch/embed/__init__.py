@@ -71,6 +71,47 @@ class HasWordVectors(Protocol):
         ...
 
 
+def batch_order(lengths: Sequence[int], batch_size: int) -> list[npt.NDArray[np.intp]]:
+    """The texts' indices in batches of neighbouring lengths, in the order to embed them.
+
+    A batch holds texts of about one length, so almost nothing is padding.
+    The order keeps the work done in step with the texts done, so that a
+    progress bar, which counts texts, tells the time left about right from
+    the first batches on: it starts with a batch of about the average length,
+    then takes, of the longest and the shortest batch left, the one that
+    keeps the work done closest to its share of the texts. (Longest first,
+    as before, made the first estimates 1.7-2x the time the run took on BBC
+    paragraphs.) A batch's work is counted as its texts times its longest
+    text, in tokens.
+    """
+    order = np.argsort(np.asarray(lengths, dtype=np.int64), kind="stable")[::-1]
+    size = max(1, batch_size)
+    batches = [order[lo : lo + size] for lo in range(0, len(order), size)]
+    if len(batches) <= 2:
+        return batches
+    widths = [max(1, int(lengths[int(b[0])])) for b in batches]  # each batch's longest
+    work = [len(b) * w for b, w in zip(batches, widths, strict=True)]
+    mean = sum(work) / len(order)  # per text
+
+    def off(done: float, texts: int, i: int) -> float:
+        return abs(done + work[i] - mean * (texts + len(batches[i])))
+
+    first = min(range(len(batches)), key=lambda i: abs(widths[i] - mean))
+    out = [batches[first]]
+    done, texts = float(work[first]), len(batches[first])
+    rest = [i for i in range(len(batches)) if i != first]  # longest to shortest
+    lo, hi = 0, len(rest) - 1
+    while lo <= hi:
+        if off(done, texts, rest[lo]) <= off(done, texts, rest[hi]):
+            pick, lo = rest[lo], lo + 1
+        else:
+            pick, hi = rest[hi], hi - 1
+        out.append(batches[pick])
+        done += work[pick]
+        texts += len(batches[pick])
+    return out
+
+
 def normalize(vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
     """Scale each row to unit length (zero rows stay zero)."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)

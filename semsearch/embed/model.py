@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ModelLoadError
-from . import Progress, normalize
+from . import Progress, batch_order, normalize
 
 if TYPE_CHECKING:
     from .words import WordVectors
@@ -86,6 +86,12 @@ class SentenceTransformerEmbedder:
         self._words: WordVectors | None = None
         self._fingerprint: str | None = None
         self._export_key: str | None = None
+        self.on_load: Callable[[], None] | None = None  # called just before the weights load
+
+    @property
+    def loaded(self) -> bool:
+        """True once the weights are in memory (in this embedder or another of the process)."""
+        return self._model is not None or (self._model_path(), self._device) in _LOADED
 
     # --- loading
 
@@ -98,6 +104,8 @@ class SentenceTransformerEmbedder:
     def model(self) -> Any:
         if self._model is None:
             path = self._model_path()
+            if self.on_load is not None and (path, self._device) not in _LOADED:
+                self.on_load()
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
             os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
             os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -245,10 +253,7 @@ class SentenceTransformerEmbedder:
         out = np.zeros((len(texts), dim), dtype=np.float32)
         if not texts:
             return out
-        lengths = self.count_tokens(texts)
-        order = np.argsort(lengths, kind="stable")[::-1]
-        for lo in range(0, len(order), batch_size):
-            idx = order[lo : lo + batch_size]
+        for idx in batch_order(self.count_tokens(texts), batch_size):
             with _TORCH_LOCK:
                 vecs = self.model.encode(
                     [texts[i] for i in idx],

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import IndexCorruptError
-from . import normalize, words
+from . import batch_order, normalize, words
 
 if TYPE_CHECKING:
     from .export import QueryModel
@@ -22,11 +22,13 @@ if TYPE_CHECKING:
 class OnnxEncoder:
     """onnxruntime + tokenizers: texts in, embeddings out."""
 
-    def __init__(self, onnx_path: str, tokenizer_path: str, max_tokens: int) -> None:
+    def __init__(
+        self, onnx_path: str, tokenizer_path: str, max_tokens: int, threads: int | None = None
+    ) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = max(1, os.cpu_count() or 1)
+        options.intra_op_num_threads = threads or max(1, os.cpu_count() or 1)
         options.log_severity_level = 3
         self._session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
         self._tokenizer, self._pad_id = load_tokenizer(tokenizer_path, max_tokens)
@@ -85,10 +87,9 @@ def encode_batches(
     """
     encs = tokenizer.encode_batch(list(texts))
     limit = int((tokenizer.truncation or {}).get("max_length") or 0)
-    order = sorted(range(len(encs)), key=lambda i: len(encs[i].ids))
     out: npt.NDArray[np.float32] | None = None
-    for lo in range(0, len(order), batch_size):
-        rows = order[lo : lo + batch_size]
+    for batch in batch_order([len(e.ids) for e in encs], batch_size):
+        rows = batch.tolist()
         width = max(len(encs[i].ids) for i in rows)
         rounded = -(-width // width_multiple) * width_multiple
         width = max(width, min(rounded, limit))  # never past what the model reads

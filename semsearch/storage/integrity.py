@@ -639,6 +639,8 @@ def recorded_files(manifest: dict[str, Any]) -> dict[str, _Expected]:
 
 
 def _check_files(folder: str, manifest: dict[str, Any], report: CheckReport) -> None:
+    query = manifest.get("query_model")
+    query_files = {query.get("file"), query.get("tokenizer")} if isinstance(query, dict) else set()
     for name, expected in recorded_files(manifest).items():
         if not _is_name(name):
             continue  # reported with the manifest
@@ -646,18 +648,25 @@ def _check_files(folder: str, manifest: dict[str, Any], report: CheckReport) -> 
         try:
             size = os.path.getsize(path)
             if expected.size is not None and size != expected.size:
-                report.problems.append(f"{name} holds {size} bytes, {expected.size} were written")
+                report.problems.append(
+                    f"{name} holds {size} bytes, {expected.size} were written{_shared(path)}"
+                )
             elif expected.sha256 is None:
                 report.notes.append(
                     f"{name} has no recorded checksum (made by an older semsearch); "
                     "`semsearch index --rebuild PATH` records one"
                 )
             elif sha256_file(path) != expected.sha256:
-                report.problems.append(f"{name} differs from the file written (sha256)")
+                report.problems.append(
+                    f"{name} differs from the file written (sha256){_shared(path)}"
+                )
             elif name.endswith(".onnx"):
                 remember_verified(folder, name, expected.sha256)
         except FileNotFoundError:
-            report.problems.append(f"{name} is missing")
+            if name in query_files:  # queries still work: the next index run puts it back
+                report.notes.append(_query_file_gone(path))
+            else:
+                report.problems.append(f"{name} is missing")
             continue
         except OSError as exc:
             report.problems.append(f"{name} cannot be read ({exc.strerror})")
@@ -671,6 +680,33 @@ def _check_files(folder: str, manifest: dict[str, Any], report: CheckReport) -> 
             f"{some} left over from an interrupted run ({shown}); the next `semsearch index` "
             "removes them"
         )
+
+
+def _shared(path: str) -> str:
+    """Words to add when a damaged file is one other paths hold too (a shared query model)."""
+    try:
+        shared = os.path.islink(path) or os.stat(path).st_nlink > 1
+    except OSError:
+        return ""
+    if not shared:
+        return ""
+    return " (a file shared with the model cache: other indexes of that model hold it too)"
+
+
+def _query_file_gone(path: str) -> str:
+    name = os.path.basename(path)
+    try:
+        target = os.readlink(path) if os.path.islink(path) else None
+    except OSError:
+        target = None
+    if target is not None:
+        gone = f"{name} is a link to the model cache, which no longer holds it ({target})"
+    else:
+        gone = f"{name} (of the ONNX query model) is missing"
+    return (
+        f"{gone}: queries use the model itself (torch, slower) until the next `semsearch index` "
+        "run puts it back"
+    )
 
 
 _OWNED = re.compile(r"^(query-(model|tokenizer)|embed-model-int8-|vectors\.\d+\.)|\.tmp-")

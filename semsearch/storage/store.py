@@ -731,10 +731,12 @@ class Store:
         return ids
 
     def size_on_disk(self) -> int:
+        """Bytes of the files in the folder (a symbolic link counts as itself, not its target;
+        a hard link as the file, as ``du`` counts them)."""
         total = 0
         for name in os.listdir(self.folder):
             with contextlib.suppress(OSError):
-                total += os.path.getsize(os.path.join(self.folder, name))
+                total += os.lstat(os.path.join(self.folder, name)).st_size
         return total
 
 
