@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/speed.py --limit 200     # a quick subset
     .venv/bin/python benchmarks/speed.py --json --rounds 2
     .venv/bin/python benchmarks/speed.py --backends torch,openvino-int8
+    .venv/bin/python benchmarks/speed.py --warm-only INDEX --limit 300  # warm queries only
 
 Indexing is timed as a user waits for it: each run is a fresh process, model
 loading included. The baseline embeds exactly the passage texts semsearch
@@ -23,6 +24,13 @@ queries inside one process (p50/p95 over --warm-queries, library defaults:
 hybrid, k=10), `semsearch --help`, peak RSS of indexing and of a cold query,
 and the index size on disk. Prints a markdown table, writes it to
 benchmarks/results/speed.md; --json prints one object.
+
+Highlights are measured as `semsearch query` asks for them (hybrid, k=5): each
+query runs without and with ``highlight=True``, one right after the other (the
+order alternating), and the ratio of their medians is the cost of highlighting.
+``--warm-only INDEX`` measures only the warm queries, on an index already built
+from the BBC folder (the first --limit articles give the queries), and prints
+them without touching speed.md.
 """
 
 from __future__ import annotations
@@ -124,6 +132,7 @@ def main() -> None:
         help="comma-separated: torch, onnx, openvino, openvino-int8 (first: query figures)",
     )
     ap.add_argument("--json", action="store_true", help="print one JSON object")
+    ap.add_argument("--warm-only", metavar="INDEX", help="only the warm queries, on this index")
     ap.add_argument("--baseline-worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.baseline_worker:
@@ -135,6 +144,11 @@ def main() -> None:
         sys.exit(f"the BBC folder is missing: {BBC}")
     if args.limit:
         files = files[: args.limit]
+    if args.warm_only:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        warm = warm_figures(args.warm_only, titles_of(files), args.warm_queries)
+        print(json.dumps(warm) if args.json else render_warm(warm))
+        return
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = set(backends) - set(BACKEND_FLAGS)
     if unknown or not backends:
@@ -210,7 +224,7 @@ def main() -> None:
         figures["index_bytes"] = first["index_bytes"]
         index_dir = folders[backends[0]]
 
-        titles = [f.read_bytes().decode("utf-8", "replace").splitlines()[0] for f in files]
+        titles = titles_of(files)
         cold, cold_rss = [], []
         for q in (titles * args.cold_runs)[: args.cold_runs]:
             wall, peak, _ = measured([exe, "query", q, "--index", index_dir, "--json"], env)
@@ -223,24 +237,66 @@ def main() -> None:
         )
 
         os.environ["HF_HUB_OFFLINE"] = "1"
-        import semsearch
-
-        queries = (titles * (args.warm_queries // max(len(titles), 1) + 1))[: args.warm_queries]
-        with semsearch.Index.open(index_dir) as index:
-            for mode, key in (("hybrid", "warm_query"), ("dense", "warm_dense_query")):
-                index.search("warm up", k=10, mode=mode)
-                latencies = []
-                for q in queries:
-                    t = time.perf_counter()
-                    index.search(q, k=10, mode=mode)
-                    latencies.append((time.perf_counter() - t) * 1000)
-                figures[f"{key}_p50_ms"] = round(percentile(latencies, 0.5), 2)
-                figures[f"{key}_p95_ms"] = round(percentile(latencies, 0.95), 2)
+        figures.update(warm_figures(index_dir, titles, args.warm_queries))
 
     table = render(figures)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "speed.md").write_text(table + "\n")
     print(json.dumps(figures) if args.json else table)
+
+
+def titles_of(files: list[Path]) -> list[str]:
+    return [f.read_bytes().decode("utf-8", "replace").splitlines()[0] for f in files]
+
+
+def warm_figures(index_dir: str, titles: list[str], n: int) -> dict[str, Any]:
+    """Warm queries in this process: p50/p95 of hybrid and dense (k=10), and hybrid k=5
+    without and with highlights, each pair run back to back."""
+    import semsearch
+
+    queries = (titles * (n // max(len(titles), 1) + 1))[:n]
+    figures: dict[str, Any] = {}
+    with semsearch.Index.open(index_dir) as index:
+        for mode, key in (("hybrid", "warm_query"), ("dense", "warm_dense_query")):
+            index.search("warm up", k=10, mode=mode)
+            latencies = []
+            for q in queries:
+                t = time.perf_counter()
+                index.search(q, k=10, mode=mode)
+                latencies.append((time.perf_counter() - t) * 1000)
+            figures[f"{key}_p50_ms"] = round(percentile(latencies, 0.5), 2)
+            figures[f"{key}_p95_ms"] = round(percentile(latencies, 0.95), 2)
+        index.search("warm up", k=5, highlight=True)
+        times: dict[bool, list[float]] = {False: [], True: []}
+        for i, q in enumerate(queries):
+            for highlight in (False, True) if i % 2 == 0 else (True, False):
+                t = time.perf_counter()
+                index.search(q, k=5, highlight=highlight)
+                times[highlight].append((time.perf_counter() - t) * 1000)
+    plain, marked = (statistics.median(times[h]) for h in (False, True))
+    figures["warm_plain_k5_p50_ms"] = round(plain, 2)
+    figures["warm_highlighted_k5_p50_ms"] = round(marked, 2)
+    figures["highlight_cost_ratio"] = round(marked / plain, 2)
+    return figures
+
+
+def render_warm(f: dict[str, Any]) -> str:
+    rows = [
+        (
+            "warm query p50 / p95, hybrid (default), k=10",
+            f"{f['warm_query_p50_ms']} / {f['warm_query_p95_ms']} ms",
+        ),
+        (
+            "warm query p50 / p95, dense, k=10",
+            f"{f['warm_dense_query_p50_ms']} / {f['warm_dense_query_p95_ms']} ms",
+        ),
+        (
+            "warm query p50, hybrid k=5 (as `semsearch query`): plain / highlighted",
+            f"{f['warm_plain_k5_p50_ms']} / {f['warm_highlighted_k5_p50_ms']} ms "
+            f"({f['highlight_cost_ratio']}x)",
+        ),
+    ]
+    return "\n".join(f"| {a} | {b} |" for a, b in rows)
 
 
 BACKEND_FLAGS = {
@@ -275,18 +331,10 @@ def render(f: dict[str, Any]) -> str:
             f"{f['cold_query_s']} s",
         ),
         ("cold query peak RSS", f"{f['cold_query_peak_rss_mb']} MB"),
-        (
-            "warm query p50 / p95, hybrid (default), k=10",
-            f"{f['warm_query_p50_ms']} / {f['warm_query_p95_ms']} ms",
-        ),
-        (
-            "warm query p50 / p95, dense, k=10",
-            f"{f['warm_dense_query_p50_ms']} / {f['warm_dense_query_p95_ms']} ms",
-        ),
-        ("`semsearch --help`", f"{f['help_s']} s"),
     ]
-    return "\n".join(["| figure | value |", "|---|---|"] + [f"| {a} | {b} |" for a, b in rows])
-
+    lines = [f"| {a} | {b} |" for a, b in rows] + render_warm(f).splitlines()
+    lines.append(f"| `semsearch --help` | {f['help_s']} s |")
+    return "\n".join(["| figure | value |", "|---|---|", *lines])
 
 if __name__ == "__main__":
     main()

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import (
     BackendMismatchError,
     IndexAccessError,
+    IndexClosedError,
     IndexCorruptError,
     IndexLockedError,
     IndexNotFoundError,
@@ -64,6 +65,7 @@ __all__ = [
     "Hit",
     "Index",
     "IndexAccessError",
+    "IndexClosedError",
     "IndexCorruptError",
     "IndexInfo",
     "IndexLockedError",

@@ -1011,6 +1011,89 @@ def _human_bytes(n: int) -> str:
     return f"{n} B"
 
 
+# --------------------------------------------------------------------------- similar
+
+
+@app.command()
+def similar(
+    target: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="PATH[#PARAGRAPH]",
+            help="An indexed file (its passages together), or one paragraph of it, numbered "
+            "as hits show it (PATH#KEY#PARAGRAPH for a record of a JSON Lines file).",
+            show_default=False,
+        ),
+    ] = None,
+    passage_id: Annotated[
+        int | None,
+        typer.Option(
+            "--id", help="A passage id (passage_id in `query --json`).", show_default=False
+        ),
+    ] = None,
+    k: Annotated[int, typer.Option("-k", "--top", help="How many passages to return.")] = 5,
+    min_score: Annotated[
+        float | None, typer.Option("--min-score", help="Leave out passages of lower cosine.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only articles dated on or after YYYY-MM-DD.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Only articles dated on or before YYYY-MM-DD.")
+    ] = None,
+    path: Annotated[
+        str | None,
+        typer.Option("--path", help="Only files whose path matches this glob, e.g. 'news/*'."),
+    ] = None,
+    by_article: Annotated[
+        bool, typer.Option("--by-article", help="Only the nearest passage of each article.")
+    ] = False,
+    index_dir: IndexDir = Path(".semsearch"),
+    as_json: JsonFlag = False,
+) -> None:
+    """Find the passages most like an indexed one (from its stored vector: nothing is
+    embedded); itself and its near-identical copies are left out.
+
+    Exits 0 when something is found, 1 when nothing is, 2 on an error.
+    """
+    with _errors():
+        if (target is None) == (passage_id is None):
+            raise UsageError("give an indexed file (PATH or PATH#PARAGRAPH) or --id N, not both")
+        with _open(index_dir) as idx:
+            if passage_id is not None:
+                ids, label = [passage_id], f"passage {passage_id}"
+            else:
+                assert target is not None
+                file, key, paragraph = _split_target(target)
+                ids, label = idx.passages_of(file, paragraph=paragraph, key=key), target
+            filters: dict[str, Any] = dict(since=since, until=until, path=path)
+            hits = idx.similar(ids, k, min_score=min_score, by_article=by_article, **filters)
+            if as_json:
+                from .query import output
+
+                data = output.results_dict(f"like {label}", os.fspath(index_dir), idx.model, hits)
+                typer.echo(json.dumps({**data, "like": ids}, ensure_ascii=False))
+            else:
+                on = _use_color("auto", sys.stdout)
+                typer.echo(_styler(on)(f"Passages like {label}:", dim=True) + "\n", color=on)
+                typer.echo(_format_hits(hits, min_score, None, on), nl=False, color=on)
+    if not hits:
+        sys.exit(EXIT_NOTHING_FOUND)  # as `query`: grep's convention
+
+
+def _split_target(target: str) -> tuple[str, str | None, int | None]:
+    """PATH, PATH#PARAGRAPH, PATH#KEY or PATH#KEY#PARAGRAPH: (path, key, paragraph)."""
+    if "#" not in target or os.path.exists(target):  # a file whose name holds a #
+        return target, None, None
+    head, _, last = target.rpartition("#")
+    if not last.isdigit():
+        return head, last, None
+    if "#" in head and not os.path.exists(head):
+        file, _, key = head.rpartition("#")
+        return file, key, int(last)
+    return head, None, int(last)
+
+
 def main() -> None:
     """Entry point of the ``semsearch`` console script."""
     app(prog_name="semsearch")

@@ -8,6 +8,7 @@ The tree::
     ├── IndexNotFoundError    no index at the given folder yet
     ├── IndexCorruptError     index files missing, truncated or out of step
     ├── IndexAccessError      the index folder cannot be created, read or written
+    │   └── IndexClosedError  the `Index` was closed: open it again
     ├── IndexWriteError       writing the index failed (disk full, I/O error); it is as it was
     ├── SchemaVersionError    the index was written by a newer semsearch
     ├── ModelMismatchError    the index was built with another model
@@ -47,6 +48,10 @@ class IndexAccessError(SemsearchError):
     in the way)."""
 
 
+class IndexClosedError(IndexAccessError):
+    """The `Index` has been closed with `close()`: open it again with `Index.open`."""
+
+
 class IndexWriteError(SemsearchError):
     """Writing the index failed (no space left, a disk error); the index is as it was before."""
 
@@ -73,6 +78,7 @@ class IndexLockedError(SemsearchError):
 
 __all__ = [
     "IndexAccessError",
+    "IndexClosedError",
     "IndexCorruptError",
     "IndexLockedError",
     "IndexNotFoundError",

@@ -23,6 +23,7 @@ from .embed.backends import check_choice
 from .errors import IndexCorruptError, SchemaVersionError, SourceError, UsageError
 from .index import Index
 from .ingest import RealPaths
+from .ingest.passages import Unit
 from .query import DEFAULT_MODE, check_mode, check_text
 from .query.fusion import Fusion
 from .storage.store import Store
@@ -292,11 +293,11 @@ def run_eval(
     if protocol not in PROTOCOLS:
         raise UsageError(f"protocol must be one of {', '.join(PROTOCOLS)} (got {protocol!r})")
     check_mode(mode)  # before indexing a whole corpus
-    check_choice(backend, precision)
+    backend_, precision_ = check_choice(backend, precision)
     dataset = load_dataset(dataset_dir, split)
     if index_dir is not None:
         check_reusable(os.fspath(index_dir), dataset.corpus_path)
-    unit = "document" if protocol == "beir" else "paragraph"
+    unit: Unit = "document" if protocol == "beir" else "paragraph"
     temporary = index_dir is None
     if index_dir is None:
         folder = tempfile.mkdtemp(prefix="semsearch-eval-")
@@ -305,7 +306,7 @@ def run_eval(
         folder = target = os.fspath(index_dir)
     try:
         with Index.open(
-            target, create=True, model=model, unit=unit, backend=backend, precision=precision
+            target, create=True, model=model, unit=unit, backend=backend_, precision=precision_
         ) as index:
             index.add([dataset.corpus_path], progress=index_progress)
             return evaluate(dataset, index, mode=mode, progress=query_progress)

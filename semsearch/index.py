@@ -18,11 +18,13 @@ import numpy.typing as npt
 
 from . import __version__
 from .embed import Embedder, backends, export
+from .embed.backends import Backend, Precision
 from .embed.model import SentenceTransformerEmbedder, canonical_model_name
 from .embed.onnx import OnnxEmbedder
 from .errors import (
     BackendMismatchError,
     IndexAccessError,
+    IndexClosedError,
     IndexCorruptError,
     IndexNotFoundError,
     ModelLoadError,
@@ -33,10 +35,12 @@ from .errors import (
     UsageError,
 )
 from .ingest import parse, walk
-from .ingest.passages import UNITS, Chunking, make_passages
+from .ingest.passages import UNITS, Chunking, Unit, make_passages
 from .query import Hit, Query, check_query
 from .query.fusion import Fusion
+from .query.options import Mode
 from .query.searcher import Searcher
+from .query.similar import similar as _similar
 from .storage import integrity
 from .storage import vectors as _vectors
 from .storage.lock import LOCK_NAME, WriteLock
@@ -44,12 +48,13 @@ from .storage.schema import SCHEMA_VERSION
 from .storage.store import (
     DB_NAME,
     FileRow,
+    PassageRow,
     StaleSnapshot,
     Store,
     delete_index_files,
     now_iso,
 )
-from .storage.vectors import VectorIndex
+from .storage.vectors import IndexType, VectorIndex
 from .update import (
     AddReport,
     FilePlan,
@@ -190,10 +195,10 @@ class Index:
         create: bool = False,
         model: str | None = None,
         embedder: Embedder | None = None,
-        unit: str | None = None,
-        index_type: str | None = None,
-        backend: str | None = None,
-        precision: str | None = None,
+        unit: Unit | None = None,
+        index_type: IndexType | None = None,
+        backend: Backend | None = None,
+        precision: Precision | None = None,
         status: StatusCallback | None = None,
     ) -> Index:
         """Open the index in ``path``; with ``create=True`` one is made on the first `add`.
@@ -431,11 +436,14 @@ class Index:
 
     # ------------------------------------------------------------------ reading
 
-    def _store_or_raise(self) -> Store:
+    def _check_open(self) -> None:
         if self._closed:
-            raise IndexAccessError(
+            raise IndexClosedError(
                 f"the index in {self.folder} has been closed: open it again with Index.open"
             )
+
+    def _store_or_raise(self) -> Store:
+        self._check_open()
         if self._broken is not None:
             raise self._broken
         if self._store is None:
@@ -488,7 +496,7 @@ class Index:
         query: str,
         k: int = 5,
         *,
-        mode: str | None = None,
+        mode: Mode | None = None,
         min_score: float | None = None,
         since: str | None = None,
         until: str | None = None,
@@ -534,6 +542,74 @@ class Index:
             return []
         with self.snapshot() as snap:
             return snap.run(checked, batch_size=batch_size)
+
+    def similar(
+        self,
+        passage_ids: int | Sequence[int],
+        k: int = 10,
+        *,
+        min_score: float | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        path: str | None = None,
+        by_article: bool = False,
+        collapse: bool = True,
+    ) -> list[Hit]:
+        """The ``k`` passages nearest to a stored one (``hit.passage_id``), best first.
+
+        From the passage's stored vector: nothing is embedded and no model is
+        loaded. Several ids stand for their mean (a paragraph in pieces, a whole
+        file: see `passages_of`). The given passages and every passage
+        near-identical to one of them (what `search` collapses) are left out.
+        Scores are cosines; the other options are `search`'s. An id the index
+        does not hold raises `UsageError`.
+        """
+        _passage_id_list(passage_ids)  # bad arguments before any read
+        with self.snapshot() as snap:
+            return snap.similar(
+                passage_ids,
+                k,
+                min_score=min_score,
+                since=since,
+                until=until,
+                path=path,
+                by_article=by_article,
+                collapse=collapse,
+            )
+
+    def passages_of(
+        self, file: str | os.PathLike[str], *, paragraph: int | None = None, key: str | None = None
+    ) -> list[int]:
+        """The ids of an indexed file's passages, in order: all of them, or those of one
+        paragraph (1-based, as hits number them) and/or one record (``key``, the id of a
+        JSON Lines record), for `similar`.
+
+        ``file`` is a path as for `remove` (relative or absolute, also when the file
+        is gone from disk). A path nothing is indexed at raises `SourceError`; a
+        folder, a paragraph or a record the file does not have, `UsageError`.
+        """
+        given = os.fspath(file)
+        if paragraph is not None and (
+            isinstance(paragraph, bool) or not isinstance(paragraph, int) or paragraph < 1
+        ):
+            raise UsageError(f"paragraph must be a whole number of at least 1 (got {paragraph!r})")
+        store = self._store_or_raise()
+        with store.reading():
+            moved_from = store.moved_from()
+            relocate = (lambda p: store.relocate(p, moved_from)) if moved_from else None
+            under = rows_under(store.files().values(), given, relocate)
+            if not under:
+                raise SourceError(self._not_indexed(given, store))
+            if len(under) > 1:
+                raise UsageError(
+                    f"{given} is a folder of {len(under)} indexed files: give one file (see "
+                    f"`semsearch list{self._index_option()}`)"
+                )
+            rows = sorted(
+                store.passages(store.passage_ids([under[0].id]).tolist()).values(),
+                key=lambda r: (r.document_id, r.paragraph, r.piece),
+            )
+        return [r.id for r in _pick_passages(given, rows, paragraph, key)]
 
     def info(self) -> IndexInfo:
         """Counts, model and settings of the index (reads no vectors)."""
@@ -651,6 +727,7 @@ class Index:
         index is as it was before. ``rebuild=True`` starts from scratch (in the
         same atomic way).
         """
+        self._check_open()  # (it would open the store again, behind the caller's back)
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
         started = time.perf_counter()
@@ -1194,6 +1271,45 @@ def _name_files(report: AddReport, files: FilePlan, replaced: dict[str, FileRow]
     report.files_unchanged = len(files.unchanged_ids)
 
 
+def _passage_id_list(passage_ids: int | Sequence[int]) -> list[int]:
+    """``passage_ids`` as a list of ids, once each; raises `UsageError` for anything else."""
+    given = [passage_ids] if isinstance(passage_ids, (int, np.integer)) else list(passage_ids)
+    if not given:
+        raise UsageError("give at least one passage id")
+    for i in given:
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+            raise UsageError(f"a passage id is a whole number (got {i!r})")
+    return list(dict.fromkeys(int(i) for i in given))
+
+
+def _pick_passages(
+    file: str, rows: list[PassageRow], paragraph: int | None, key: str | None
+) -> list[PassageRow]:
+    """The passages of one file's ``rows`` that ``paragraph`` and ``key`` name."""
+    if key is not None:
+        keys = list(dict.fromkeys(r.key for r in rows if r.key))
+        rows = [r for r in rows if r.key == key]
+        if not rows:
+            known = ", ".join(keys[:5]) + (" ..." if len(keys) > 5 else "")
+            held = f": its records are {known}" if keys else ": it holds no records"
+            raise UsageError(f"{file} has no record {key!r}{held}")
+    if not rows:
+        raise UsageError(f"{file} is indexed but holds no passage (an empty file?)")
+    if paragraph is None:
+        return rows
+    documents = {r.document_id for r in rows}
+    if len(documents) > 1:
+        raise UsageError(
+            f"{file} holds {len(documents)} records: name one, as {file}#KEY#{paragraph} "
+            "(KEY as hits show it), or give the passage's id with --id"
+        )
+    chosen = [r for r in rows if r.paragraph + 1 == paragraph]
+    if not chosen:
+        last = max((r.paragraph + 1 for r in rows), default=0)
+        raise UsageError(f"{file} has no paragraph {paragraph}: it has paragraphs 1 to {last}")
+    return chosen
+
+
 def _check_precision(manifest: dict[str, Any], embedder: Embedder, folder: str) -> None:
     """Refuse to add vectors of another precision (say int8) to an index of fp32 ones."""
     held = str(manifest.get("precision", "fp32"))
@@ -1286,6 +1402,21 @@ class Snapshot:
     def search(self, query: str, k: int = 5, **options: Any) -> list[Hit]:
         """`Index.search` on this generation."""
         return self.run([check_query(query, k, **options)])[0]
+
+    def similar(self, passage_ids: int | Sequence[int], k: int = 10, **options: Any) -> list[Hit]:
+        """`Index.similar` on this generation."""
+        self._check_thread()
+        ids = _passage_id_list(passage_ids)
+        # the query's options, checked as a search's (its text is never searched for)
+        q = check_query(f"like passage {ids[0]}", k, mode="dense", **options)
+        rows = self._store.passages(ids)
+        missing = [i for i in ids if i not in rows]
+        if missing:
+            raise UsageError(
+                f"the index in {self._index.folder} holds no passage {missing[0]}: passage ids "
+                "are the passage_id of the hits of `semsearch query --json`"
+            )
+        return _similar(self._store, self._vectors, [rows[i] for i in ids], q)
 
     def run(self, queries: Sequence[Query], batch_size: int = 64) -> list[list[Hit]]:
         """Checked queries (all of one mode) on this generation."""

@@ -341,7 +341,7 @@ def test_close_while_other_threads_search_ends_them_with_an_error(
         t.join(timeout=60)
     assert len(outcomes) == 4
     for outcome in outcomes:
-        assert outcome == "finished" or outcome.startswith("IndexAccessError: "), outcome
+        assert outcome == "finished" or outcome.startswith("IndexClosedError: "), outcome
         assert "closed" in outcome or outcome == "finished"
     with pytest.raises(Exception, match="has been closed"):
         index.search("river")

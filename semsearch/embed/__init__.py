@@ -9,7 +9,8 @@ and normalises through the one `normalize` here:
 - `export`: the model exported to ONNX once per index (and cached per user),
   checked against sentence-transformers;
 - `onnx`: onnxruntime on that export (queries, and ``--backend onnx``);
-- `backends`: the indexing backends on the export (onnxruntime, OpenVINO, int8).
+- `backends`: the indexing backends on the export (onnxruntime, OpenVINO, int8);
+- `words`: the model's input word-piece vectors, for highlights without running it.
 
 torch and sentence-transformers are imported only when a model is loaded.
 """
@@ -17,10 +18,13 @@ torch and sentence-transformers are imported only when a model is loaded.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from .words import WordVectors
 
 Progress = Callable[[int], None]
 """Called with the number of texts just embedded."""
@@ -55,6 +59,15 @@ class Embedder(Protocol):
         self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None
     ) -> npt.NDArray[np.float32]:
         """L2-normalised float32 vectors, one row per text."""
+        ...
+
+
+@runtime_checkable
+class HasWordVectors(Protocol):
+    """An embedder that can also hand out its model's word-piece vectors (`embed.words`)."""
+
+    def word_vectors(self) -> WordVectors | None:
+        """The model's input word-piece vectors, or None when it has none to give."""
         ...
 
 

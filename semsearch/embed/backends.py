@@ -25,7 +25,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -34,24 +34,32 @@ from ..errors import IndexCorruptError, ModelLoadError, UsageError
 from ..storage import integrity
 from . import export, normalize, onnx
 
-BACKENDS = ("torch", "onnx", "openvino")
-PRECISIONS = ("fp32", "int8")
+Backend = Literal["torch", "onnx", "openvino"]
+Precision = Literal["fp32", "int8"]
+BACKENDS: tuple[Backend, ...] = ("torch", "onnx", "openvino")
+PRECISIONS: tuple[Precision, ...] = ("fp32", "int8")
 CALIBRATION_PASSAGES = 150
 _INSTALL_HINT = "pip install 'semsearch[openvino]' (or `make install`)"
 _INT8_FILE = re.compile(r"^embed-model-int8-[0-9a-f]{16}\.(xml|bin)$")
 
 
-def check_choice(backend: str | None, precision: str | None) -> None:
-    """Refuse a backend or precision semsearch does not offer, naming the ones it does."""
-    if backend is not None and backend not in BACKENDS:
+def check_choice(
+    backend: str | None, precision: str | None
+) -> tuple[Backend | None, Precision | None]:
+    """Refuse a backend or precision semsearch does not offer, naming the ones it does;
+    returns them as the values they are (None stays None)."""
+    backend_ = next((b for b in BACKENDS if b == backend), None)
+    precision_ = next((p for p in PRECISIONS if p == precision), None)
+    if backend is not None and backend_ is None:
         raise UsageError(f"backend must be one of {', '.join(BACKENDS)} (got {backend!r})")
-    if precision is not None and precision not in PRECISIONS:
+    if precision is not None and precision_ is None:
         raise UsageError(f"precision must be one of {', '.join(PRECISIONS)} (got {precision!r})")
     if precision == "int8" and backend != "openvino":
         raise UsageError(
             "int8 is offered with --backend openvino (static quantisation calibrated on your "
             f"passages); the {backend or 'torch'} backend runs fp32"
         )
+    return backend_, precision_
 
 
 class ExportedEmbedder:

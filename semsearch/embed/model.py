@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -14,9 +15,17 @@ import numpy.typing as npt
 from ..errors import ModelLoadError
 from . import Progress, batch_order, normalize
 
+if TYPE_CHECKING:
+    from .words import WordVectors
+
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# One torch model call at a time in a process. sentence-transformers sets the padding and
+# truncation of the model's tokenizer on every call, so two threads encoding at once could
+# each find the other's settings (and a loaded model is shared by every embedder of it);
+# torch already spreads one batch over every core, so running them in turn costs nothing.
+_TORCH_LOCK = threading.RLock()
 
 
 def canonical_model_name(name: str | None) -> str:
@@ -73,6 +82,8 @@ class SentenceTransformerEmbedder:
         self._device = device
         self._model: Any = None
         self._tokenizer: Any = None
+        self._counter: Any = None  # a private copy of the fast tokenizer, for counting only
+        self._words: WordVectors | None = None
         self._fingerprint: str | None = None
         self._export_key: str | None = None
         self.on_load: Callable[[], None] | None = None  # called just before the weights load
@@ -105,7 +116,8 @@ class SentenceTransformerEmbedder:
                 raise ModelLoadError(f"sentence-transformers cannot be imported: {exc}") from exc
             transformers.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
             try:
-                self._model = _load(SentenceTransformer, path, self._device)
+                with _TORCH_LOCK:
+                    self._model = _load(SentenceTransformer, path, self._device)
             except Exception as exc:  # the boundary with third-party loading code: any failure
                 # (missing files, truncated weights, a bad config) means "cannot load".
                 first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -180,10 +192,53 @@ class SentenceTransformerEmbedder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        enc = self.tokenizer(
-            list(texts), add_special_tokens=False, truncation=False, verbose=False
-        )["input_ids"]
+        counter = self._counting_tokenizer()
+        if counter is not None:
+            encs = counter.encode_batch(list(texts), add_special_tokens=False)
+            return [len(e.ids) for e in encs]
+        with _TORCH_LOCK:  # a slow (Python) tokenizer: no copy to count with
+            enc = self.tokenizer(
+                list(texts), add_special_tokens=False, truncation=False, verbose=False
+            )["input_ids"]
         return [len(ids) for ids in enc]
+
+    def _counting_tokenizer(self) -> Any:
+        """A copy of the model's fast tokenizer that never truncates or pads, or None.
+
+        The model's own tokenizer cannot count while other threads embed: every
+        call of it sets its padding and truncation, and a thread counting (no
+        padding) between another's setting and its encoding left that one with
+        unpadded rows ("Unable to create tensor"). The copy is set up once and
+        then only read, which `tokenizers` allows from any number of threads.
+        """
+        if self._counter is None:
+            backend = getattr(self.tokenizer, "backend_tokenizer", None)
+            if backend is None:
+                return None
+            from tokenizers import Tokenizer
+
+            counter = Tokenizer.from_str(backend.to_str())
+            counter.no_truncation()
+            counter.no_padding()
+            self._counter = counter
+        return self._counter
+
+    def word_vectors(self) -> WordVectors | None:
+        """The model's input word-piece vectors (see `embed.words`), or None."""
+        if self._words is None:
+            from .words import WordVectors
+
+            counter = self._counting_tokenizer()
+            try:
+                layer = self.model[0].auto_model.get_input_embeddings()
+            except (AttributeError, IndexError, TypeError):  # not a transformers model
+                layer = None
+            if counter is None or layer is None:
+                return None
+            with _TORCH_LOCK:
+                matrix = layer.weight.detach().cpu().numpy().astype(np.float32, copy=False)
+            self._words = WordVectors(matrix, counter)
+        return self._words
 
     def embed(
         self, texts: Sequence[str], *, batch_size: int = 32, progress: Progress | None = None
@@ -199,13 +254,14 @@ class SentenceTransformerEmbedder:
         if not texts:
             return out
         for idx in batch_order(self.count_tokens(texts), batch_size):
-            vecs = self.model.encode(
-                [texts[i] for i in idx],
-                batch_size=len(idx),
-                convert_to_numpy=True,
-                normalize_embeddings=True,
-                show_progress_bar=False,
-            )
+            with _TORCH_LOCK:
+                vecs = self.model.encode(
+                    [texts[i] for i in idx],
+                    batch_size=len(idx),
+                    convert_to_numpy=True,
+                    normalize_embeddings=True,
+                    show_progress_bar=False,
+                )
             out[idx] = vecs
             if progress is not None:
                 progress(len(idx))
@@ -221,5 +277,3 @@ def _load(factory: Any, path: str, device: str) -> Any:
     if key not in _LOADED:
         _LOADED[key] = factory(path, device=device)
     return _LOADED[key]
-
-

@@ -12,10 +12,12 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import IndexCorruptError
-from . import batch_order, normalize
+from . import batch_order, normalize, words
 
 if TYPE_CHECKING:
     from .export import QueryModel
+    from .words import WordVectors
+
 
 class OnnxEncoder:
     """onnxruntime + tokenizers: texts in, embeddings out."""
@@ -30,14 +32,26 @@ class OnnxEncoder:
         options.log_severity_level = 3
         self._session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
         self._tokenizer, self._pad_id = load_tokenizer(tokenizer_path, max_tokens)
+        self.onnx_path = onnx_path
+        self._counter: Any = None  # made on first use: queries never count
         self.max_tokens = max_tokens
 
+    @property
+    def tokenizer(self) -> Any:
+        """The `tokenizers.Tokenizer` that encodes for the model (truncating): read it only."""
+        return self._tokenizer
+
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        self._tokenizer.no_truncation()
-        try:
-            encs = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        finally:
-            self._tokenizer.enable_truncation(max_length=self.max_tokens)
+        # A tokenizer of its own that never truncates: switching the shared one's
+        # truncation off and on again let a thread encoding meanwhile read past the
+        # model's limit. Both are only read once set up, which any number of threads may.
+        if self._counter is None:
+            from tokenizers import Tokenizer
+
+            counter = Tokenizer.from_str(self._tokenizer.to_str())
+            counter.no_truncation()
+            self._counter = counter
+        encs = self._counter.encode_batch(list(texts), add_special_tokens=False)
         return [len(e.ids) for e in encs]
 
     def encode(
@@ -135,6 +149,8 @@ class OnnxEmbedder:
         self._encoder = OnnxEncoder(
             os.path.join(folder, info.file), os.path.join(folder, info.tokenizer), info.max_tokens
         )
+        self._words: WordVectors | None = None
+        self._words_read = False
 
     @property
     def fingerprint(self) -> str:
@@ -159,6 +175,13 @@ class OnnxEmbedder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         return self._encoder.count_tokens(texts)
 
+    def word_vectors(self) -> WordVectors | None:
+        """The export's input word-piece vectors (see `embed.words`), mapped on first use."""
+        if not self._words_read:  # two threads may both map it: the same read-only rows
+            self._words = words.from_onnx(self._encoder.onnx_path, self._encoder.tokenizer)
+            self._words_read = True
+        return self._words
+
     def embed(
         self, texts: Sequence[str], *, batch_size: int = 32, progress: Any = None
     ) -> npt.NDArray[np.float32]:
@@ -175,5 +198,3 @@ class OnnxEmbedder:
         if progress is not None:
             progress(len(texts))
         return normalize(vecs)
-
-

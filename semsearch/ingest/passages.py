@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from .documents import Document, Paragraph
 
@@ -48,7 +49,8 @@ class Passage:
     column: int = 0  # 1-based column there, in UTF-8 bytes (0: not known)
 
 
-UNITS = ("paragraph", "document")
+Unit = Literal["paragraph", "document"]
+UNITS: tuple[Unit, ...] = ("paragraph", "document")
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 Data flows one way: `options.check_query` makes a `Query`; `searcher.Searcher`
 filters and retrieves candidates (dense from the vectors, `lexical` from
 SQLite FTS5, fused by `fusion`), `group` turns them into `Hit`s and
-`highlight` marks their best sentences.
+`highlight` marks their best sentences. `similar` ranks from stored vectors
+instead of a query's.
 """
 
 from __future__ import annotations

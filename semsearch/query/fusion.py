@@ -24,15 +24,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 Ranking = Sequence[tuple[int, float]]  # (id, score), best first
+FusionMethod = Literal["rrf", "convex"]
 
 
 @dataclass(frozen=True)
 class Fusion:
     """How to fuse; recorded nowhere, chosen per query."""
 
-    method: str = "convex"
+    method: FusionMethod = "convex"
     alpha: float = 0.5  # convex: weight of the dense score
     rrf_c: float = 60.0  # rrf: the rank constant
 

@@ -55,7 +55,7 @@ class Hit:
 def make_hit(rank: int, score: float, row: PassageRow) -> Hit:
     return Hit(
         rank=rank,
-        score=round(score, 6),
+        score=round(float(score), 6),  # a plain float, whatever the ranking held (numpy)
         text=row.text,
         title=row.title,
         date=row.date,

@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 from ..errors import UsageError
 from .fusion import Fusion
 
-MODES = ("dense", "lexical", "hybrid")
-DEFAULT_MODE = "hybrid"
+Mode = Literal["dense", "lexical", "hybrid"]
+MODES: tuple[Mode, ...] = ("dense", "lexical", "hybrid")
+DEFAULT_MODE: Mode = "hybrid"
 DEFAULT_FUSION = Fusion(method="convex", alpha=0.5)
 # The top of each ranking that sets hybrid scores, whatever k (see fusion). Chosen on
 # SciFact's train queries: nDCG@10 0.7346 at 100, 0.7351 at 200, 0.7368 at 400, 0.7371 at
@@ -34,7 +36,7 @@ class Query:
 
     text: str
     k: int = 5
-    mode: str = DEFAULT_MODE
+    mode: Mode = DEFAULT_MODE
     min_score: float | None = None
     since: str | None = None
     until: str | None = None
@@ -58,12 +60,12 @@ def _check_date(name: str, value: str | None) -> str | None:
         raise UsageError(f"{name} must be a date like 2024-12-31 (got {value!r})") from None
 
 
-def check_mode(mode: str | None) -> str:
+def check_mode(mode: str | None) -> Mode:
     """The search mode to use (the default for None); raises `UsageError` for an unknown one."""
-    mode = mode or DEFAULT_MODE
-    if mode not in MODES:
-        raise UsageError(f"mode must be one of {', '.join(MODES)} (got {mode!r})")
-    return mode
+    for known in MODES:
+        if (mode or DEFAULT_MODE) == known:
+            return known
+    raise UsageError(f"mode must be one of {', '.join(MODES)} (got {mode!r})")
 
 
 def check_text(text: object, what: str = "query") -> str:
@@ -123,16 +125,16 @@ def check_query(
     """A `Query`; raises `UsageError` for anything unusable (see `check_text`, `check_k`)."""
     text = check_text(query)
     k = check_k(k)
-    mode = check_mode(mode)
+    checked = check_mode(mode)
     if min_score is not None and (
         isinstance(min_score, bool)
         or not isinstance(min_score, (int, float))
         or not math.isfinite(min_score)
     ):
         raise UsageError(f"min-score must be a finite number (got {min_score!r})")
-    if min_score is not None and mode != "lexical" and not -1.0 <= min_score <= 1.0:
+    if min_score is not None and checked != "lexical" and not -1.0 <= min_score <= 1.0:
         raise UsageError(
-            f"min-score is between -1 and 1 for {mode} scores (got {min_score}); "
+            f"min-score is between -1 and 1 for {checked} scores (got {min_score}); "
             "only lexical (BM25) scores go above 1"
         )
     since, until = _check_date("since", since), _check_date("until", until)
@@ -150,7 +152,7 @@ def check_query(
     return Query(
         text=text,
         k=k,
-        mode=mode,
+        mode=checked,
         min_score=min_score,
         since=since,
         until=until,

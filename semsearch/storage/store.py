@@ -43,6 +43,7 @@ import numpy as np
 
 from ..errors import (
     IndexAccessError,
+    IndexClosedError,
     IndexCorruptError,
     IndexNotFoundError,
     SchemaVersionError,
@@ -161,7 +162,9 @@ class Store:
                 self._local.db = None
                 with contextlib.suppress(sqlite3.Error):
                     db.close()
-            raise IndexAccessError(f"the index in {self.folder} has been closed")
+            raise IndexClosedError(
+                f"the index in {self.folder} has been closed: open it again with Index.open"
+            )
         if db is None:
             db = _connect(self._path)
             self._local.db = db

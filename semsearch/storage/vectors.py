@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -748,7 +748,8 @@ class IVFIndex(_FaissIndex):
 _DIRECT_MAP_LOCK = threading.Lock()
 
 
-INDEX_TYPES = ("auto", "flat", "hnsw", "ivf", "ivfpq")
+IndexType = Literal["auto", "flat", "hnsw", "ivf", "ivfpq"]
+INDEX_TYPES: tuple[IndexType, ...] = ("auto", "flat", "hnsw", "ivf", "ivfpq")
 AUTO_FLAT_LIMIT = 100_000  # auto stays exact up to here, then goes IVF
 
 
