@@ -6,7 +6,9 @@ rankings and highlights can be predicted from shared words.
 
 from __future__ import annotations
 
+import math
 import random
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -229,6 +231,76 @@ def test_lexical_search_ranks_and_restricts(fts_db: sqlite3.Connection) -> None:
     assert lexical.search(fts_db, "!!!", 5) == []
     # stemming: "waving" finds "waved"
     assert [i for i, _ in lexical.search(fts_db, "waving", 5)] == [1]
+
+
+def _bm25_by_hand(db: sqlite3.Connection, terms: list[str], rowid: int) -> float:
+    """FTS5's bm25() written out: the formula `lexical.bound` bounds."""
+    rows = db.execute("SELECT rowid, body FROM passages_fts").fetchall()
+    tokens = {r: re.findall(r"\w+", body.lower()) for r, body in rows}
+    avgdl = sum(len(t) for t in tokens.values()) / len(tokens)
+    stem = {"rain": "rain", "town": "town", "crowd": "crowd", "the": "the"}
+    score = 0.0
+    for term in terms:
+        word = stem[term]
+        holding = sum(1 for t in tokens.values() if word in t)
+        idf = max(math.log((len(tokens) - holding + 0.5) / (holding + 0.5)), lexical.MIN_IDF)
+        f = tokens[rowid].count(word)
+        norm = 1 - lexical.B + lexical.B * len(tokens[rowid]) / avgdl
+        score += idf * f * (lexical.K1 + 1) / (f + lexical.K1 * norm)
+    return score
+
+
+def test_bm25_constants_are_those_of_fts5(fts_db: sqlite3.Connection) -> None:
+    """The bound rests on FTS5's formula and parameters: check them against bm25()."""
+    for query, rowid in (("rain town", 2), ("crowd", 1), ("rain the", 2), ("the", 3)):
+        got = dict(lexical.search(fts_db, query, 5))[rowid]
+        assert got == pytest.approx(_bm25_by_hand(fts_db, lexical.query_terms(query), rowid))
+
+
+def test_idfs_count_the_passages_holding_each_term(fts_db: sqlite3.Connection) -> None:
+    assert lexical.idfs(fts_db, "rain crowds") == [
+        pytest.approx(math.log(2.5 / 1.5)),  # 1 passage of 3 holds each
+        pytest.approx(math.log(2.5 / 1.5)),
+    ]
+    # "the" is in every passage: FTS5 floors its idf
+    assert lexical.idfs(fts_db, "the") == [lexical.MIN_IDF]
+    assert lexical.idfs(fts_db, "zebra") == [pytest.approx(math.log(3.5 / 0.5))]
+    assert lexical.idfs(fts_db, "!!!") == []
+    assert lexical.bound(fts_db, "!!!") == 0.0
+    assert lexical.bound(fts_db, "rain crowds") == pytest.approx(2.2 * 2 * math.log(2.5 / 1.5))
+
+
+def test_no_passage_reaches_the_bound() -> None:
+    """Even a passage repeating every query term, short or long, scores below the bound."""
+    db = sqlite3.connect(":memory:")
+    db.execute(
+        f"CREATE VIRTUAL TABLE passages_fts USING fts5(body, tokenize='{lexical.FTS_TOKENIZER}')"
+    )
+    rng = random.Random(7)
+    words = [f"w{i}" for i in range(30)]
+    rows = [" ".join(rng.choices(words, k=rng.randint(1, 40))) for _ in range(200)]
+    rows += ["w1 " * 500, "w1 w2", "w1"]  # saturated, short, shortest
+    db.executemany("INSERT INTO passages_fts(rowid, body) VALUES (?, ?)", enumerate(rows, 1))
+    for query in ("w1", "w1 w2", "w3 w4 w5 w6", " ".join(words)):
+        top = lexical.search(db, query, 300)
+        assert top
+        assert max(s for _, s in top) < lexical.bound(db, query)
+    db.close()
+
+
+def test_scores_of_gives_the_search_scores_and_zero_without_a_term(
+    fts_db: sqlite3.Connection,
+) -> None:
+    found = dict(lexical.search(fts_db, "rain crowd", 5))
+    assert set(found) == {1, 2}
+    assert lexical.scores_of(fts_db, "rain crowd", [2, 3, 1, 99]) == {
+        1: found[1],
+        2: found[2],
+        3: 0.0,  # holds neither word
+        99: 0.0,  # no such passage
+    }
+    assert lexical.scores_of(fts_db, "!!!", [1]) == {1: 0.0}
+    assert lexical.scores_of(fts_db, "rain", []) == {}
 
 
 # --------------------------------------------------------------------------- small index
