@@ -356,6 +356,7 @@ def _query_json(text: str, index_dir: Path, model: str, hits: Sequence[Hit]) -> 
     keys = (
         "rank",
         "score",
+        "scores",
         "text",
         "title",
         "date",
