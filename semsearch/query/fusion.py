@@ -33,6 +33,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
 Ranking = Sequence[tuple[int, float]]  # (id, score), best first
 
 METHODS = ("calibrated", "convex", "rrf")
@@ -75,7 +78,18 @@ class Fusion:
 
     def score(self, dense: float, lexical: float, bound: float) -> float:
         """The calibrated fused score (0..1) of a passage with these dense and BM25 scores."""
-        return self.logistic(self.mix(dense, lexical, bound))
+        one = self.scores(np.array([dense], np.float64), np.array([lexical], np.float64), bound)
+        return float(one[0])
+
+    def scores(
+        self, dense: npt.NDArray[np.float64], lexical: npt.NDArray[np.float64], bound: float
+    ) -> npt.NDArray[np.float64]:
+        """`score` of many passages at once (their cosines and BM25 scores, in order)."""
+        share = np.clip(lexical / bound, 0.0, 1.0) if bound > 0 else np.zeros_like(lexical)
+        z = self.scale * (self.alpha * dense + (1 - self.alpha) * share - self.shift)
+        with np.errstate(over="ignore"):  # far below the shift: exp overflows to inf, score 0
+            out: npt.NDArray[np.float64] = 1.0 / (1.0 + np.exp(-z))
+        return out
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

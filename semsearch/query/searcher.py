@@ -113,8 +113,12 @@ class Searcher:
         exhausted = c.exhausted and len(c.dense) <= n
         if q.fusion.independent:
             bound = self.store.bm25_bound(q.text)
-            fused = [(i, q.fusion.score(c.dense[i], c.lexical[i], bound)) for i in c.dense]
-            fused.sort(key=lambda x: -x[1])  # stable: ties keep dense order, then lexical
+            ids = list(c.dense)  # dense order, then lexical order: the order ties keep
+            cosines = np.fromiter(c.dense.values(), dtype=np.float64, count=len(ids))
+            bm25 = np.array([c.lexical[i] for i in ids], dtype=np.float64)
+            values = q.fusion.scores(cosines, bm25, bound)
+            order = np.argsort(-values, kind="stable")
+            fused = [(ids[j], float(values[j])) for j in order.tolist()]
             if q.min_score is not None and not exhausted:
                 # No passage outside the candidates reaches the min-score: fetching deeper
                 # would find none, and the candidates past n are all below it too.
@@ -122,8 +126,8 @@ class Searcher:
                 exhausted = unreachable and (len(fused) <= n or fused[n][1] < q.min_score)
         else:
             fused = fuse(c.dense_ranking, c.lexical_ranking, q.fusion, depth=HYBRID_DEPTH)
-        scores = {i: scores_of(c.dense[i], c.lexical[i], s) for i, s in fused}
-        return fused[:n], exhausted, scores
+        fused = fused[:n]
+        return fused, exhausted, {i: scores_of(c.dense[i], c.lexical[i], s) for i, s in fused}
 
     def candidates(
         self, text: str, qvec: npt.NDArray[np.float32], depth: int, allowed: IdArray | None
