@@ -5,13 +5,17 @@
 For each dataset it builds two indexes with all-MiniLM-L6-v2 (kept in
 --index-cache to be reused): semsearch's default passages, and the published
 BEIR protocol (each document one passage, title + " " + text, truncated at the
-model's limit). Every mode is evaluated on both; nDCG@10 uses graded gains.
-Prints a markdown table and writes it to benchmarks/results/quality.md.
+model's limit). Every mode is evaluated on both; nDCG@10 uses graded gains. For the default
+hybrid mode it also checks what the fused scores mean on queries they were not
+fitted on: of the top 10 articles of every test query, by band of score, how
+many were relevant (any judged grade above 0).
+Prints markdown tables and writes them to benchmarks/results/quality.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import re
@@ -46,6 +50,7 @@ def main() -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     cache = Path(args.index_cache or tempfile.mkdtemp(prefix="semsearch-quality-"))
     rows = []
+    calibrations: list[tuple[str, list[tuple[float, bool]]]] = []
     for name in args.datasets:
         dataset = load_dataset(DATA / name, "test")
         for protocol, unit in PROTOCOLS.items():
@@ -55,6 +60,8 @@ def main() -> None:
                 index_s = time.perf_counter() - started
                 for mode in ("dense", "lexical", "hybrid"):
                     result = evaluate(dataset, index, mode=mode)
+                    if mode == DEFAULT_MODE and unit == "paragraph":
+                        calibrations.append((name, top_hits(dataset, result.run)))
                     rows.append(
                         {
                             "dataset": name,
@@ -71,7 +78,7 @@ def main() -> None:
     if "scifact" in args.datasets:
         rows.append(bm25_as_published(load_dataset(DATA / "scifact", "test")))
         print(json.dumps(rows[-1]), flush=True)
-    table = render(rows)
+    table = render(rows) + "\n\n" + render_calibration(calibrations)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "quality.md").write_text(table + "\n")
     print(table)
@@ -116,10 +123,47 @@ def bm25_as_published(dataset: Dataset) -> dict[str, object]:
     }
 
 
+BANDS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+
+
+def top_hits(dataset: Dataset, run: dict[str, dict[str, float]]) -> list[tuple[float, bool]]:
+    """(score, relevant) of the top 10 articles of every query."""
+    out = []
+    for qid, docs in run.items():
+        judged = dataset.qrels.get(qid, {})
+        best = sorted(docs.items(), key=lambda kv: -kv[1])[:10]
+        out += [(score, judged.get(doc, 0) > 0) for doc, score in best]
+    return out
+
+
+def render_calibration(calibrations: list[tuple[str, list[tuple[float, bool]]]]) -> str:
+    """Share of relevant articles by band of hybrid score, one column pair per dataset."""
+    if not calibrations:
+        return ""
+    names = [name for name, _ in calibrations]
+    lines = [
+        f"Hybrid scores on the test queries ({DEFAULT_FUSION.method} fusion, fitted on SciFact "
+        "train): of the top 10 articles of every query, how many fall in each band of score "
+        "and what share of them was relevant.",
+        "",
+        "| fused score | " + " | ".join(f"{n}: articles | {n}: relevant" for n in names) + " |",
+        "|---|" + "---|---|" * len(names),
+    ]
+    for lo, hi in itertools.pairwise(BANDS):
+        cells = []
+        for _, hits in calibrations:
+            inside = [rel for s, rel in hits if lo <= s < hi or (hi == 1.0 and s == 1.0)]
+            share = f"{sum(inside) / len(inside):.3f}" if inside else "-"
+            cells.append(f"{len(inside)} | {share}")
+        lines.append(f"| {lo:.2f}-{hi:.2f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def render(rows: list[dict[str, object]]) -> str:
     lines = [
         f"Model all-MiniLM-L6-v2; default mode {DEFAULT_MODE}; hybrid fusion "
-        f"{DEFAULT_FUSION.method} (alpha {DEFAULT_FUSION.alpha}, chosen on SciFact train).",
+        f"{DEFAULT_FUSION.method} (alpha {DEFAULT_FUSION.alpha}, scale {DEFAULT_FUSION.scale}, "
+        f"shift {DEFAULT_FUSION.shift}; chosen on SciFact train).",
         "",
         "| dataset | passages | mode | nDCG@10 | Recall@10 | Recall@100 | MRR@10 "
         "| published nDCG@10 |",

@@ -419,7 +419,8 @@ def query(
         float | None,
         typer.Option(
             "--min-score",
-            help="Leave out passages scoring below this (dense: cosine -1..1; hybrid: 0..1).",
+            help="Leave out passages scoring below this (dense: cosine -1..1; lexical: BM25; "
+            "hybrid: 0..1, roughly the chance that the passage is relevant).",
         ),
     ] = None,
     since: Annotated[

@@ -59,6 +59,7 @@ class EvalResult:
     metrics: dict[str, float]
     seconds: float
     per_query: list[dict[str, Any]] = field(default_factory=list)
+    run: dict[str, dict[str, float]] = field(default_factory=dict)  # query -> {doc: score}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -236,6 +237,7 @@ def evaluate(
         metrics=means,
         seconds=round(time.perf_counter() - started, 2),
         per_query=details,
+        run=run,
     )
 
 

@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,6 +66,7 @@ def test_query_json_shape(seeds_index: Path) -> None:
         assert set(r) == {
             "rank",
             "score",
+            "scores",
             "text",
             "title",
             "date",
@@ -88,6 +90,8 @@ def test_query_json_shape(seeds_index: Path) -> None:
         assert r["title"] == "Eighth anniversary of WWII to take place in China"
         assert r["date"] == "2025-08-28"
         assert r["path"].endswith("000_6ec644ae3fed9123.txt")
+        assert set(r["scores"]) == {"dense", "lexical", "fused"}
+        assert r["scores"]["fused"] == r["score"]
     scores = [r["score"] for r in data["results"]]
     assert scores == sorted(scores, reverse=True)
     assert data["results"][0]["paragraph"] in PARADE_ANSWERS
@@ -122,6 +126,60 @@ def test_min_score_can_leave_nothing(seeds_index: Path) -> None:
         str(seeds_index),
     )
     assert code == 1 and json.loads(out)["results"] == []
+
+
+def _results(*args: str) -> list[dict[str, Any]]:
+    code, out, err = run("query", *args, "--json")
+    assert code == 0, err
+    results: list[dict[str, Any]] = json.loads(out)["results"]
+    return results
+
+
+@pytest.mark.slow
+def test_query_json_shows_the_score_of_each_retriever(seeds_index: Path) -> None:
+    """Hybrid hits carry the cosine dense mode gives them and the BM25 lexical mode gives
+    them (0 for a passage holding no query word); one-mode hits carry only their own."""
+    index = ("--index", str(seeds_index))
+    text, everything = "military parade in Beijing", ("-k", "7", "--no-collapse")
+    hybrid = _results(text, *everything, *index)
+    dense = {r["passage_id"]: r for r in _results(text, *everything, "--mode", "dense", *index)}
+    lex_hits = _results(text, *everything, "--mode", "lexical", *index)
+    lexical = {r["passage_id"]: r["score"] for r in lex_hits}
+    assert len(hybrid) == len(dense) == 7 > len(lexical) > 0
+    for r in hybrid:
+        scores = r["scores"]
+        assert scores["fused"] == r["score"]
+        assert scores["dense"] == pytest.approx(dense[r["passage_id"]]["score"], abs=1e-5)
+        assert scores["lexical"] == pytest.approx(lexical.get(r["passage_id"], 0.0), abs=1e-5)
+    for r in dense.values():
+        assert r["scores"] == {"dense": r["score"], "lexical": None, "fused": None}
+
+
+@pytest.mark.slow
+def test_a_nonsense_query_scores_below_a_relevant_one(seeds_index: Path) -> None:
+    """With the real model: 0.05 is where the README's "little to do with the query" band
+    ends; a query about the article's subject passes it, one about physics does not."""
+    index = ("--index", str(seeds_index))
+    nonsense = _results("quantum chromodynamics", "-k", "7", *index)
+    relevant = _results("military parade in Beijing", "-k", "7", *index)
+    assert max(float(r["score"]) for r in nonsense) < 0.05 < float(relevant[0]["score"])
+    assert _results("quantum chromodynamics", "--min-score", "0.05", *index) == []
+
+
+@pytest.mark.slow
+def test_min_score_keeps_exactly_the_hits_above_it_with_their_scores(seeds_index: Path) -> None:
+    index = ("--index", str(seeds_index))
+    text = "military parade in Beijing"
+    everything = _results(text, "-k", "7", "--no-collapse", *index)
+    scores = [float(r["score"]) for r in everything]
+    assert len(set(scores)) == 7
+    for cut in ((scores[0] + scores[1]) / 2, (scores[3] + scores[4]) / 2):
+        for k in ("1", "3", "7"):
+            kept = _results(text, "-k", k, "--no-collapse", "--min-score", str(cut), *index)
+            want = [r for r in everything if float(r["score"]) >= cut][: int(k)]
+            assert [(r["passage_id"], r["score"], r["scores"]) for r in kept] == [
+                (r["passage_id"], r["score"], r["scores"]) for r in want
+            ]
 
 
 @pytest.mark.slow

@@ -6,7 +6,10 @@ rankings and highlights can be predicted from shared words.
 
 from __future__ import annotations
 
+import json
+import math
 import random
+import re
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +22,7 @@ from semsearch.index import Index
 from semsearch.query import MODES, Hit, check_query, lexical
 from semsearch.query import searcher as search
 from semsearch.query.fusion import Fusion, fuse
+from semsearch.query.options import DEFAULT_FUSION
 from semsearch.storage.schema import SCHEMA_VERSION
 from semsearch.storage.store import Store
 from tests.fakes import FakeEmbedder
@@ -113,7 +117,7 @@ def test_convex_fusion_alpha_08() -> None:
 def test_convex_fusion_minmax_in_between_values() -> None:
     dense = [(1, 0.9), (2, 0.7), (3, 0.5)]
     lex = [(3, 10.0), (1, 6.0), (4, 2.0)]
-    fused = dict(fuse(dense, lex, Fusion(alpha=0.5)))
+    fused = dict(fuse(dense, lex, Fusion(method="convex", alpha=0.5)))
     assert fused[1] == pytest.approx(0.5 * 1.0 + 0.5 * 0.5)
     assert fused[2] == pytest.approx(0.5 * 0.5 + 0.0)
     assert fused[3] == pytest.approx(0.5 * 0.0 + 0.5 * 1.0)
@@ -125,14 +129,14 @@ def test_candidates_past_the_depth_are_scored_with_the_bounds_of_the_top() -> No
     past it is normalised with those bounds and clipped to 0..1."""
     dense = [(1, 0.9), (2, 0.7), (3, 0.5), (4, 0.3), (5, 0.2)]
     lex = [(3, 10.0), (1, 6.0), (4, 2.0), (6, 1.0)]
-    fused = dict(fuse(dense, lex, Fusion(alpha=0.5), depth=2))
+    fused = dict(fuse(dense, lex, Fusion(method="convex", alpha=0.5), depth=2))
     assert fused[1] == pytest.approx(0.5 * 1.0 + 0.5 * 0.0)  # dense 0.9..0.7, lex 10..6
     assert fused[2] == pytest.approx(0.0)
     assert fused[3] == pytest.approx(0.5 * 0.0 + 0.5 * 1.0)  # dense 0.5 < 0.7: clipped
     assert fused[4] == fused[5] == fused[6] == pytest.approx(0.0)
     # the scores of the first candidates do not depend on how many follow them
     for cut in (2, 3, 5):
-        shorter = dict(fuse(dense[:cut], lex[:cut], Fusion(alpha=0.5), depth=2))
+        shorter = dict(fuse(dense[:cut], lex[:cut], Fusion(method="convex"), depth=2))
         assert all(shorter[i] == pytest.approx(fused[i]) for i in shorter)
     rrf = dict(fuse(dense, lex, Fusion(method="rrf"), depth=2))
     assert rrf[4] == rrf[5] == rrf[6] == 0.0  # ranks past the depth count for nothing
@@ -141,9 +145,9 @@ def test_candidates_past_the_depth_are_scored_with_the_bounds_of_the_top() -> No
 
 
 def test_ids_in_only_one_list() -> None:
-    only_dense = fuse([(7, 0.3)], [], Fusion(alpha=0.5))
+    only_dense = fuse([(7, 0.3)], [], Fusion(method="convex"))
     assert only_dense == [(7, pytest.approx(0.5))]  # a single score normalises to 1
-    only_lex = fuse([], [(8, 2.0), (9, 1.0)], Fusion(alpha=0.5))
+    only_lex = fuse([], [(8, 2.0), (9, 1.0)], Fusion(method="convex"))
     assert only_lex == [(8, pytest.approx(0.5)), (9, pytest.approx(0.0))]
     rrf = fuse([], [(8, 2.0), (9, 1.0)], Fusion(method="rrf"))
     assert rrf == [(8, pytest.approx(1 / 61)), (9, pytest.approx(1 / 62))]
@@ -155,11 +159,36 @@ def test_empty_lists_fuse_to_nothing(method: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"method": "max"}, {"method": ""}, {"alpha": 1.5}, {"alpha": -0.1}]
+    "kwargs",
+    [
+        {"method": "max"},
+        {"method": ""},
+        {"alpha": 1.5},
+        {"alpha": -0.1},
+        {"scale": 0.0},
+        {"scale": float("inf")},
+        {"shift": float("nan")},
+    ],
 )
 def test_fusion_rejects_bad_settings(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError):
         Fusion(**kwargs)  # type: ignore[arg-type]
+
+
+def test_calibrated_fusion_is_a_logistic_of_the_mix() -> None:
+    f = Fusion(alpha=0.6, scale=8.0, shift=0.4)
+    assert f.independent and not Fusion(method="convex").independent
+    assert f.mix(0.5, 3.0, 10.0) == pytest.approx(0.6 * 0.5 + 0.4 * 0.3)
+    assert f.score(0.5, 3.0, 10.0) == pytest.approx(1 / (1 + math.exp(-8.0 * (0.42 - 0.4))))
+    # the mix at ``shift`` scores one half; more of either score scores more
+    assert f.score(0.4 / 0.6, 0.0, 10.0) == pytest.approx(0.5)
+    assert f.score(0.5, 4.0, 10.0) > f.score(0.5, 3.0, 10.0) > f.score(0.4, 3.0, 10.0)
+    # no term (zero bound): the lexical share is 0; far below the shift: 0, not an overflow
+    assert f.mix(0.5, 0.0, 0.0) == pytest.approx(0.3)
+    assert Fusion(scale=1e6).score(-1.0, 0.0, 1.0) == 0.0
+    assert 0.0 < f.score(-1.0, 0.0, 1.0) < f.score(1.0, 10.0, 10.0) < 1.0
+    with pytest.raises(ValueError, match="calibrated"):
+        fuse([(1, 0.5)], [], f)
 
 
 # --------------------------------------------------------------------------- query terms
@@ -229,6 +258,76 @@ def test_lexical_search_ranks_and_restricts(fts_db: sqlite3.Connection) -> None:
     assert lexical.search(fts_db, "!!!", 5) == []
     # stemming: "waving" finds "waved"
     assert [i for i, _ in lexical.search(fts_db, "waving", 5)] == [1]
+
+
+def _bm25_by_hand(db: sqlite3.Connection, terms: list[str], rowid: int) -> float:
+    """FTS5's bm25() written out: the formula `lexical.bound` bounds."""
+    rows = db.execute("SELECT rowid, body FROM passages_fts").fetchall()
+    tokens = {r: re.findall(r"\w+", body.lower()) for r, body in rows}
+    avgdl = sum(len(t) for t in tokens.values()) / len(tokens)
+    stem = {"rain": "rain", "town": "town", "crowd": "crowd", "the": "the"}
+    score = 0.0
+    for term in terms:
+        word = stem[term]
+        holding = sum(1 for t in tokens.values() if word in t)
+        idf = max(math.log((len(tokens) - holding + 0.5) / (holding + 0.5)), lexical.MIN_IDF)
+        f = tokens[rowid].count(word)
+        norm = 1 - lexical.B + lexical.B * len(tokens[rowid]) / avgdl
+        score += idf * f * (lexical.K1 + 1) / (f + lexical.K1 * norm)
+    return score
+
+
+def test_bm25_constants_are_those_of_fts5(fts_db: sqlite3.Connection) -> None:
+    """The bound rests on FTS5's formula and parameters: check them against bm25()."""
+    for query, rowid in (("rain town", 2), ("crowd", 1), ("rain the", 2), ("the", 3)):
+        got = dict(lexical.search(fts_db, query, 5))[rowid]
+        assert got == pytest.approx(_bm25_by_hand(fts_db, lexical.query_terms(query), rowid))
+
+
+def test_idfs_count_the_passages_holding_each_term(fts_db: sqlite3.Connection) -> None:
+    assert lexical.idfs(fts_db, "rain crowds") == [
+        pytest.approx(math.log(2.5 / 1.5)),  # 1 passage of 3 holds each
+        pytest.approx(math.log(2.5 / 1.5)),
+    ]
+    # "the" is in every passage: FTS5 floors its idf
+    assert lexical.idfs(fts_db, "the") == [lexical.MIN_IDF]
+    assert lexical.idfs(fts_db, "zebra") == [pytest.approx(math.log(3.5 / 0.5))]
+    assert lexical.idfs(fts_db, "!!!") == []
+    assert lexical.bound(fts_db, "!!!") == 0.0
+    assert lexical.bound(fts_db, "rain crowds") == pytest.approx(2.2 * 2 * math.log(2.5 / 1.5))
+
+
+def test_no_passage_reaches_the_bound() -> None:
+    """Even a passage repeating every query term, short or long, scores below the bound."""
+    db = sqlite3.connect(":memory:")
+    db.execute(
+        f"CREATE VIRTUAL TABLE passages_fts USING fts5(body, tokenize='{lexical.FTS_TOKENIZER}')"
+    )
+    rng = random.Random(7)
+    words = [f"w{i}" for i in range(30)]
+    rows = [" ".join(rng.choices(words, k=rng.randint(1, 40))) for _ in range(200)]
+    rows += ["w1 " * 500, "w1 w2", "w1"]  # saturated, short, shortest
+    db.executemany("INSERT INTO passages_fts(rowid, body) VALUES (?, ?)", enumerate(rows, 1))
+    for query in ("w1", "w1 w2", "w3 w4 w5 w6", " ".join(words)):
+        top = lexical.search(db, query, 300)
+        assert top
+        assert max(s for _, s in top) < lexical.bound(db, query)
+    db.close()
+
+
+def test_scores_of_gives_the_search_scores_and_zero_without_a_term(
+    fts_db: sqlite3.Connection,
+) -> None:
+    found = dict(lexical.search(fts_db, "rain crowd", 5))
+    assert set(found) == {1, 2}
+    assert lexical.scores_of(fts_db, "rain crowd", [2, 3, 1, 99]) == {
+        1: found[1],
+        2: found[2],
+        3: 0.0,  # holds neither word
+        99: 0.0,  # no such passage
+    }
+    assert lexical.scores_of(fts_db, "!!!", [1]) == {1: 0.0}
+    assert lexical.scores_of(fts_db, "rain", []) == {}
 
 
 # --------------------------------------------------------------------------- small index
@@ -474,9 +573,9 @@ def test_dense_scores_are_cosines(sixty: Index) -> None:
     assert scores == sorted(scores, reverse=True)
 
 
-@pytest.mark.parametrize("fusion", [None, Fusion(method="rrf"), Fusion(alpha=0.8)])
-def test_hybrid_scores_are_the_fused_dense_and_lexical_rankings(
-    sixty: Index, fusion: Fusion | None
+@pytest.mark.parametrize("fusion", [Fusion(method="rrf"), Fusion(method="convex", alpha=0.8)])
+def test_rank_fused_scores_are_the_fused_dense_and_lexical_rankings(
+    sixty: Index, fusion: Fusion
 ) -> None:
     common = {"collapse": False, "highlight": False}
     dense = sixty.search(QUERY, k=100, mode="dense", **common)
@@ -485,13 +584,90 @@ def test_hybrid_scores_are_the_fused_dense_and_lexical_rankings(
     want = fuse(
         [(h.passage_id, h.score) for h in dense],
         [(h.passage_id, h.score) for h in lex],
-        fusion or Fusion(),
+        fusion,
     )[:15]
     assert [h.score for h in hybrid] == pytest.approx([s for _, s in want], abs=5e-5)
     assert hybrid[0].passage_id == want[0][0]
     scores = [h.score for h in hybrid]
     assert all(0.0 <= s <= 1.0 for s in scores)
     assert scores == sorted(scores, reverse=True)
+
+
+def _bound(index: Index, query: str) -> float:
+    store = Store.open(index.folder)
+    try:
+        return store.bm25_bound(query)
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("fusion", [None, Fusion(alpha=0.8, scale=4.0, shift=0.2)])
+def test_a_hybrid_score_is_a_function_of_the_passages_own_scores(
+    sixty: Index, fusion: Fusion | None
+) -> None:
+    """Each hit's fused score is `Fusion.score` of its own cosine and BM25 (0 when it
+    holds no query word) and the query's bound: no other passage enters it."""
+    f, words = fusion or DEFAULT_FUSION, "river flood storm"
+    common = {"collapse": False, "highlight": False}
+    dense = {h.passage_id: h.score for h in sixty.search(words, k=100, mode="dense", **common)}
+    lex = {h.passage_id: h.score for h in sixty.search(words, k=100, mode="lexical", **common)}
+    assert len(dense) == 60 > len(lex)  # some passages hold no query word
+    bound = _bound(sixty, words)
+    assert bound > max(lex.values())
+    hybrid = sixty.search(words, k=60, mode="hybrid", fusion=fusion, **common)
+    assert len(hybrid) == 60
+    want = {i: f.score(dense[i], lex.get(i, 0.0), bound) for i in dense}
+    for h in hybrid:
+        assert h.score == pytest.approx(want[h.passage_id], abs=2e-6)
+        assert h.scores == {
+            "dense": pytest.approx(dense[h.passage_id], abs=2e-6),
+            "lexical": pytest.approx(lex.get(h.passage_id, 0.0), abs=2e-6),
+            "fused": h.score,
+        }
+        assert all(type(v) is float for v in h.scores.values())
+    assert [h.passage_id for h in hybrid][:5] == sorted(want, key=lambda i: -want[i])[:5]
+    scores = [h.score for h in hybrid]
+    assert all(0.0 < s < 1.0 for s in scores)
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_single_mode_hits_carry_their_one_score(sixty: Index) -> None:
+    dense = sixty.search(QUERY, k=3, mode="dense")
+    assert all(h.scores == {"dense": h.score, "lexical": None, "fused": None} for h in dense)
+    lex = sixty.search(QUERY, k=3, mode="lexical")
+    assert all(h.scores == {"dense": None, "lexical": h.score, "fused": None} for h in lex)
+    assert Hit.__dataclass_fields__["scores"] is not None
+    assert json.loads(json.dumps(dense[0].to_dict()))["scores"]["lexical"] is None
+
+
+def test_a_filter_leaves_the_scores_of_the_passages_it_keeps(sixty: Index) -> None:
+    """A filter changes which passages are candidates, not what a passage scores."""
+    everything = {
+        h.passage_id: h.score for h in sixty.search(QUERY, k=60, mode="hybrid", collapse=False)
+    }
+    for options in ({"path": "*/sub/*"}, {"since": SINCE, "until": UNTIL}):
+        kept = sixty.search(QUERY, k=60, mode="hybrid", collapse=False, **options)
+        assert 4 <= len(kept) <= 5
+        assert all(h.score == everything[h.passage_id] for h in kept)
+
+
+def test_a_nonsense_query_scores_low_and_a_relevant_one_high(sixty: Index) -> None:
+    """No word in common with any passage: no BM25, and only the cosine that the fake's
+    hash collisions give, so every hit scores `Fusion.score(cosine, 0, ...)`, in the band
+    (below 0.05) where few hits were relevant on SciFact train; a query made of one
+    article's words scores past the midpoint (0.5) that min-score 0.5 keeps."""
+    words = "quantum chromodynamics gluon"
+    nonsense = sixty.search(words, k=5, mode="hybrid")
+    dense = {h.passage_id: h.score for h in sixty.search(words, k=60, mode="dense")}
+    assert len(nonsense) == 5
+    for h in nonsense:
+        assert h.scores["lexical"] == 0.0
+        assert h.score == pytest.approx(DEFAULT_FUSION.score(dense[h.passage_id], 0, 1), abs=1e-6)
+    assert max(h.score for h in nonsense) < 0.05
+    assert sixty.search(words, k=5, min_score=0.5) == []
+    title, text = IN_RANGE["2024-06-15"]
+    relevant = sixty.search(f"{title} {text}", k=5, mode="hybrid", min_score=0.5)
+    assert [h.title for h in relevant] == [title]
 
 
 def test_lexical_scores_are_positive_and_non_increasing(sixty: Index) -> None:
@@ -525,11 +701,14 @@ def test_min_score_above_one_is_fine_for_lexical(garden: Index) -> None:
     assert [h.passage_id for h in hits] == [h.passage_id for h in everything if h.score >= cut]
 
 
-def test_hybrid_min_score_filters_fused_scores(sixty: Index) -> None:
-    hits = sixty.search(QUERY, k=100, mode="hybrid", collapse=False, min_score=0.5)
-    assert hits and all(0.5 <= h.score <= 1.0 for h in hits)
+def test_hybrid_min_score_keeps_exactly_the_hits_above_it_unchanged(sixty: Index) -> None:
     everything = sixty.search(QUERY, k=100, mode="hybrid", collapse=False)
-    assert len(hits) == sum(1 for h in everything if h.score >= 0.5)
+    scores = sorted({h.score for h in everything}, reverse=True)
+    for cut in ((scores[2] + scores[3]) / 2, (scores[20] + scores[21]) / 2):
+        hits = sixty.search(QUERY, k=100, mode="hybrid", collapse=False, min_score=cut)
+        want = [(h.passage_id, h.score, h.scores) for h in everything if h.score >= cut]
+        assert [(h.passage_id, h.score, h.scores) for h in hits] == want
+        assert 3 <= len(hits) < len(everything)
 
 
 # --------------------------------------------------------------------------- by article
@@ -906,12 +1085,16 @@ def three_hundred(
 
 
 @pytest.mark.usefixtures("small_depth")
+@pytest.mark.parametrize("fusion", [DEFAULT_FUSION, Fusion(method="convex")])
 @pytest.mark.parametrize("options", [{}, {"collapse": False}, {"by_article": True}])
 def test_a_hybrid_score_is_the_same_for_every_k(
-    three_hundred: Index, options: dict[str, bool]
+    three_hundred: Index, options: dict[str, bool], fusion: Fusion
 ) -> None:
     query = "mara tele sono pira"
-    runs = {k: three_hundred.search(query, k=k, mode="hybrid", **options) for k in (5, 80, 150)}
+    runs = {
+        k: three_hundred.search(query, k=k, mode="hybrid", fusion=fusion, **options)
+        for k in (5, 80, 150)
+    }
     assert [len(h) for h in runs.values()] == [5, 80, 150]
     score = {k: {h.passage_id: h.score for h in hits} for k, hits in runs.items()}
     for k in (5, 80):
@@ -923,7 +1106,57 @@ def test_a_hybrid_score_is_the_same_for_every_k(
     scores = [h.score for h in runs[150]]
     assert scores == sorted(scores, reverse=True)
     assert all(0.0 <= s <= 1.0 for s in scores)
-    assert scores[-1] == 0.0  # past the top SMALL_DEPTH of both rankings: nothing from either
+    if fusion.method == "convex":
+        assert scores[-1] == 0.0  # past the top SMALL_DEPTH of both rankings: nothing from either
+    else:
+        assert scores[-1] > 0.0  # every passage has its own scores, wherever it ranks
+
+
+def test_a_min_score_nothing_outside_can_reach_stops_fetching(
+    three_hundred: Index, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past a min-score above what the last candidate of each ranking scores, a deeper
+    fetch cannot find more (the score grows with both): one round, and the same hits as
+    the whole collection ranked."""
+    query = "mara tele sono pira"
+    everything = three_hundred.search(query, k=300, collapse=False)
+    assert len(everything) == 300
+    monkeypatch.setattr(search, "HYBRID_DEPTH", SMALL_DEPTH)
+    depths: list[int] = []
+    real = search.Searcher.candidates
+
+    def counting(
+        self: search.Searcher, text: str, qvec: np.ndarray, depth: int, allowed: object
+    ) -> search.HybridCandidates:
+        depths.append(depth)
+        return real(self, text, qvec, depth, allowed)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(search.Searcher, "candidates", counting)
+    cut = everything[9].score
+    hits = three_hundred.search(query, k=50, collapse=False, min_score=cut)
+    assert [(h.passage_id, h.score) for h in hits] == [
+        (h.passage_id, h.score) for h in everything if h.score >= cut
+    ]
+    assert depths == [SMALL_DEPTH]
+    depths.clear()
+    low = everything[-1].score  # every passage passes: fetching goes on to the end
+    assert len(three_hundred.search(query, k=300, collapse=False, min_score=low)) == 300
+    assert depths[-1] >= 300
+
+
+@pytest.mark.parametrize("options", [{}, {"by_article": True}])
+def test_a_calibrated_score_does_not_depend_on_the_candidate_depth(
+    three_hundred: Index, options: dict[str, bool], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same passage scores the same whether 60 or all 300 passages of each ranking
+    are candidates (min-max scores would change with the lowest candidate)."""
+    query = "mara tele sono pira"
+    deep = {h.passage_id: h.score for h in three_hundred.search(query, k=150, **options)}
+    monkeypatch.setattr(search, "HYBRID_DEPTH", SMALL_DEPTH)
+    for k in (5, 150):
+        shallow = three_hundred.search(query, k=k, **options)
+        assert len(shallow) == k
+        assert all(deep[h.passage_id] == h.score for h in shallow)
 
 
 @pytest.mark.usefixtures("small_depth")

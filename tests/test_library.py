@@ -173,7 +173,7 @@ def test_option_values_are_typed_as_literals_matching_what_is_accepted() -> None
     from semsearch.embed.backends import BACKENDS, PRECISIONS, Backend, Precision
     from semsearch.ingest.passages import UNITS, Unit
     from semsearch.query import MODES, Query
-    from semsearch.query.fusion import Fusion, FusionMethod
+    from semsearch.query.fusion import METHODS, Fusion, FusionMethod
     from semsearch.query.options import Mode
     from semsearch.storage.vectors import INDEX_TYPES, IndexType
 
@@ -183,7 +183,7 @@ def test_option_values_are_typed_as_literals_matching_what_is_accepted() -> None
         (IndexType, INDEX_TYPES),
         (Backend, BACKENDS),
         (Precision, PRECISIONS),
-        (FusionMethod, ("rrf", "convex")),
+        (FusionMethod, METHODS),
     ):
         assert get_args(alias) == values
     search = get_type_hints(Index.search)
@@ -246,8 +246,11 @@ def test_hits_are_plain_python_values_that_json_takes(
     assert any(h.also_in for h in hits) and any(h.highlights for h in hits)
     for hit in hits:
         for f in dataclasses.fields(hit):
-            if f.name not in ("fields", "highlights", "also_in"):
-                value = getattr(hit, f.name)
+            value = getattr(hit, f.name)
+            if f.name == "scores":  # {"dense", "lexical", "fused"}: plain floats or None
+                assert set(value) == {"dense", "lexical", "fused"}
+                assert all(v is None or type(v) is float for v in value.values()), value
+            elif f.name not in ("fields", "highlights", "also_in"):
                 assert value is None or type(value) in (str, int, float), (f.name, type(value))
         data = hit.to_dict()
         _plain(data)

@@ -1,48 +1,99 @@
-"""Fusing a dense and a lexical ranking into one (hybrid search).
+"""Fusing a dense and a lexical score into one (hybrid search).
 
-Two methods, both over the top ``depth`` candidates of each ranking:
+The default method, ``calibrated``, gives every passage a score of its own:
+
+    mix   = alpha * cosine + (1 - alpha) * bm25 / bound
+    fused = 1 / (1 + exp(-scale * (mix - shift)))
+
+``cosine`` is the passage's dense score, ``bm25`` its BM25 score for the query
+(0 when it holds no query term) and ``bound`` the BM25 no passage reaches for
+this query, ``(k1 + 1) * sum(idf)`` over the query's terms (see
+`lexical.bound`): ``bm25 / bound`` is in 0..1 whatever the query's length or
+the rarity of its words. So a passage's fused score depends on the query, the
+passage and the collection's term counts, never on which other passages were
+candidates, on k or on a minimum score. The logistic turns the mix into an
+estimate of how likely a passage is relevant, fitted on SciFact's *train*
+queries (benchmarks/tune_fusion.py): there, of the passages scoring about
+0.5, about half were relevant.
+
+Two older methods remain for comparison; their scores depend on the other
+candidates, so they mean nothing outside one result list:
 
 - ``rrf``: reciprocal rank fusion, ``sum(w / (c + rank))`` over the ranks up
   to ``depth``; ignores scores.
 - ``convex``: ``alpha * dense + (1 - alpha) * lexical`` after min-max
   normalising each list's scores to 0..1 with the lowest and highest score of
   its top ``depth`` (a passage missing from a list gets 0).
-
-A ranking may hold more than ``depth`` candidates (a search asking for more
-results than that); those past it are normalised with the same bounds and
-clipped to 0..1, so they get 0 from that ranking (they score no higher than
-the top ``depth``'s lowest), and rrf gives them nothing either. A passage's
-fused score therefore depends on the query and the collection, never on how
-many candidates were fetched: the same passage scores the same for k=5 and
-k=150, and a minimum score means the same for every k.
-
-The defaults were chosen on SciFact's *train* queries (benchmarks/tune_fusion.py)
-and are reported on the test queries only.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import numpy.typing as npt
 
 Ranking = Sequence[tuple[int, float]]  # (id, score), best first
-FusionMethod = Literal["rrf", "convex"]
+FusionMethod = Literal["calibrated", "convex", "rrf"]
+
+METHODS: tuple[FusionMethod, ...] = ("calibrated", "convex", "rrf")
 
 
 @dataclass(frozen=True)
 class Fusion:
-    """How to fuse; recorded nowhere, chosen per query."""
+    """How to fuse (a query option: fusion changes no stored data)."""
 
-    method: FusionMethod = "convex"
-    alpha: float = 0.5  # convex: weight of the dense score
+    method: FusionMethod = "calibrated"
+    alpha: float = 0.5  # calibrated, convex: weight of the dense score; rrf: of the dense ranks
     rrf_c: float = 60.0  # rrf: the rank constant
+    scale: float = 10.0  # calibrated: slope of the logistic
+    shift: float = 0.5  # calibrated: the mix that scores 0.5
 
     def __post_init__(self) -> None:
-        if self.method not in ("rrf", "convex"):
+        if self.method not in METHODS:
             raise ValueError(f"unknown fusion method {self.method!r}")
         if not 0.0 <= self.alpha <= 1.0:
             raise ValueError("alpha must be between 0 and 1")
+        if not (math.isfinite(self.scale) and self.scale > 0 and math.isfinite(self.shift)):
+            raise ValueError("scale must be a positive number and shift a finite one")
+
+    @property
+    def independent(self) -> bool:
+        """True when a passage's score depends on it alone, not on the other candidates."""
+        return self.method == "calibrated"
+
+    def mix(self, dense: float, lexical: float, bound: float) -> float:
+        """``alpha * dense + (1 - alpha) * lexical / bound`` (the share is 0 for a zero bound)."""
+        share = min(max(lexical / bound, 0.0), 1.0) if bound > 0 else 0.0
+        return self.alpha * dense + (1 - self.alpha) * share
+
+    def logistic(self, mix: float) -> float:
+        """``1 / (1 + exp(-scale * (mix - shift)))``: the calibrated score of a mix."""
+        z = self.scale * (mix - self.shift)
+        if z < -700:  # exp would overflow; the score is 0 to double precision anyway
+            return 0.0
+        return 1.0 / (1.0 + math.exp(-z))
+
+    def score(self, dense: float, lexical: float, bound: float) -> float:
+        """The calibrated fused score (0..1) of a passage with these dense and BM25 scores."""
+        one = self.scores(np.array([dense], np.float64), np.array([lexical], np.float64), bound)
+        return float(one[0])
+
+    def scores(
+        self, dense: npt.NDArray[np.float64], lexical: npt.NDArray[np.float64], bound: float
+    ) -> npt.NDArray[np.float64]:
+        """`score` of many passages at once (their cosines and BM25 scores, in order)."""
+        share = np.clip(lexical / bound, 0.0, 1.0) if bound > 0 else np.zeros_like(lexical)
+        z = self.scale * (self.alpha * dense + (1 - self.alpha) * share - self.shift)
+        with np.errstate(over="ignore"):  # far below the shift: exp overflows to inf, score 0
+            out: npt.NDArray[np.float64] = 1.0 / (1.0 + np.exp(-z))
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def _minmax(ranking: Ranking, depth: int | None = None) -> dict[int, float]:
@@ -58,13 +109,16 @@ def _minmax(ranking: Ranking, depth: int | None = None) -> dict[int, float]:
 
 
 def fuse(
-    dense: Ranking, lexical: Ranking, fusion: Fusion = Fusion(), *, depth: int | None = None
+    dense: Ranking, lexical: Ranking, fusion: Fusion, *, depth: int | None = None
 ) -> list[tuple[int, float]]:
-    """One ranking from two, best first; ties keep dense order, then lexical order.
+    """One ranking from two by rank or min-max fusion (``rrf``, ``convex``), best first;
+    ties keep dense order, then lexical order.
 
     ``depth`` (None: the whole of each ranking) is how many candidates of each
-    ranking set the scores, see the module's docstring.
+    ranking set the scores: those past it get nothing from that ranking.
     """
+    if fusion.independent:
+        raise ValueError("calibrated fusion scores each passage: see Fusion.score")
     # every candidate once, in dense order then lexical order (the order ties keep)
     fused: dict[int, float] = dict.fromkeys([i for i, _ in dense], 0.0)
     for i, _ in lexical:

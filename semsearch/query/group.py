@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..storage.store import PassageRow
-from .hits import Hit, Source, make_hit
+from .hits import Hit, Scores, Source, make_hit
 from .options import Query
 
 
-def group(q: Query, ranked: Sequence[tuple[PassageRow, float]]) -> list[Hit]:
-    """Hits from ranked rows: by article and collapsed as ``q`` asks, at most ``q.k``."""
+def group(
+    q: Query,
+    ranked: Sequence[tuple[PassageRow, float]],
+    scores: Mapping[int, Scores] | None = None,
+) -> list[Hit]:
+    """Hits from ranked rows: by article and collapsed as ``q`` asks, at most ``q.k``;
+    ``scores`` holds each passage's `Hit.scores` by id."""
     hits: list[Hit] = []
     seen_docs: set[int] = set()
     shapes: list[tuple[frozenset[str], str]] = []  # of the hits kept, for collapsing
@@ -36,7 +41,7 @@ def group(q: Query, ranked: Sequence[tuple[PassageRow, float]]) -> list[Hit]:
             shapes.append(shape)
         elif len(hits) >= q.k:
             break
-        hits.append(make_hit(len(hits) + 1, score, row))
+        hits.append(make_hit(len(hits) + 1, score, row, (scores or {}).get(row.id)))
     return hits
 
 

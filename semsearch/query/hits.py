@@ -9,6 +9,17 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # (storage imports query.lexical: no cycle at run time)
     from ..storage.store import PassageRow
 
+Scores = dict[str, float | None]
+"""A hit's score by retriever: ``dense`` (cosine), ``lexical`` (BM25) and ``fused``."""
+
+
+def scores_of(
+    dense: float | None = None, lexical: float | None = None, fused: float | None = None
+) -> Scores:
+    """`Hit.scores`: plain floats rounded as `Hit.score` is, None where a mode computes none."""
+    values = {"dense": dense, "lexical": lexical, "fused": fused}
+    return {k: None if v is None else round(float(v), 6) for k, v in values.items()}
+
 
 @dataclass(frozen=True)
 class Source:
@@ -27,7 +38,7 @@ class Hit:
     """One search result: a passage, its score and where it comes from."""
 
     rank: int  # 1 = best
-    score: float  # dense: cosine -1..1; lexical: BM25 (>0); hybrid: fused 0..1
+    score: float  # dense: cosine -1..1; lexical: BM25 (>0); hybrid: fused 0..1 (see fusion)
     text: str  # the passage as shown to the reader
     title: str
     date: str | None  # YYYY-MM-DD, when the article has one
@@ -46,16 +57,20 @@ class Hit:
     abspath: str = ""  # the file's absolute path (its real path at index time)
     line: int = 0  # 1-based line in the file where the passage starts; 0 when not known
     column: int = 0  # 1-based column there (UTF-8 bytes, as ripgrep counts); 0 when not known
+    # the score of each retriever: {"dense": cosine, "lexical": BM25, "fused": hybrid score},
+    # None where the mode computes none (dense mode has no BM25, lexical mode no cosine)
+    scores: Scores = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 
-def make_hit(rank: int, score: float, row: PassageRow) -> Hit:
+def make_hit(rank: int, score: float, row: PassageRow, scores: Scores | None = None) -> Hit:
     return Hit(
         rank=rank,
         score=round(float(score), 6),  # a plain float, whatever the ranking held (numpy)
+        scores=dict(scores) if scores is not None else {},
         text=row.text,
         title=row.title,
         date=row.date,

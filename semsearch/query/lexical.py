@@ -16,9 +16,10 @@ that.
 
 from __future__ import annotations
 
+import math
 import re
 import sqlite3
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 
 # Common English function words; dropped from queries only (see module doc).
 STOP_WORDS = frozenset(
@@ -156,6 +157,13 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
 SQLITE_MAX_INT = 2**63 - 1
+# FTS5's bm25() with its default parameters: a term found f times in a passage of length
+# D adds idf * f * (K1 + 1) / (f + K1 * (1 - B + B * D / avgdl)), with
+# idf = log((N - n + 0.5) / (n + 0.5)) over N passages, n of which hold the term, and at
+# least MIN_IDF (FTS5's floor for terms in more than half of the passages).
+K1 = 1.2
+B = 0.75
+MIN_IDF = 1e-6
 
 
 def query_terms(query: str) -> list[str]:
@@ -195,10 +203,12 @@ def search(
         if len(allowed) == 0:
             return []
         # The allowed ids travel with the statement (a JSON array), not in a table that
-        # another query on the same connection could rewrite meanwhile.
+        # another query on the same connection could rewrite meanwhile. `+rowid` keeps the
+        # IN away from FTS5, which would run the whole MATCH again for every id (2,000
+        # allowed ids on BBC News: 564 ms, against 0.9 ms for one pass over the matches).
         rows = db.execute(
             "SELECT rowid, bm25(passages_fts) FROM passages_fts WHERE passages_fts MATCH ? "
-            "AND rowid IN (SELECT value FROM json_each(?)) ORDER BY bm25(passages_fts) LIMIT ?",
+            "AND +rowid IN (SELECT value FROM json_each(?)) ORDER BY bm25(passages_fts) LIMIT ?",
             (expr, _id_list(allowed), k),
         ).fetchall()
     return [(int(r), -float(s)) for r, s in rows]
@@ -207,3 +217,53 @@ def search(
 def _id_list(ids: Collection[int]) -> str:
     """Ids as a JSON array for ``json_each``."""
     return "[" + ",".join(str(int(i)) for i in ids) + "]"
+
+
+def scores_of(db: sqlite3.Connection, query: str, ids: Iterable[int]) -> dict[int, float]:
+    """The BM25 score of each of ``ids`` for ``query`` (0.0 for a passage holding no term).
+
+    The same score `search` gives the passage, whatever else matches: FTS5's
+    bm25() takes its statistics from the whole table, not from the rows asked for.
+    """
+    wanted = sorted({int(i) for i in ids})
+    out = dict.fromkeys(wanted, 0.0)
+    expr = match_expression(query)
+    if expr is None or not wanted:
+        return out
+    rows = db.execute(
+        "SELECT rowid, bm25(passages_fts) FROM passages_fts WHERE passages_fts MATCH ? "
+        "AND +rowid IN (SELECT value FROM json_each(?))",  # one pass: see `search`
+        (expr, _id_list(wanted)),
+    ).fetchall()
+    out.update((int(r), -float(s)) for r, s in rows)
+    return out
+
+
+def idfs(db: sqlite3.Connection, query: str) -> list[float]:
+    """The idf FTS5's bm25() gives each term of ``query``, in `query_terms` order."""
+    terms = query_terms(query)
+    if not terms:
+        return []
+    total = int(db.execute("SELECT count(*) FROM passages_fts_docsize").fetchone()[0])
+    out = []
+    for term in terms:
+        phrase = '"' + term.replace('"', '""') + '"'
+        holding = int(
+            db.execute(
+                "SELECT count(*) FROM passages_fts WHERE passages_fts MATCH ?", (phrase,)
+            ).fetchone()[0]
+        )
+        out.append(max(math.log((total - holding + 0.5) / (holding + 0.5)), MIN_IDF))
+    return out
+
+
+def bound(db: sqlite3.Connection, query: str) -> float:
+    """What no passage's BM25 for ``query`` reaches: ``(K1 + 1) * sum(idf)``.
+
+    A passage holding every term of the query infinitely often would score it
+    (each term's share ``f * (K1 + 1) / (f + K1 * ...)`` tends to ``K1 + 1``);
+    any real passage scores less. It depends on the query and on how many
+    passages hold each of its terms, never on which passages a search returns.
+    0.0 when the query has no term.
+    """
+    return (K1 + 1) * sum(idfs(db, query))

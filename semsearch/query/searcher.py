@@ -9,6 +9,8 @@ results or the index has no more.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 
@@ -16,11 +18,37 @@ from ..embed import Embedder
 from ..storage.store import Store
 from ..storage.vectors import IdArray, VectorIndex
 from . import lexical
-from .fusion import fuse
+from .fusion import Fusion, fuse
 from .group import group
 from .highlight import highlight
-from .hits import Hit
+from .hits import Hit, Scores, scores_of
 from .options import HYBRID_DEPTH, Query
+
+Candidates = list[tuple[int, float]]  # (passage id, score), best first
+
+
+@dataclass(frozen=True)
+class HybridCandidates:
+    """What hybrid search fuses: both rankings, and both scores of every passage in either."""
+
+    dense_ranking: Candidates
+    lexical_ranking: Candidates
+    dense: dict[int, float]  # cosine by passage id, in dense order then lexical order
+    lexical: dict[int, float]  # BM25 by passage id (0.0: no term of the query)
+    exhausted: bool  # both rankings hold every passage they could
+
+
+def _ceiling(fusion: Fusion, c: HybridCandidates, depth: int, bound: float) -> float:
+    """The highest score a passage in neither ranking of ``c`` (their top ``depth``) can have.
+
+    Its cosine is at most the dense top's last, its BM25 at most the lexical top's last
+    (0 when that top holds every passage with a query word), and the calibrated score
+    grows with both. -1 when the dense top holds every passage: none is outside.
+    """
+    if len(c.dense_ranking) < depth:
+        return -1.0
+    lowest_bm25 = c.lexical_ranking[-1][1] if len(c.lexical_ranking) >= depth else 0.0
+    return fusion.score(c.dense_ranking[-1][1], lowest_bm25, bound)
 
 
 class Searcher:
@@ -51,11 +79,11 @@ class Searcher:
             qvec = self.embedder.embed([q.text])
         fetch = q.k * 4 if q.by_article else q.k * 2 if q.collapse else q.k
         while True:
-            candidates, exhausted = self._retrieve(q, qvec, fetch, allowed)
+            candidates, exhausted, scores = self._retrieve(q, qvec, fetch, allowed)
             if q.min_score is not None:
                 candidates = [(i, s) for i, s in candidates if s >= q.min_score]
             rows = self.store.passages(i for i, _ in candidates)
-            hits = group(q, [(rows[i], s) for i, s in candidates if i in rows])
+            hits = group(q, [(rows[i], s) for i, s in candidates if i in rows], scores)
             if len(hits) >= q.k or exhausted:
                 break
             fetch *= 4
@@ -68,21 +96,70 @@ class Searcher:
 
     def _retrieve(
         self, q: Query, qvec: npt.NDArray[np.float32] | None, n: int, allowed: IdArray | None
-    ) -> tuple[list[tuple[int, float]], bool]:
-        """Up to ``n`` (id, score) candidates, best first, and whether there are no more."""
+    ) -> tuple[Candidates, bool, dict[int, Scores]]:
+        """Up to ``n`` (id, score) candidates, best first, whether there are no more, and
+        each candidate's scores by mode (`Hit.scores`)."""
         if q.mode == "dense":
             assert qvec is not None
             dense = self._dense(qvec, n, allowed)
-            return dense, len(dense) < n
+            only = {i: scores_of(dense=s) for i, s in dense}
+            return dense, len(dense) < n, only
         if q.mode == "lexical":
             lex = self.store.bm25(q.text, n, allowed)
-            return lex, len(lex) < n
+            return lex, len(lex) < n, {i: scores_of(lexical=s) for i, s in lex}
         assert qvec is not None
         depth = max(n, HYBRID_DEPTH)
+        c = self.candidates(q.text, qvec, depth, allowed)
+        exhausted = c.exhausted and len(c.dense) <= n
+        if q.fusion.independent:
+            bound = self.store.bm25_bound(q.text)
+            ids = list(c.dense)  # dense order, then lexical order: the order ties keep
+            cosines = np.fromiter(c.dense.values(), dtype=np.float64, count=len(ids))
+            bm25 = np.array([c.lexical[i] for i in ids], dtype=np.float64)
+            values = q.fusion.scores(cosines, bm25, bound)
+            order = np.argsort(-values, kind="stable")
+            fused = [(ids[j], float(values[j])) for j in order.tolist()]
+            if q.min_score is not None and not exhausted:
+                # No passage outside the candidates reaches the min-score: fetching deeper
+                # would find none, and the candidates past n are all below it too.
+                unreachable = _ceiling(q.fusion, c, depth, bound) < q.min_score
+                exhausted = unreachable and (len(fused) <= n or fused[n][1] < q.min_score)
+        else:
+            fused = fuse(c.dense_ranking, c.lexical_ranking, q.fusion, depth=HYBRID_DEPTH)
+        fused = fused[:n]
+        return fused, exhausted, {i: scores_of(c.dense[i], c.lexical[i], s) for i, s in fused}
+
+    def candidates(
+        self, text: str, qvec: npt.NDArray[np.float32], depth: int, allowed: IdArray | None
+    ) -> HybridCandidates:
+        """The top ``depth`` of each ranking, with both scores of every passage in either.
+
+        A passage only one retriever found gets its other score too: the cosine
+        from its stored vector, the BM25 from FTS5 (0 for a passage that holds
+        no term of the query).
+        """
         dense = self._dense_to_fuse(qvec, depth, allowed)
-        lex = self.store.bm25(q.text, depth, allowed)
-        fused = fuse(dense, lex, q.fusion, depth=HYBRID_DEPTH)
-        return fused[:n], len(dense) < depth and len(lex) < depth and len(fused) <= n
+        lex = self.store.bm25(text, depth, allowed)
+        cosines, bm25 = dict(dense), dict(lex)
+        if self.vectors.kind == "ivfpq":  # its search scores come from compressed codes
+            cosines = self._cosines(qvec, list(cosines))
+        cosines.update(self._cosines(qvec, [i for i in bm25 if i not in cosines]))
+        bm25.update(self.store.bm25_of(text, [i for i in cosines if i not in bm25]))
+        return HybridCandidates(
+            dense_ranking=dense,
+            lexical_ranking=lex,
+            dense=cosines,
+            lexical=bm25,
+            exhausted=len(dense) < depth and len(lex) < depth,
+        )
+
+    def _cosines(self, qvec: npt.NDArray[np.float32], ids: list[int]) -> dict[int, float]:
+        """The dense score of each passage of ``ids``, from its stored vector."""
+        if not ids:
+            return {}
+        stored = self.vectors.reconstruct(np.asarray(ids, dtype=np.int64))
+        sims = stored @ qvec.reshape(-1).astype(np.float32)
+        return {i: min(float(s), 1.0) for i, s in zip(ids, sims, strict=True)}
 
     def _dense_to_fuse(
         self, qvec: npt.NDArray[np.float32], n: int, allowed: IdArray | None

@@ -519,6 +519,20 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.folder, exc) from exc
 
+    def bm25_of(self, query: str, ids: Iterable[int]) -> dict[int, float]:
+        """`query.lexical.scores_of`: the BM25 of these passages (0.0 where no term matches)."""
+        try:
+            return lexical.scores_of(self.db, query, ids)
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(self.folder, exc) from exc
+
+    def bm25_bound(self, query: str) -> float:
+        """`query.lexical.bound`: the BM25 no passage reaches for ``query``."""
+        try:
+            return lexical.bound(self.db, query)
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(self.folder, exc) from exc
+
     def filter_ids(
         self, *, since: str | None = None, until: str | None = None, path: str | None = None
     ) -> IdArray:
