@@ -609,9 +609,14 @@ def _print_hits(
         typer.echo(json.dumps(data, ensure_ascii=False))
     elif fmt in ("jsonl", "vimgrep"):
         lines = output.jsonl_lines(hits) if fmt == "jsonl" else output.vimgrep_lines(hits, width)
-        for line in lines:  # a line at a time, as a pipe reader wants them
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
+        try:
+            for line in lines:  # a line at a time, as a pipe reader wants them
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
+        except BrokenPipeError:  # the reader had enough (`| head -1`): found is found, exit 0
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # nothing more reaches the closed pipe
+            os.close(devnull)
     elif fmt == "csv":
         sys.stdout.write(output.csv_text(hits, width))
     elif fmt == "tsv":
@@ -865,7 +870,7 @@ def _when(iso: str) -> str:
 @app.command()
 def remove(
     paths: Annotated[
-        list[Path],
+        list[str],  # not Path: Path("") is ".", and an empty argument must not mean "here"
         typer.Argument(
             help="Files and folders to take out of the index (also when gone from disk).",
             show_default=False,
@@ -880,7 +885,7 @@ def remove(
     """Remove files, or folders and everything indexed under them, from the index (the
     files themselves are not touched)."""
     with _errors(), _open(index_dir) as idx:
-        report = idx.remove([os.fspath(p) for p in paths])
+        report = idx.remove(paths)
         if as_json:
             typer.echo(json.dumps({"index": os.fspath(index_dir), **report.to_dict()}))
             return
@@ -923,7 +928,11 @@ def drop(
                     "not a terminal): run `semsearch drop --yes`",
                     EXIT_USAGE,
                 )
-            if not typer.confirm(f"Delete the index in {folder}{what}?", default=False):
+            try:
+                confirmed = typer.confirm(f"Delete the index in {folder}{what}?", default=False)
+            except typer.Abort:  # end of input (Ctrl-D) at the question: a no, not a Ctrl-C
+                confirmed = False
+            if not confirmed:
                 _fail("not confirmed: the index was left as it was", EXIT_DECLINED)
         report = Index.drop(index_dir)
         if as_json:
@@ -933,7 +942,7 @@ def drop(
             typer.echo(f"warning: left {os.path.join(folder, name)}: not semsearch's", err=True)
         typer.echo(
             f"Deleted the index in {folder} ({_count(report.files_deleted, 'file')}, "
-            f"{_human_bytes(report.bytes_freed)})"
+            f"{_human_bytes(report.bytes_freed)} freed)"
         )
 
 
@@ -948,9 +957,10 @@ def _describe_index(index_dir: Path) -> str:
         raise
     except SemsearchError:
         return " (it cannot be read)"
+    shared = f", {_human_bytes(i.shared_bytes)} more shared" if i.shared_bytes else ""
     return (
         f" ({_count(i.passages, 'passage')} from {_count(i.files, 'file')}, "
-        f"{_human_bytes(i.size_bytes)})"
+        f"{_human_bytes(i.size_bytes - i.shared_bytes)}{shared})"
     )
 
 

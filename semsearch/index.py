@@ -268,6 +268,7 @@ class Index:
     @property
     def model(self) -> str:
         """The model of this index: the one that built it, else the one asked for."""
+        self._check_open()
         if self._store is not None:
             built_with = self._store.manifest().get("model")
             if built_with:
@@ -277,6 +278,7 @@ class Index:
     @property
     def exists(self) -> bool:
         """True once something has been committed to the folder."""
+        self._check_open()
         return self._store is not None
 
     # ------------------------------------------------------------------ embedder
@@ -778,6 +780,11 @@ class Index:
         given = [os.fspath(p) for p in paths]
         if not given:
             raise UsageError("give at least one file or folder to remove from the index")
+        if any(not p.strip() for p in given):  # an unset shell variable: never "everything here"
+            raise UsageError(
+                "an empty path was given to remove: name the files or folders to take out "
+                "(`.` for everything under the current directory)"
+            )
         started = time.perf_counter()
         store = self._store_or_raise()
         with WriteLock(self.folder):
@@ -834,7 +841,8 @@ class Index:
         shown = ", ".join(roots[:3]) + (f" and {len(roots) - 3} more" if len(roots) > 3 else "")
         return (
             f"nothing at or under {path} is indexed: the index in {self.folder} holds "
-            f"{files} file{'s' if files != 1 else ''} from {shown} (see `semsearch list`)"
+            f"{files} file{'s' if files != 1 else ''} from {shown} "
+            f"(see `semsearch list{self._index_option()}`)"
         )
 
     def _refuse_vanished(self, store: Store, given: str) -> None:
@@ -1279,6 +1287,8 @@ def _passage_id_list(passage_ids: int | Sequence[int]) -> list[int]:
     for i in given:
         if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
             raise UsageError(f"a passage id is a whole number (got {i!r})")
+        if not 0 < int(i) < 2**63:
+            raise UsageError(f"no passage has id {int(i)}: ids are whole numbers from 1")
     return list(dict.fromkeys(int(i) for i in given))
 
 

@@ -69,7 +69,7 @@ def assert_whole_sentences(hit: Hit) -> None:
 def test_rrf_gives_the_hand_computed_order_and_scores() -> None:
     dense = [(1, 0.9), (2, 0.8)]
     lex = [(2, 5.0), (3, 4.0)]
-    fused = fuse(dense, lex, Fusion(method="rrf", rrf_c=60.0))
+    fused = fuse(dense, lex, Fusion(method="rrf", alpha=0.5, rrf_c=60.0))
     assert [i for i, _ in fused] == [2, 1, 3]
     scores = dict(fused)
     assert scores[2] == pytest.approx(1 / 61 + 1 / 62)
@@ -79,8 +79,8 @@ def test_rrf_gives_the_hand_computed_order_and_scores() -> None:
 
 def test_rrf_ignores_score_values_and_ties_keep_dense_order() -> None:
     # Same ranks, wildly different scores: the same fused ranking.
-    a = fuse([(1, 0.9), (2, 0.1)], [(3, 100.0)], Fusion(method="rrf"))
-    b = fuse([(1, 0.2), (2, 0.19)], [(3, 1.5)], Fusion(method="rrf"))
+    a = fuse([(1, 0.9), (2, 0.1)], [(3, 100.0)], Fusion(method="rrf", alpha=0.5))
+    b = fuse([(1, 0.2), (2, 0.19)], [(3, 1.5)], Fusion(method="rrf", alpha=0.5))
     assert a == b
     # 1 (dense rank 1) and 3 (lexical rank 1) tie at 1/61: dense order first.
     assert [i for i, _ in a] == [1, 3, 2]
@@ -136,20 +136,20 @@ def test_candidates_past_the_depth_are_scored_with_the_bounds_of_the_top() -> No
     assert fused[4] == fused[5] == fused[6] == pytest.approx(0.0)
     # the scores of the first candidates do not depend on how many follow them
     for cut in (2, 3, 5):
-        shorter = dict(fuse(dense[:cut], lex[:cut], Fusion(method="convex"), depth=2))
+        shorter = dict(fuse(dense[:cut], lex[:cut], Fusion(method="convex", alpha=0.5), depth=2))
         assert all(shorter[i] == pytest.approx(fused[i]) for i in shorter)
-    rrf = dict(fuse(dense, lex, Fusion(method="rrf"), depth=2))
+    rrf = dict(fuse(dense, lex, Fusion(method="rrf", alpha=0.5), depth=2))
     assert rrf[4] == rrf[5] == rrf[6] == 0.0  # ranks past the depth count for nothing
     assert rrf[3] == pytest.approx(1 / 61)
     assert rrf[1] == pytest.approx(1 / 61 + 1 / 62)
 
 
 def test_ids_in_only_one_list() -> None:
-    only_dense = fuse([(7, 0.3)], [], Fusion(method="convex"))
+    only_dense = fuse([(7, 0.3)], [], Fusion(method="convex", alpha=0.5))
     assert only_dense == [(7, pytest.approx(0.5))]  # a single score normalises to 1
-    only_lex = fuse([], [(8, 2.0), (9, 1.0)], Fusion(method="convex"))
+    only_lex = fuse([], [(8, 2.0), (9, 1.0)], Fusion(method="convex", alpha=0.5))
     assert only_lex == [(8, pytest.approx(0.5)), (9, pytest.approx(0.0))]
-    rrf = fuse([], [(8, 2.0), (9, 1.0)], Fusion(method="rrf"))
+    rrf = fuse([], [(8, 2.0), (9, 1.0)], Fusion(method="rrf", alpha=0.5))
     assert rrf == [(8, pytest.approx(1 / 61)), (9, pytest.approx(1 / 62))]
 
 
@@ -177,7 +177,7 @@ def test_fusion_rejects_bad_settings(kwargs: dict[str, object]) -> None:
 
 def test_calibrated_fusion_is_a_logistic_of_the_mix() -> None:
     f = Fusion(alpha=0.6, scale=8.0, shift=0.4)
-    assert f.independent and not Fusion(method="convex").independent
+    assert f.independent and not Fusion(method="convex", alpha=0.5).independent
     assert f.mix(0.5, 3.0, 10.0) == pytest.approx(0.6 * 0.5 + 0.4 * 0.3)
     assert f.score(0.5, 3.0, 10.0) == pytest.approx(1 / (1 + math.exp(-8.0 * (0.42 - 0.4))))
     # the mix at ``shift`` scores one half; more of either score scores more
@@ -573,7 +573,9 @@ def test_dense_scores_are_cosines(sixty: Index) -> None:
     assert scores == sorted(scores, reverse=True)
 
 
-@pytest.mark.parametrize("fusion", [Fusion(method="rrf"), Fusion(method="convex", alpha=0.8)])
+@pytest.mark.parametrize(
+    "fusion", [Fusion(method="rrf", alpha=0.5), Fusion(method="convex", alpha=0.8)]
+)
 def test_rank_fused_scores_are_the_fused_dense_and_lexical_rankings(
     sixty: Index, fusion: Fusion
 ) -> None:
@@ -1085,7 +1087,7 @@ def three_hundred(
 
 
 @pytest.mark.usefixtures("small_depth")
-@pytest.mark.parametrize("fusion", [DEFAULT_FUSION, Fusion(method="convex")])
+@pytest.mark.parametrize("fusion", [DEFAULT_FUSION, Fusion(method="convex", alpha=0.5)])
 @pytest.mark.parametrize("options", [{}, {"collapse": False}, {"by_article": True}])
 def test_a_hybrid_score_is_the_same_for_every_k(
     three_hundred: Index, options: dict[str, bool], fusion: Fusion
@@ -1171,3 +1173,13 @@ def test_min_score_means_the_same_for_every_k(three_hundred: Index) -> None:
         hits = three_hundred.search(query, k=k, **options)
         assert len(hits) == min(k, len(passing))
         assert all(passing[h.passage_id] == h.score for h in hits)
+
+
+def test_the_default_fusion_is_the_calibrated_one_a_caller_adjusts() -> None:
+    """`Fusion(alpha=...)`, as the README shows, keeps the fitted logistic."""
+    from semsearch.query.options import DEFAULT_FUSION
+
+    assert Fusion() == DEFAULT_FUSION and DEFAULT_FUSION.method == "calibrated"
+    assert (DEFAULT_FUSION.alpha, DEFAULT_FUSION.scale, DEFAULT_FUSION.shift) == (0.45, 13.96, 0.56)
+    mine = Fusion(alpha=0.6)
+    assert (mine.scale, mine.shift) == (DEFAULT_FUSION.scale, DEFAULT_FUSION.shift)

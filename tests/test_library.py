@@ -255,3 +255,12 @@ def test_hits_are_plain_python_values_that_json_takes(
         data = hit.to_dict()
         _plain(data)
         assert json.loads(json.dumps(data)) == json.loads(json.dumps(data, default=str))
+
+
+def test_model_and_exists_after_close_raise_index_closed(tmp_path: Path) -> None:
+    index = Index.open(tmp_path / "ix", create=True, embedder=FakeEmbedder())
+    assert index.exists is False and index.model
+    index.close()
+    for read in (lambda: index.model, lambda: index.exists):
+        with pytest.raises(IndexClosedError):
+            read()

@@ -577,3 +577,43 @@ def test_list_and_remove_in_a_real_process(cli_index: Path, library: Path) -> No
     assert done.returncode == 2
     assert done.stderr.startswith("error: nothing at or under news is indexed")
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_an_empty_path_removes_nothing(cli_index: Path, library: Path) -> None:
+    """An unset shell variable (`semsearch remove "$DIR"`) must not mean "everything here"."""
+    before = _count_passages(cli_index)
+    for args in ([""], ["  "], ["news", ""]):
+        code, out, err = run("remove", *args, "--index", str(cli_index), "-v")
+        assert_one_line_error(code, out, err, "empty path", exit_code=2)
+    with (
+        Index.open(cli_index, embedder=FakeEmbedder()) as index,
+        pytest.raises(UsageError, match="empty path"),
+    ):
+        index.remove("")
+    assert _count_passages(cli_index) == before > 0
+
+
+def _count_passages(index_dir: Path) -> int:
+    with Index.open(index_dir, embedder=FakeEmbedder()) as index:
+        return index.info().passages
+
+
+def test_drop_counts_a_shared_file_as_not_freed(cli_index: Path, tmp_path: Path) -> None:
+    """A file with another link (the query model shared with the model cache) frees nothing."""
+    shared = tmp_path / "cache-copy.bin"
+    shared.write_bytes(b"x" * 50_000)
+    os.link(shared, cli_index / "query-model-0123456789abcdef.onnx")
+    total = sum(p.lstat().st_size for p in cli_index.iterdir())
+    report = Index.drop(cli_index)
+    assert not cli_index.exists()
+    assert 0 < report.bytes_freed <= total - 50_000  # the file's other link keeps it
+    assert shared.read_bytes() == b"x" * 50_000  # and the shared copy is untouched
+
+
+def test_eof_at_the_drop_question_is_a_no(
+    cli_index: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("semsearch.cli._stdin_is_terminal", lambda: True)
+    result = runner.invoke(app, ["drop", "--index", str(cli_index)], input="")
+    assert result.exit_code == 1 and (cli_index / "semsearch.db").exists()
+    assert "not confirmed" in result.stderr

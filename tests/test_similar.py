@@ -260,3 +260,14 @@ def test_similar_in_a_real_process(built: tuple[Path, FakeEmbedder], library: Pa
     )
     assert done.returncode == 2 and done.stderr.startswith("error: ")
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+
+
+def test_similar_hits_carry_their_cosine_in_scores(built: tuple[Path, FakeEmbedder]) -> None:
+    folder, _ = built
+    with Index.open(folder, embedder=FakeEmbedder()) as index:
+        hits = index.similar(_river_id(index), k=3)
+        with pytest.raises(UsageError, match="no passage has id"):
+            index.similar(2**70)  # too big for SQLite: one clear error, not an OverflowError
+    assert hits
+    for h in hits:
+        assert h.scores == {"dense": h.score, "lexical": None, "fused": None}

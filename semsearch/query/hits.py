@@ -70,7 +70,7 @@ def make_hit(rank: int, score: float, row: PassageRow, scores: Scores | None = N
     return Hit(
         rank=rank,
         score=round(float(score), 6),  # a plain float, whatever the ranking held (numpy)
-        scores=dict(scores) if scores is not None else {},
+        scores=dict(scores) if scores is not None else scores_of(),  # always the three keys
         text=row.text,
         title=row.title,
         date=row.date,

@@ -22,7 +22,7 @@ DEFAULT_MODE: Mode = "hybrid"
 # benchmarks/tune_fusion.py (results/tune_fusion.md): alpha 0.45 had the best nDCG@10 of
 # 0.20-0.80 (0.7447, against 0.7368 for the min-max fusion it replaces); scale and shift
 # are the logistic fitted to the relevance of the top 10 articles of each train query.
-DEFAULT_FUSION = Fusion(method="calibrated", alpha=0.45, scale=13.96, shift=0.56)
+DEFAULT_FUSION = Fusion()  # method="calibrated", alpha=0.45, scale=13.96, shift=0.56
 # The top of each ranking that hybrid search fuses, whatever k. With the calibrated fusion
 # it sets no score (each passage has its own), only which passages can be found: on
 # SciFact's train queries nDCG@10 is 0.7447 at 50, 100, 200 and 400 alike, Recall@100
@@ -138,9 +138,10 @@ def check_query(
         or not math.isfinite(min_score)
     ):
         raise UsageError(f"min-score must be a finite number (got {min_score!r})")
-    if min_score is not None and checked != "lexical" and not -1.0 <= min_score <= 1.0:
+    low = 0.0 if checked == "hybrid" else -1.0  # hybrid: 0..1; dense: cosine -1..1
+    if min_score is not None and checked != "lexical" and not low <= min_score <= 1.0:
         raise UsageError(
-            f"min-score is between -1 and 1 for {checked} scores (got {min_score}); "
+            f"min-score is between {low:g} and 1 for {checked} scores (got {min_score}); "
             "only lexical (BM25) scores go above 1"
         )
     since, until = _check_date("since", since), _check_date("until", until)

@@ -206,6 +206,9 @@ def markdown_text(hits: Sequence[Hit], width: int | None = None) -> str:
             if col == "text":
                 text, spans = snippet(h.text, h.highlights, width)
                 cells.append(_bold_spans(text, spans))
+            elif col == "path":  # a path that opens from here, and the record it names
+                shown = display_path(h.abspath, h.path)
+                cells.append(_markdown_escape(f"{shown}#{h.key}" if h.key else shown).strip())
             else:
                 value = getattr(h, col)
                 cells.append(_markdown_escape("" if value is None else str(value)).strip())

@@ -18,7 +18,7 @@ from ..embed import normalize
 from ..storage.store import PassageRow, Store
 from ..storage.vectors import IdArray, VectorIndex
 from .group import _near_identical, _shape, group
-from .hits import Hit
+from .hits import Hit, scores_of
 from .options import Query
 
 
@@ -55,7 +55,7 @@ def similar(
             for i, s in ranked
             if i in rows and not any(_near_identical(_shape(rows[i].text), t) for t in shapes)
         ]
-        hits = group(q, others)
+        hits = group(q, others, {i: scores_of(dense=s) for i, s in ranked})  # cosines
         if len(hits) >= q.k or exhausted:
             return hits[: q.k]
         fetch *= 4

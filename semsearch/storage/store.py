@@ -790,8 +790,10 @@ def delete_index_files(folder: str) -> tuple[int, int, list[str]]:
             continue
         full = os.path.join(folder, name)
         with contextlib.suppress(FileNotFoundError):
-            size = os.lstat(full).st_size
+            st = os.lstat(full)
             os.unlink(full)
+            # a file with other links (the query model shared with the model cache) frees nothing
+            size = st.st_size if st.st_nlink <= 1 else 0
             deleted, freed = deleted + 1, freed + size
     return deleted, freed, kept
 
