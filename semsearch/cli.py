@@ -120,6 +120,17 @@ IndexDir = Annotated[
     ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object for programs.")]
+# the filters of `query` and `similar`
+SinceOption = Annotated[
+    str | None, typer.Option(help="Only articles dated on or after YYYY-MM-DD.")
+]
+UntilOption = Annotated[
+    str | None, typer.Option(help="Only articles dated on or before YYYY-MM-DD.")
+]
+PathGlobOption = Annotated[
+    str | None,
+    typer.Option("--path", help="Only files whose path matches this glob, e.g. 'news/*'."),
+]
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
@@ -423,16 +434,9 @@ def query(
             "hybrid: 0..1, roughly the chance that the passage is relevant).",
         ),
     ] = None,
-    since: Annotated[
-        str | None, typer.Option(help="Only articles dated on or after YYYY-MM-DD.")
-    ] = None,
-    until: Annotated[
-        str | None, typer.Option(help="Only articles dated on or before YYYY-MM-DD.")
-    ] = None,
-    path: Annotated[
-        str | None,
-        typer.Option("--path", help="Only files whose path matches this glob, e.g. 'news/*'."),
-    ] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    path: PathGlobOption = None,
     by_article: Annotated[
         bool, typer.Option("--by-article", help="Only the best passage of each article.")
     ] = False,
@@ -1046,16 +1050,9 @@ def similar(
     min_score: Annotated[
         float | None, typer.Option("--min-score", help="Leave out passages of lower cosine.")
     ] = None,
-    since: Annotated[
-        str | None, typer.Option(help="Only articles dated on or after YYYY-MM-DD.")
-    ] = None,
-    until: Annotated[
-        str | None, typer.Option(help="Only articles dated on or before YYYY-MM-DD.")
-    ] = None,
-    path: Annotated[
-        str | None,
-        typer.Option("--path", help="Only files whose path matches this glob, e.g. 'news/*'."),
-    ] = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    path: PathGlobOption = None,
     by_article: Annotated[
         bool, typer.Option("--by-article", help="Only the nearest passage of each article.")
     ] = False,
