@@ -596,7 +596,7 @@ class Index:
         store = self._store_or_raise()
         with store.reading():
             moved_from = store.moved_from()
-            relocate = (lambda p: store.relocate(p, moved_from)) if moved_from else None
+            relocate = (lambda p, root: store.relocate(p, moved_from, root)) if moved_from else None
             under = rows_under(store.files().values(), given, relocate)
             if not under:
                 raise SourceError(self._not_indexed(given, store))
@@ -655,12 +655,12 @@ class Index:
             moved_from = store.moved_from()
         out = []
         for r in rows:
-            abspath = store.relocate(r.abspath, moved_from)
+            abspath = store.relocate(r.abspath, moved_from, r.root)
             out.append(
                 IndexedFile(
                     path=r.path,
                     abspath=abspath,
-                    root=store.relocate(r.root, moved_from) or os.path.dirname(abspath),
+                    root=store.relocate(r.root, moved_from, r.root) or os.path.dirname(abspath),
                     format=r.format,
                     size=r.size,
                     modified=_iso_time(r.mtime),
@@ -792,7 +792,7 @@ class Index:
         manifest = store.manifest(fresh=True)
         rows = list(store.files().values())
         moved_from = store.moved_from()
-        relocate = (lambda p: store.relocate(p, moved_from)) if moved_from else None
+        relocate = (lambda p, root: store.relocate(p, moved_from, root)) if moved_from else None
         doomed: dict[int, FileRow] = {}
         for path in given:
             under = rows_under(rows, path, relocate)
@@ -804,7 +804,9 @@ class Index:
         report = AddReport(
             documents_removed=store.document_count_in(ids),
             passages_removed=len(passage_ids),
-            files_removed=sorted(store.relocate(r.abspath, moved_from) for r in doomed.values()),
+            files_removed=sorted(
+                store.relocate(r.abspath, moved_from, r.root) for r in doomed.values()
+            ),
         )
         index = store.load_vectors()  # this writer's own copy
         requested = str(manifest.get("index_type_requested", "auto"))
@@ -993,7 +995,7 @@ class Index:
         files = plan_files(
             found,
             {} if (rebuild or fresh) else stored_rows,
-            relocate=(lambda p: store.relocate(p, moved_from)) if moved_from else None,
+            relocate=(lambda p, root: store.relocate(p, moved_from, root)) if moved_from else None,
         )
         changed, unchanged_ids, renamed = files.changed, files.unchanged_ids, files.renamed
         relinked, gone, unreadable = files.relinked, files.gone, files.unreadable
