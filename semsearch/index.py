@@ -578,17 +578,29 @@ class Index:
             )
 
     def passages_of(
-        self, file: str | os.PathLike[str], *, paragraph: int | None = None, key: str | None = None
+        self,
+        file: str | os.PathLike[str],
+        *,
+        paragraph: int | None = None,
+        key: str | None = None,
+        part: str | None = None,
     ) -> list[int]:
         """The ids of an indexed file's passages, in order: all of them, or those of one
         paragraph (1-based, as hits number them) and/or one record (``key``, the id of a
         JSON Lines record), for `similar`.
+
+        ``part`` is what follows the ``#`` of a hit's ``PATH#KEY`` or a
+        ``PATH#PARAGRAPH``, when the caller cannot tell which: the record of that key
+        when the file holds one (record ids may be numbers: ``n.jsonl#123``), else a
+        paragraph number. It goes without ``paragraph`` and ``key``.
 
         ``file`` is a path as for `remove` (relative or absolute, also when the file
         is gone from disk). A path nothing is indexed at raises `SourceError`; a
         folder, a paragraph or a record the file does not have, `UsageError`.
         """
         given = os.fspath(file)
+        if part is not None and (paragraph is not None or key is not None):
+            raise UsageError("give part alone, or paragraph and/or key")
         if paragraph is not None and (
             isinstance(paragraph, bool) or not isinstance(paragraph, int) or paragraph < 1
         ):
@@ -609,6 +621,13 @@ class Index:
                 store.passages(store.passage_ids([under[0].id]).tolist()).values(),
                 key=lambda r: (r.document_id, r.paragraph, r.piece),
             )
+        if part is not None:  # a record's key first: the hit display `PATH#KEY` round-trips
+            if part.isdigit() and not any(r.key == part for r in rows):
+                paragraph = int(part)
+                if paragraph < 1:
+                    raise UsageError(f"paragraph must be a whole number of at least 1 (got {part})")
+            else:
+                key = part
         return [r.id for r in _pick_passages(given, rows, paragraph, key)]
 
     def info(self) -> IndexInfo:
