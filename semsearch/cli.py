@@ -1036,7 +1036,8 @@ def similar(
         typer.Argument(
             metavar="PATH[#PARAGRAPH]",
             help="An indexed file (its passages together), or one paragraph of it, numbered "
-            "as hits show it (PATH#KEY#PARAGRAPH for a record of a JSON Lines file).",
+            "as hits show it (PATH#KEY or PATH#KEY#PARAGRAPH for a record of a JSON Lines "
+            "file).",
             show_default=False,
         ),
     ] = None,
@@ -1072,8 +1073,9 @@ def similar(
                 ids, label = [passage_id], f"passage {passage_id}"
             else:
                 assert target is not None
-                file, key, paragraph = _split_target(target)
-                ids, label = idx.passages_of(file, paragraph=paragraph, key=key), target
+                file, key, paragraph, part = _split_target(target)
+                ids = idx.passages_of(file, paragraph=paragraph, key=key, part=part)
+                label = target
             filters: dict[str, Any] = dict(since=since, until=until, path=path)
             hits = idx.similar(ids, k, min_score=min_score, by_article=by_article, **filters)
             if as_json:
@@ -1089,17 +1091,18 @@ def similar(
         sys.exit(EXIT_NOTHING_FOUND)  # as `query`: grep's convention
 
 
-def _split_target(target: str) -> tuple[str, str | None, int | None]:
-    """PATH, PATH#PARAGRAPH, PATH#KEY or PATH#KEY#PARAGRAPH: (path, key, paragraph)."""
+def _split_target(target: str) -> tuple[str, str | None, int | None, str | None]:
+    """PATH, PATH#KEY-OR-PARAGRAPH or PATH#KEY#PARAGRAPH: (path, key, paragraph, part).
+
+    A single ``#X`` is left to `Index.passages_of` as ``part`` (a record key first, else
+    a paragraph), which knows whether the file holds records."""
     if "#" not in target or os.path.exists(target):  # a file whose name holds a #
-        return target, None, None
+        return target, None, None, None
     head, _, last = target.rpartition("#")
-    if not last.isdigit():
-        return head, last, None
-    if "#" in head and not os.path.exists(head):
+    if last.isdigit() and "#" in head and not os.path.exists(head):
         file, _, key = head.rpartition("#")
-        return file, key, int(last)
-    return head, None, int(last)
+        return file, key, int(last), None
+    return head, None, None, last
 
 
 def main() -> None:

@@ -580,17 +580,29 @@ class Index:
             )
 
     def passages_of(
-        self, file: str | os.PathLike[str], *, paragraph: int | None = None, key: str | None = None
+        self,
+        file: str | os.PathLike[str],
+        *,
+        paragraph: int | None = None,
+        key: str | None = None,
+        part: str | None = None,
     ) -> list[int]:
         """The ids of an indexed file's passages, in order: all of them, or those of one
         paragraph (1-based, as hits number them) and/or one record (``key``, the id of a
         JSON Lines record), for `similar`.
+
+        ``part`` is what follows the ``#`` of a hit's ``PATH#KEY`` or a
+        ``PATH#PARAGRAPH``, when the caller cannot tell which: the record of that key
+        when the file holds one (record ids may be numbers: ``n.jsonl#123``), else a
+        paragraph number. It goes without ``paragraph`` and ``key``.
 
         ``file`` is a path as for `remove` (relative or absolute, also when the file
         is gone from disk). A path nothing is indexed at raises `SourceError`; a
         folder, a paragraph or a record the file does not have, `UsageError`.
         """
         given = os.fspath(file)
+        if part is not None and (paragraph is not None or key is not None):
+            raise UsageError("give part alone, or paragraph and/or key")
         if paragraph is not None and (
             isinstance(paragraph, bool) or not isinstance(paragraph, int) or paragraph < 1
         ):
@@ -598,7 +610,7 @@ class Index:
         store = self._store_or_raise()
         with store.reading():
             moved_from = store.moved_from()
-            relocate = (lambda p: store.relocate(p, moved_from)) if moved_from else None
+            relocate = (lambda p, root: store.relocate(p, moved_from, root)) if moved_from else None
             under = rows_under(store.files().values(), given, relocate)
             if not under:
                 raise SourceError(self._not_indexed(given, store))
@@ -611,6 +623,13 @@ class Index:
                 store.passages(store.passage_ids([under[0].id]).tolist()).values(),
                 key=lambda r: (r.document_id, r.paragraph, r.piece),
             )
+        if part is not None:  # a record's key first: the hit display `PATH#KEY` round-trips
+            if part.isdigit() and not any(r.key == part for r in rows):
+                paragraph = int(part)
+                if paragraph < 1:
+                    raise UsageError(f"paragraph must be a whole number of at least 1 (got {part})")
+            else:
+                key = part
         return [r.id for r in _pick_passages(given, rows, paragraph, key)]
 
     def info(self) -> IndexInfo:
@@ -657,12 +676,12 @@ class Index:
             moved_from = store.moved_from()
         out = []
         for r in rows:
-            abspath = store.relocate(r.abspath, moved_from)
+            abspath = store.relocate(r.abspath, moved_from, r.root)
             out.append(
                 IndexedFile(
                     path=r.path,
                     abspath=abspath,
-                    root=store.relocate(r.root, moved_from) or os.path.dirname(abspath),
+                    root=store.relocate(r.root, moved_from, r.root) or os.path.dirname(abspath),
                     format=r.format,
                     size=r.size,
                     modified=_iso_time(r.mtime),
@@ -799,7 +818,7 @@ class Index:
         manifest = store.manifest(fresh=True)
         rows = list(store.files().values())
         moved_from = store.moved_from()
-        relocate = (lambda p: store.relocate(p, moved_from)) if moved_from else None
+        relocate = (lambda p, root: store.relocate(p, moved_from, root)) if moved_from else None
         doomed: dict[int, FileRow] = {}
         for path in given:
             under = rows_under(rows, path, relocate)
@@ -811,7 +830,9 @@ class Index:
         report = AddReport(
             documents_removed=store.document_count_in(ids),
             passages_removed=len(passage_ids),
-            files_removed=sorted(store.relocate(r.abspath, moved_from) for r in doomed.values()),
+            files_removed=sorted(
+                store.relocate(r.abspath, moved_from, r.root) for r in doomed.values()
+            ),
         )
         index = store.load_vectors()  # this writer's own copy
         requested = str(manifest.get("index_type_requested", "auto"))
@@ -1001,7 +1022,7 @@ class Index:
         files = plan_files(
             found,
             {} if (rebuild or fresh) else stored_rows,
-            relocate=(lambda p: store.relocate(p, moved_from)) if moved_from else None,
+            relocate=(lambda p, root: store.relocate(p, moved_from, root)) if moved_from else None,
         )
         changed, unchanged_ids, renamed = files.changed, files.unchanged_ids, files.renamed
         relinked, gone, unreadable = files.relinked, files.gone, files.unreadable

@@ -363,6 +363,54 @@ def test_remove_in_a_moved_index_keeps_the_others_found(tmp_path: Path, library:
         assert index.search("river banks", k=1)[0].abspath == str(moved / "news" / "flood.txt")
 
 
+@pytest.mark.parametrize("forget", ["add", "remove"])
+def test_a_moved_index_forgets_a_folder_deleted_at_its_new_place(
+    tmp_path: Path, library: Path, monkeypatch: pytest.MonkeyPatch, forget: str
+) -> None:
+    """Moved with its documents, then a subfolder deleted: the index follows the new place
+    (its files are not kept at their old paths, which no longer open)."""
+    build(library / ".semsearch", library / "news")
+    moved = tmp_path / "moved"
+    library.rename(moved)
+    shutil.rmtree(moved / "news" / "sport")
+    monkeypatch.chdir(moved)
+    chess = str(moved / "news" / "sport" / "chess.txt")
+    with Index.open(moved / ".semsearch", embedder=FakeEmbedder()) as index:
+        assert {f.abspath: f.exists for f in index.files()}[chess] is False
+        # re-indexing the folder, or removing the subfolder by its path at the new place
+        report = index.add(["news"]) if forget == "add" else index.remove(["news/sport"])
+        assert report.files_removed == [chess]
+        assert [f.abspath for f in index.files()] == [str(moved / "news" / "flood.txt")]
+        assert titles(moved / ".semsearch") == {"River floods"}
+        with pytest.raises(SourceError):  # nothing left there, nor at the old place
+            index.remove(["news/sport"])
+
+
+def test_a_copy_forgets_a_file_deleted_in_the_copy_not_pointing_at_the_original(
+    tmp_path: Path, library: Path
+) -> None:
+    build(library / ".semsearch", library / "news")
+    copy = tmp_path / "copy"
+    shutil.copytree(library, copy)
+    (copy / "news" / "flood.txt").unlink()
+    with Index.open(copy / ".semsearch", embedder=FakeEmbedder()) as index:
+        listed = {f.abspath: f.exists for f in index.files()}
+        assert listed == {
+            str(copy / "news" / "flood.txt"): False,  # gone from the copy, not the original's
+            str(copy / "news" / "sport" / "chess.txt"): True,
+        }
+        hit = index.search("river banks", k=1, mode="lexical")[0]
+        assert hit.abspath == str(copy / "news" / "flood.txt")
+        report = index.add([copy / "news"])
+        assert report.files_removed == [str(copy / "news" / "flood.txt")]
+        assert [f.abspath for f in index.files()] == [str(copy / "news" / "sport" / "chess.txt")]
+    with Index.open(library / ".semsearch", embedder=FakeEmbedder()) as index:  # untouched
+        assert [f.abspath for f in index.files()] == [
+            str(library / "news" / "flood.txt"),
+            str(library / "news" / "sport" / "chess.txt"),
+        ]
+
+
 def test_an_index_moved_without_its_documents_keeps_their_paths(
     tmp_path: Path, library: Path
 ) -> None:

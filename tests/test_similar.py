@@ -194,6 +194,52 @@ def test_passages_of_a_file_a_paragraph_and_a_record(
             index.passages_of(records, paragraph=1)
         with pytest.raises(UsageError, match="has no record 'r9': its records are r1, r2"):
             index.passages_of(records, key="r9")
+        assert index.passages_of(records, part="r2") == [r2]  # `PATH#KEY` as hits show it
+        assert index.passages_of("news/flood.txt", part="2") == second  # no records: paragraph
+        with pytest.raises(UsageError, match="at least 1"):
+            index.passages_of("news/flood.txt", part="0")
+        with pytest.raises(UsageError, match="part alone"):
+            index.passages_of(records, part="r2", paragraph=1)
+
+
+def test_a_numeric_record_key_after_one_hash_names_the_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BEIR corpora have numeric ids: `n.jsonl#123`, as a hit shows it, is that record."""
+    num = tmp_path / "num"
+    num.mkdir()
+    (num / "n.jsonl").write_text(
+        json.dumps({"id": "123", "title": "Tea", "text": "Green tea is brewed.\n\nCool it."})
+        + "\n"
+        + json.dumps({"id": "456", "title": "Coffee", "text": "Coffee is roasted."})
+        + "\n"
+        + json.dumps({"id": "2", "title": "Milk", "text": "Milk is poured."})
+        + "\n",
+        encoding="utf-8",
+    )
+    folder = tmp_path / "idx"
+    with Index.open(folder, create=True, embedder=FakeEmbedder()) as index:
+        index.add([num])
+    monkeypatch.chdir(tmp_path)
+    idx = ("--index", str(folder))
+    with Index.open(folder, embedder=FakeEmbedder()) as index:
+        tea = index.passages_of("num/n.jsonl", key="123")
+        assert len(tea) == 2
+        assert index.passages_of("num/n.jsonl", part="123") == tea
+        assert index.passages_of("num/n.jsonl", part="2") == index.passages_of(
+            "num/n.jsonl", key="2"
+        )  # a key, also where it reads as a paragraph number
+        hit = index.search("green tea brewed", k=1, mode="lexical")[0]
+    assert (hit.key, hit.abspath) == ("123", str(num / "n.jsonl"))  # shown num/n.jsonl#123
+    code, out, err = run("similar", "num/n.jsonl#123", "--json", *idx)
+    assert code == 0, err
+    assert json.loads(out)["like"] == tea
+    code, out, err = run("similar", "num/n.jsonl#123#2", "--json", *idx)
+    assert code == 0, err
+    assert json.loads(out)["like"] == tea[1:]
+    assert_one_line_error(
+        *run("similar", "num/n.jsonl#7", *idx), "holds 3 records: name one", exit_code=2
+    )
 
 
 # --------------------------------------------------------------------------- the command

@@ -590,21 +590,28 @@ class Store:
             return None
         return recorded
 
-    def relocate(self, abspath: str, moved_from: str | None) -> str:
+    def relocate(self, abspath: str, moved_from: str | None, root: str = "") -> str:
         """Where a stored path lies now, for an index moved (or copied) with its documents.
 
-        When the index folder has moved (from ``moved_from``, see `moved_from`) and
-        something exists at the same place relative to its new location, that is it:
-        an index and its documents moved together keep their relative layout (and a
-        copy of both finds the copied documents, not the originals). Otherwise, and
-        for an index that has not moved, the stored path.
+        When the index folder has moved (from ``moved_from``, see `moved_from`), the
+        file's indexed ``root`` (files.root) decides: when that root exists at the same
+        place relative to the index's new location, the documents moved with the index
+        and the file is there too, whether it still exists or not (one gone from there
+        is gone: a copy never points back into the original's documents); when it does
+        not, the index moved without them and the stored path holds. A row without a
+        root (indexed by an older semsearch) is looked for on its own. For an index
+        that has not moved, the stored path.
         """
         if not moved_from or not abspath:
             return abspath
-        moved = os.path.normpath(
-            os.path.join(self.real_folder, os.path.relpath(abspath, moved_from))
-        )
+        moved = self._moved(abspath, moved_from)
+        if root:
+            return moved if os.path.lexists(self._moved(root, moved_from)) else abspath
         return moved if os.path.lexists(moved) else abspath
+
+    def _moved(self, path: str, moved_from: str) -> str:
+        """``path`` at the same place relative to the index folder's new location."""
+        return os.path.normpath(os.path.join(self.real_folder, os.path.relpath(path, moved_from)))
 
     def passage_ids(self, file_ids: Sequence[int]) -> IdArray:
         ids: list[int] = []
@@ -641,8 +648,8 @@ class Store:
             marks = ",".join("?" * len(chunk))
             for r in self._query(
                 "SELECT p.id, p.text, p.paragraph, p.piece, p.pieces, p.start, p.end, d.title, "
-                "d.date, f.path, d.key, d.fields, p.document_id, f.abspath, p.line, p.col "
-                "FROM passages p "
+                "d.date, f.path, d.key, d.fields, p.document_id, f.abspath, p.line, p.col, "
+                "f.root FROM passages p "
                 "JOIN documents d ON p.document_id = d.id "
                 f"JOIN files f ON d.file_id = f.id WHERE p.id IN ({marks})",
                 chunk,
@@ -661,7 +668,7 @@ class Store:
                     path=r[9],
                     key=r[10],
                     fields=_fields(self.folder, r[11]),
-                    abspath=self.relocate(r[13], moved_from),
+                    abspath=self.relocate(r[13], moved_from, r[16] or ""),
                     line=r[14],
                     column=r[15],
                 )

@@ -32,15 +32,15 @@ def plan_files(
     found: Walk,
     stored: dict[str, FileRow],
     read: Callable[[str, str], SourceFile] | None = None,
-    relocate: Callable[[str], str] | None = None,
+    relocate: Callable[[str, str], str] | None = None,
 ) -> FilePlan:
     """Compare the files ``found`` with the rows ``stored`` (keyed by stored abspath).
 
     A file is known by its real path; its content hash decides whether it
     changed. Rows of files the walk could have found but did not are gone; a
     second row of one file (older versions, through a link) is dropped.
-    ``relocate`` says where a stored path lies now (an index moved with its
-    documents, see `Store.relocate`). Each file is recorded under the root it
+    ``relocate(stored path, its row's root)`` says where a stored path lies now (an
+    index moved with its documents, see `Store.relocate`). Each file is recorded under the root it
     was found under, or the indexed folder holding that root.
     """
     read = read or read_file  # (looked up when called: tests put failing readers there)
@@ -97,7 +97,7 @@ def plan_files(
 
 def by_identity(
     known: dict[str, FileRow],
-    relocate: Callable[[str], str] | None = None,
+    relocate: Callable[[str, str], str] | None = None,
 ) -> tuple[dict[str, FileRow], list[FileRow], list[tuple[int, str]]]:
     """The indexed files by identity (real path), the rows that repeat another's file,
     and the rows whose stored ``abspath`` changes.
@@ -118,12 +118,12 @@ def by_identity(
     twins: list[FileRow] = []
     relinked: dict[int, str] = {}
     for stored, row in known.items():
-        where = real_path.location(relocate(stored) if relocate is not None else stored)
+        where = real_path.location(relocate(stored, row.root) if relocate is not None else stored)
         if where != stored:
             row = replace(row, abspath=where)
             relinked[row.id] = where
         if relocate is not None and row.root:
-            row = replace(row, root=relocate(row.root))
+            row = replace(row, root=relocate(row.root, row.root))
         real = real_path.follow(where)
         other = by_real.get(real)
         if other is not None:  # keep the row stored as the file itself, else the newest
@@ -146,18 +146,18 @@ def spellings(path: str) -> list[str]:
 
 
 def rows_under(
-    rows: Iterable[FileRow], path: str, relocate: Callable[[str], str] | None = None
+    rows: Iterable[FileRow], path: str, relocate: Callable[[str, str], str] | None = None
 ) -> list[FileRow]:
     """The rows of the files at or under ``path`` (a file or folder, on disk or not): those
     whose file lies there, or that were indexed under a root lying there. ``relocate`` says
     where a stored path lies now (see `plan_files`)."""
-    here = relocate or (lambda p: p)
+    here = relocate or (lambda p, root: p)
     targets = spellings(path)
     out = []
     for row in rows:
-        places = [row.abspath, here(row.abspath)]
+        places = [row.abspath, here(row.abspath, row.root)]
         if row.root:
-            places += [row.root, here(row.root)]
+            places += [row.root, here(row.root, row.root)]
         if any(lies_under(place, t) for place in places for t in targets):
             out.append(row)
     return out
