@@ -184,7 +184,18 @@ class Harness:
         self._check: bool | None = None
         self._started: list[subprocess.Popen[bytes]] = []  # killed by close() if still running
 
-    def _track(self, proc: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+    def _spawn(self, cmd: Sequence[str], **extra: Any) -> subprocess.Popen[bytes]:
+        """Start ``cmd`` in its own process group, in the work folder, and track it
+        (output piped unless ``extra`` says otherwise)."""
+        options: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **extra}
+        proc = subprocess.Popen(
+            list(cmd),
+            stdin=subprocess.DEVNULL,
+            env=self.env,
+            cwd=str(self.work),
+            start_new_session=True,
+            **options,
+        )
         self._started = [p for p in self._started if p.poll() is None]
         self._started.append(proc)
         return proc
@@ -206,18 +217,7 @@ class Harness:
     ) -> Run:
         cmd = [*(command or self.command), *args]
         started = time.monotonic()
-        proc = self._track(
-            subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=self.env,
-                cwd=str(self.work),
-                start_new_session=True,
-                preexec_fn=preexec,
-            )
-        )
+        proc = self._spawn(cmd, preexec_fn=preexec)
         try:
             out, err = proc.communicate(timeout=timeout or self.timeout)
             code: int | None = proc.returncode
@@ -236,32 +236,12 @@ class Harness:
     def start(self, *args: str, log: Path) -> subprocess.Popen[bytes]:
         """Start a command to be killed; its output goes to ``log``."""
         with open(log, "wb") as fh:
-            return self._track(
-                subprocess.Popen(
-                    [*self.command, *args],
-                    stdin=subprocess.DEVNULL,
-                    stdout=fh,
-                    stderr=subprocess.STDOUT,
-                    env=self.env,
-                    cwd=str(self.work),
-                    start_new_session=True,
-                )
-            )
+            return self._spawn([*self.command, *args], stdout=fh, stderr=subprocess.STDOUT)
 
     def worker(self, role: str, config: dict[str, Any]) -> subprocess.Popen[bytes]:
         """A reader or writer process of part 3 (this file, ``--worker ROLE``)."""
         config = {**config, "fake": self.fake}
-        return self._track(
-            subprocess.Popen(
-                [sys.executable, str(THIS), "--worker", role, json.dumps(config)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                env=self.env,
-                cwd=str(self.work),
-                start_new_session=True,
-            )
-        )
+        return self._spawn([sys.executable, str(THIS), "--worker", role, json.dumps(config)])
 
     def has_check(self) -> bool:
         """True when this semsearch has a `check` command taking --index."""
