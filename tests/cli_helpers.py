@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 from typer.testing import CliRunner
 
 from semsearch.cli import app
 
 runner = CliRunner()
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def python_semsearch(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m semsearch ARGS` in a real process (this checkout first on the path)."""
+    path = os.pathsep.join(p for p in (str(_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    return subprocess.run(
+        [sys.executable, "-m", "semsearch", *args],
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": path, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def run(*args: str) -> tuple[int, str, str]:

@@ -31,7 +31,7 @@ from semsearch.index import Index
 from semsearch.query import MAX_QUERY_CHARS, MODES
 from semsearch.query import output as O
 from tests import fake_cli
-from tests.cli_helpers import assert_one_line_error, runner
+from tests.cli_helpers import assert_one_line_error, python_semsearch, runner
 from tests.conftest import ROOT, SEEDS
 
 FAKE_CLI = [sys.executable, str(Path(fake_cli.__file__).resolve())]
@@ -455,21 +455,9 @@ def test_cli_choices_are_the_librarys() -> None:
     assert typing.get_args(cli.FormatName) == O.FORMATS
 
 
-def _python_semsearch(
-    *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "semsearch", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})},
-        timeout=120,
-    )
-
-
 def test_shell_completion() -> None:
     def complete(words: str, cword: int) -> list[str]:
-        done = _python_semsearch(
+        done = python_semsearch(
             env={
                 "_SEMSEARCH_COMPLETE": "complete_bash",
                 "COMP_WORDS": words,
@@ -482,14 +470,14 @@ def test_shell_completion() -> None:
     assert complete("semsearch qu", 1) == ["query"]
     assert complete("semsearch query x --format c", 4) == ["csv"]
     assert set(complete("semsearch query x --color ", 4)) == {"auto", "always", "never"}
-    done = _python_semsearch(
+    done = python_semsearch(
         "--show-completion", "bash", env={"_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"}
     )
     assert done.returncode == 0 and "_SEMSEARCH_COMPLETE=complete_bash" in done.stdout
 
 
 def test_install_completion(tmp_path: Path) -> None:
-    done = _python_semsearch(
+    done = python_semsearch(
         "--install-completion",
         "bash",
         env={"HOME": str(tmp_path), "_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION": "1"},

@@ -7,8 +7,6 @@ import json
 import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,8 +17,8 @@ from semsearch.index import Index
 from semsearch.query import display_path
 from semsearch.storage.lock import WriteLock
 from tests import fake_cli
-from tests.cli_helpers import assert_one_line_error, run, runner
-from tests.conftest import ROOT, read_manifest
+from tests.cli_helpers import assert_one_line_error, python_semsearch, run, runner
+from tests.conftest import read_manifest
 from tests.fakes import FakeEmbedder
 
 
@@ -596,32 +594,19 @@ def test_cli_drop_yes(cli_index: Path) -> None:
     assert json.loads(out)["kept"] == [] and not cli_index.exists()
 
 
-def _python_semsearch(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
-    return subprocess.run(
-        [sys.executable, "-m", "semsearch", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 def test_list_and_remove_in_a_real_process(cli_index: Path, library: Path) -> None:
-    done = _python_semsearch("list", "--index", str(cli_index), cwd=library)
+    done = python_semsearch("list", "--index", str(cli_index), cwd=library)
     assert done.returncode == 0, done.stderr
     assert "news/sport/chess.txt" in done.stdout and "notes/bread.txt" in done.stdout
     shutil.rmtree(library / "news")
-    done = _python_semsearch("remove", "news", "--index", str(cli_index), cwd=library)
+    done = python_semsearch("remove", "news", "--index", str(cli_index), cwd=library)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("Removed 2 files (2 documents, 3 passages)")
-    done = _python_semsearch("list", "--json", "--index", str(cli_index), cwd=library)
+    done = python_semsearch("list", "--json", "--index", str(cli_index), cwd=library)
     assert [f["path"] for f in json.loads(done.stdout)["files"]] == [
         str(library / "notes" / "bread.txt")
     ]
-    done = _python_semsearch("remove", "news", "--index", str(cli_index), cwd=library)
+    done = python_semsearch("remove", "news", "--index", str(cli_index), cwd=library)
     assert done.returncode == 2
     assert done.stderr.startswith("error: nothing at or under news is indexed")
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr

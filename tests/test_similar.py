@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +10,7 @@ import pytest
 
 from semsearch import Index, SourceError, UsageError
 from semsearch.query.group import _near_identical, _shape
-from tests.cli_helpers import assert_one_line_error, run
-from tests.conftest import ROOT
+from tests.cli_helpers import assert_one_line_error, python_semsearch, run
 from tests.fakes import FakeEmbedder
 from tests.test_hybrid import article
 
@@ -282,28 +278,12 @@ def test_cli_similar(
 def test_similar_in_a_real_process(built: tuple[Path, FakeEmbedder], library: Path) -> None:
     """No model is loaded (the index was built by a fake): only stored vectors are read."""
     folder, _ = built
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     idx = ("--index", str(folder))
-    done = subprocess.run(
-        [sys.executable, "-m", "semsearch", "similar", "news/storm.txt#1", "--json", *idx],
-        cwd=library,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = python_semsearch("similar", "news/storm.txt#1", "--json", *idx, cwd=library)
     assert done.returncode == 0, done.stderr
     results = json.loads(done.stdout)["results"]
     assert results and all(not r["path"].endswith("storm.txt") for r in results)
-    done = subprocess.run(
-        [sys.executable, "-m", "semsearch", "similar", "--id", "9999", *idx],
-        cwd=library,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = python_semsearch("similar", "--id", "9999", *idx, cwd=library)
     assert done.returncode == 2 and done.stderr.startswith("error: ")
     assert done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
 
