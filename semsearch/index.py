@@ -610,7 +610,7 @@ class Index:
         store = self._store_or_raise()
         with store.reading():
             moved_from = store.moved_from()
-            relocate = (lambda p, root: store.relocate(p, moved_from, root)) if moved_from else None
+            relocate = _relocator(store, moved_from)
             under = rows_under(store.files().values(), given, relocate)
             if not under:
                 raise SourceError(self._not_indexed(given, store))
@@ -818,7 +818,7 @@ class Index:
         manifest = store.manifest(fresh=True)
         rows = list(store.files().values())
         moved_from = store.moved_from()
-        relocate = (lambda p, root: store.relocate(p, moved_from, root)) if moved_from else None
+        relocate = _relocator(store, moved_from)
         doomed: dict[int, FileRow] = {}
         for path in given:
             under = rows_under(rows, path, relocate)
@@ -1022,7 +1022,7 @@ class Index:
         files = plan_files(
             found,
             {} if (rebuild or fresh) else stored_rows,
-            relocate=(lambda p, root: store.relocate(p, moved_from, root)) if moved_from else None,
+            relocate=_relocator(store, moved_from),
         )
         changed, unchanged_ids, renamed = files.changed, files.unchanged_ids, files.renamed
         relinked, gone, unreadable = files.relinked, files.gone, files.unreadable
@@ -1463,3 +1463,12 @@ class Snapshot:
         return [
             searcher.search(q, None if qvecs is None else qvecs[n]) for n, q in enumerate(queries)
         ]
+
+
+def _relocator(store: Store, moved_from: str | None) -> Callable[[str, str], str] | None:
+    """`Store.relocate` for the rows of one operation (each root looked for once), or None
+    when the index has not moved."""
+    if not moved_from:
+        return None
+    roots_found: dict[str, bool] = {}
+    return lambda path, root: store.relocate(path, moved_from, root, roots_found)

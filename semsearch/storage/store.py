@@ -590,7 +590,13 @@ class Store:
             return None
         return recorded
 
-    def relocate(self, abspath: str, moved_from: str | None, root: str = "") -> str:
+    def relocate(
+        self,
+        abspath: str,
+        moved_from: str | None,
+        root: str = "",
+        roots_found: dict[str, bool] | None = None,
+    ) -> str:
         """Where a stored path lies now, for an index moved (or copied) with its documents.
 
         When the index folder has moved (from ``moved_from``, see `moved_from`), the
@@ -600,13 +606,19 @@ class Store:
         is gone: a copy never points back into the original's documents); when it does
         not, the index moved without them and the stored path holds. A row without a
         root (indexed by an older semsearch) is looked for on its own. For an index
-        that has not moved, the stored path.
+        that has not moved, the stored path. ``roots_found`` remembers, for one batch of
+        rows, whether each root was found (one look at the disk per root, not per row).
         """
         if not moved_from or not abspath:
             return abspath
         moved = self._moved(abspath, moved_from)
         if root:
-            return moved if os.path.lexists(self._moved(root, moved_from)) else abspath
+            found = None if roots_found is None else roots_found.get(root)
+            if found is None:
+                found = os.path.lexists(self._moved(root, moved_from))
+                if roots_found is not None:
+                    roots_found[root] = found
+            return moved if found else abspath
         return moved if os.path.lexists(moved) else abspath
 
     def _moved(self, path: str, moved_from: str) -> str:
@@ -644,6 +656,7 @@ class Store:
         """The rows of these passages; each file's abspath is where it lies now (`relocate`)."""
         out: dict[int, PassageRow] = {}
         moved_from = self.moved_from()
+        roots_found: dict[str, bool] = {}
         for chunk in _chunks([int(i) for i in ids], 500):
             marks = ",".join("?" * len(chunk))
             for r in self._query(
@@ -668,7 +681,7 @@ class Store:
                     path=r[9],
                     key=r[10],
                     fields=_fields(self.folder, r[11]),
-                    abspath=self.relocate(r[13], moved_from, r[16] or ""),
+                    abspath=self.relocate(r[13], moved_from, r[16] or "", roots_found),
                     line=r[14],
                     column=r[15],
                 )
