@@ -1073,7 +1073,9 @@ def similar(
                 ids, label = [passage_id], f"passage {passage_id}"
             else:
                 assert target is not None
-                file, key, paragraph, part = _split_target(target)
+                from .query import split_address
+
+                file, key, paragraph, part = split_address(target)
                 ids = idx.passages_of(file, paragraph=paragraph, key=key, part=part)
                 label = target
             filters: dict[str, Any] = dict(since=since, until=until, path=path)
@@ -1089,20 +1091,6 @@ def similar(
                 typer.echo(_format_hits(hits, min_score, None, on), nl=False, color=on)
     if not hits:
         sys.exit(EXIT_NOTHING_FOUND)  # as `query`: grep's convention
-
-
-def _split_target(target: str) -> tuple[str, str | None, int | None, str | None]:
-    """PATH, PATH#KEY-OR-PARAGRAPH or PATH#KEY#PARAGRAPH: (path, key, paragraph, part).
-
-    A single ``#X`` is left to `Index.passages_of` as ``part`` (a record key first, else
-    a paragraph), which knows whether the file holds records."""
-    if "#" not in target or os.path.exists(target):  # a file whose name holds a #
-        return target, None, None, None
-    head, _, last = target.rpartition("#")
-    if last.isdigit() and "#" in head and not os.path.exists(head):
-        file, _, key = head.rpartition("#")
-        return file, key, int(last), None
-    return head, None, None, last
 
 
 def main() -> None:

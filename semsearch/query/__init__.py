@@ -9,7 +9,7 @@ instead of a query's.
 
 from __future__ import annotations
 
-from .hits import Hit, Source, display_path
+from .hits import Hit, Source, display_path, split_address
 from .options import (
     DEFAULT_MODE,
     MAX_K,
@@ -37,4 +37,5 @@ __all__ = [
     "check_query",
     "check_text",
     "display_path",
+    "split_address",
 ]

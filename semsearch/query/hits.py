@@ -110,3 +110,18 @@ def display_path(abspath: str, path: str = "", cwd: str | None = None) -> str:
 
 def with_highlights(hit: Hit, spans: list[tuple[int, int]]) -> Hit:
     return replace(hit, highlights=spans)
+
+
+def split_address(target: str) -> tuple[str, str | None, int | None, str | None]:
+    """A passage as hits name it, PATH, PATH#KEY-OR-PARAGRAPH or PATH#KEY#PARAGRAPH:
+    (path, key, paragraph, part).
+
+    A single ``#X`` is left to `Index.passages_of` as ``part`` (a record key first, else
+    a paragraph), which knows whether the file holds records."""
+    if "#" not in target or os.path.exists(target):  # a file whose name holds a #
+        return target, None, None, None
+    head, _, last = target.rpartition("#")
+    if last.isdigit() and "#" in head and not os.path.exists(head):
+        file, _, key = head.rpartition("#")
+        return file, key, int(last), None
+    return head, None, None, last
