@@ -38,6 +38,7 @@ from .ingest import parse, walk
 from .ingest.passages import UNITS, Chunking, Unit, make_passages
 from .query import Hit, Query, check_query
 from .query.fusion import Fusion
+from .query.hits import make_hit
 from .query.options import Mode
 from .query.searcher import Searcher
 from .query.similar import similar as _similar
@@ -101,9 +102,24 @@ class IndexInfo:
     # with the model cache): deleting the index does not free them.
     shared_bytes: int = 0
     query_model: export.Storage = field(default_factory=lambda: export.Storage("none"))
+    generation: int = 0  # the commit readers see now; every commit adds one
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class PassageView:
+    """What `Index.passage` returns: a passage in its article, with its neighbours.
+
+    The `Hit`s carry no ranking (``rank`` 0, ``score`` 0): they say what and where
+    each passage is (title, date, path, paragraph, span, line)."""
+
+    passage: Hit
+    before: list[Hit]  # the passages just before it in its article, in reading order
+    after: list[Hit]  # and just after it
+    position: int  # 1-based place of the passage among its article's passages
+    passages: int  # how many passages its article has
 
 
 @dataclass(frozen=True)
@@ -632,6 +648,40 @@ class Index:
                 key = part
         return [r.id for r in _pick_passages(given, rows, paragraph, key)]
 
+    def passage(self, passage_id: int, *, context: int = 2) -> PassageView:
+        """One stored passage (``hit.passage_id``) with up to ``context`` passages of its
+        article before and after it, in reading order (reads no vectors, loads no model).
+
+        An id the index does not hold raises `UsageError`.
+        """
+        pid = _passage_id_list(passage_id)[0]
+        if isinstance(context, bool) or not isinstance(context, int) or not 0 <= context <= 50:
+            raise UsageError(f"context must be a whole number from 0 to 50 (got {context!r})")
+        store = self._store_or_raise()
+        with store.reading():
+            found = store.passages([pid])
+            if pid not in found:
+                raise UsageError(
+                    f"the index in {self.folder} holds no passage {pid}: passage ids are the "
+                    "passage_id of the hits of `semsearch query --json`"
+                )
+            row = found[pid]
+            order = store.document_passage_ids(row.document_id)
+            at = order.index(pid)
+            near = order[max(0, at - context) : at] + order[at + 1 : at + 1 + context]
+            rows = store.passages(near)
+
+        def as_hit(r: PassageRow) -> Hit:
+            return make_hit(0, 0.0, r)
+
+        return PassageView(
+            passage=as_hit(row),
+            before=[as_hit(rows[i]) for i in order[max(0, at - context) : at] if i in rows],
+            after=[as_hit(rows[i]) for i in order[at + 1 : at + 1 + context] if i in rows],
+            position=at + 1,
+            passages=len(order),
+        )
+
     def info(self) -> IndexInfo:
         """Counts, model and settings of the index (reads no vectors)."""
         store = self._store_or_raise()
@@ -656,6 +706,7 @@ class Index:
                 roots=[r.root for r in self.roots()],
                 shared_bytes=export.shared_bytes(self.folder),
                 query_model=export.storage(self.folder, m.get("query_model")),
+                generation=int(m.get("generation", 0)),
             )
 
     def files(self) -> list[IndexedFile]:

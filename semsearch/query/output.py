@@ -20,9 +20,12 @@ import io
 import json
 import re
 from collections.abc import Iterator, Sequence
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .hits import Hit, display_path
+
+if TYPE_CHECKING:
+    from ..index import PassageView
 
 Format = Literal["text", "json", "jsonl", "csv", "tsv", "markdown", "vimgrep"]
 FORMATS: tuple[Format, ...] = ("text", "json", "jsonl", "csv", "tsv", "markdown", "vimgrep")
@@ -67,6 +70,35 @@ def results_dict(query: str, index: str, model: str, hits: Sequence[Hit]) -> dic
         "index": index,
         "model": model,
         "results": [hit_dict(h) for h in hits],
+    }
+
+
+# Fields of a `Hit` that only a ranking fills: left out where a passage is shown for itself.
+RANKING_FIELDS = frozenset({"rank", "score", "scores", "highlights", "also_in"})
+
+
+def passage_dict(hit: Hit) -> dict[str, Any]:
+    """A stored passage as JSON, for itself: `hit_dict` without `RANKING_FIELDS`."""
+    return {k: v for k, v in hit_dict(hit).items() if k not in RANKING_FIELDS}
+
+
+def passage_view_dict(view: PassageView, index: str) -> dict[str, Any]:
+    """`Index.passage`'s answer as JSON: the passage, its article and its neighbours."""
+    p = view.passage
+    return {
+        "index": index,
+        "passage": passage_dict(p),
+        "document": {
+            "title": p.title,
+            "date": p.date,
+            "path": p.path,
+            "abspath": p.abspath,
+            "key": p.key,
+            "passages": view.passages,
+        },
+        "position": view.position,
+        "before": [passage_dict(h) for h in view.before],
+        "after": [passage_dict(h) for h in view.after],
     }
 
 

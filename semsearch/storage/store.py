@@ -652,6 +652,16 @@ class Store:
                 out.setdefault(h, pid)
         return out
 
+    def document_passage_ids(self, document_id: int) -> list[int]:
+        """The ids of one document's passages, in reading order."""
+        return [
+            r[0]
+            for r in self._query(
+                "SELECT id FROM passages WHERE document_id = ? ORDER BY paragraph, piece, id",
+                (int(document_id),),
+            )
+        ]
+
     def passages(self, ids: Iterable[int]) -> dict[int, PassageRow]:
         """The rows of these passages; each file's abspath is where it lies now (`relocate`)."""
         out: dict[int, PassageRow] = {}
