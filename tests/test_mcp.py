@@ -28,7 +28,7 @@ from semsearch.index import Index
 from semsearch.serve import agent
 from semsearch.serve.service import MAX_K, Service
 from tests import fake_cli
-from tests.cli_helpers import assert_one_line_error
+from tests.cli_helpers import assert_one_line_error, python_semsearch
 from tests.conftest import ROOT
 
 FAKE_CLI = str(Path(fake_cli.__file__).resolve())
@@ -148,7 +148,7 @@ def test_an_agent_searches_reads_and_gets_one_line_errors(built: Path, tmp_path:
                 first_line, first_text = blocks[0].split("\n", 1)
                 assert first_line == (
                     f"[1] Leaders gather in Beijing (2025-08-28) — {parade.abspath}, "
-                    f"paragraph {parade.paragraph} — score {parade.score:.2f} — "
+                    f"paragraph {parade.paragraph} — score {parade.score:.3f} — "
                     f"passage_id {parade.passage_id}"
                 )
                 assert first_text == PARADE
@@ -369,11 +369,11 @@ def test_citations_and_blocks_are_formatted_for_an_agent() -> None:
     blocks = agent.format_hits({"query": "q", "results": [hit, undated]})
     assert blocks[0] == (
         "[1] Leaders gather (2025-08-28) — /notes/news/parade.txt, paragraph 4 — "
-        "score 0.73 — passage_id 123\nWorld leaders are expected."
+        "score 0.735 — passage_id 123\nWorld leaders are expected."
     )
     assert blocks[1].splitlines()[0] == (
         "[2] Leaders gather — news/parade.txt#r7, paragraph 4 (part 2 of 3) — "
-        "score 0.73 — passage_id 9"
+        "score 0.735 — passage_id 9"
     )
     assert blocks[1].endswith("(the same passage is also in: /notes/copy.txt, paragraph 1)")
     assert agent.format_hits({"query": "zzz", "results": []})[0].startswith(
@@ -432,3 +432,69 @@ def test_only_search_loads_the_query_model(built: Path, model_loads: list[str]) 
             assert not found.is_error
             assert _text(found)[0].startswith("[1] A late harvest (2024-09-10) — ")
         assert len(model_loads) == 1
+
+
+def test_index_info_reads_as_a_few_lines() -> None:
+    text = agent.format_info(
+        {
+            "path": "/notes/.semsearch",
+            "roots": ["/notes"],
+            "documents": 1,
+            "passages": 1200,
+            "files": 2,
+            "model": "m",
+            "backend": "onnx",
+            "dimension": 384,
+            "created_at": "2026-01-01T00:00:00+00:00",
+            "updated_at": "2026-02-01T00:00:00+00:00",
+            "generation": 7,
+        }
+    )
+    assert text.splitlines() == [
+        "index /notes/.semsearch",
+        "indexed: /notes",
+        "1 document, 1,200 passages, 2 files",
+        "model m (onnx, dimension 384)",
+        "created 2026-01-01T00:00:00+00:00, last updated 2026-02-01T00:00:00+00:00 (generation 7)",
+    ]
+
+
+# --------------------------------------------------------------------------- the real model
+
+
+@pytest.mark.slow
+def test_the_real_model_loads_on_the_first_search_and_stdout_stays_clean(
+    seeds_copy: Path, tmp_path: Path
+) -> None:
+    """`python -m semsearch mcp` itself: the query model loads mid-conversation and nothing
+    it prints reaches the protocol's stream."""
+    index_dir = tmp_path / "ix"
+    built = python_semsearch("index", str(seeds_copy), "--index", str(index_dir), "-q")
+    assert built.returncode == 0, built.stderr
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "semsearch", "mcp", "--index", str(index_dir)],
+        env=_env(),
+        cwd=str(tmp_path),
+    )
+    log_path = tmp_path / "server-stderr.log"
+
+    async def conversation() -> list[str]:
+        with anyio.fail_after(180):
+            async with (
+                stdio_client(params, errlog=errors) as (read, write),
+                ClientSession(read, write) as session,
+            ):
+                await session.initialize()
+                found = await session.call_tool("search", {"query": "who attends the parade"})
+                assert not found.is_error, _text(found)
+                return _text(found)
+
+    with log_path.open("w", encoding="utf-8") as errors:
+        blocks = anyio.run(conversation)
+    assert "Traceback" not in log_path.read_text(encoding="utf-8")
+    first_line, first_text = blocks[0].split("\n", 1)
+    assert first_line.startswith(
+        "[1] Eighth anniversary of WWII to take place in China (2025-08-28)"
+    )
+    assert "military parade" in first_text and "expected to be present" in first_text

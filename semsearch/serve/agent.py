@@ -137,12 +137,12 @@ Neighbours = Annotated[
 
 def citation(hit: dict[str, Any], number: int | None = None) -> str:
     """The line that names a passage: ``[1] Title (2025-08-28) — file, paragraph 4 —
-    score 0.73 — passage_id 123`` (no number, score or date where there is none)."""
+    score 0.734 — passage_id 123`` (no number, score or date where there is none)."""
     head = f"[{number}] " if number is not None else ""
     title = hit.get("title") or "(untitled)"
     date = f" ({hit['date']})" if hit.get("date") else ""
     where = _where(hit)
-    score = f" — score {hit['score']:.2f}" if "score" in hit else ""
+    score = f" — score {hit['score']:.3f}" if "score" in hit else ""
     return f"{head}{title}{date} — {where}{score} — passage_id {hit['passage_id']}"
 
 
@@ -203,14 +203,17 @@ def format_info(data: dict[str, Any]) -> str:
         [
             f"index {data['path']}",
             f"indexed: {roots}",
-            f"{data['documents']:,} documents, {data['passages']:,} passages, "
-            f"{data['files']:,} files",
+            ", ".join(_count(data[n], n[:-1]) for n in ("documents", "passages", "files")),
             f"model {data['model']} ({data.get('backend', 'torch')}, dimension "
             f"{data['dimension']})",
             f"created {data.get('created_at') or '?'}, last updated "
             f"{data.get('updated_at') or '?'} (generation {data.get('generation', 0)})",
         ]
     )
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n:,} {what}" + ("" if n == 1 else "s")
 
 
 def _answer(
