@@ -1107,7 +1107,14 @@ def mcp(index_dir: IndexDir = Path(".semsearch")) -> None:
     with _errors():
         from .serve.agent import run_stdio  # the MCP SDK, only for this command
 
-        run_stdio(index_dir)
+        run_stdio(index_dir, on_interrupt=_interrupted_now)
+
+
+def _interrupted_now() -> NoReturn:
+    """Ctrl-C in a server that only reads: one line, exit 130 at once (see `run_stdio`)."""
+    typer.echo("error: interrupted: the server stopped; the index is unchanged", err=True)
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
 
 
 def main() -> None:

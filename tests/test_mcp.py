@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -289,6 +290,46 @@ def test_stdout_is_only_the_protocol_and_closing_stdin_ends_the_server(built: Pa
     assert by_id[2]["content"][0]["text"].startswith("[1] Sourdough notes — ")
     assert by_id[3]["isError"] is True
     assert by_id[3]["content"][0]["text"] == "no passage has id -5: ids are whole numbers from 1"
+
+
+def test_ctrl_c_stops_the_server_at_once_with_one_line(built: Path) -> None:
+    """SIGINT while the client still holds stdin open: exit 130, one line, no traceback."""
+    proc = subprocess.Popen(
+        [sys.executable, FAKE_CLI, "mcp", "--index", str(built / "ix")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **_env()},
+    )
+    watchdog = threading.Timer(TIMEOUT, proc.kill)
+    watchdog.start()
+    try:
+        assert proc.stdin is not None and proc.stdout is not None
+        hello = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": LATEST_HANDSHAKE_VERSION,
+                "capabilities": {},
+                "clientInfo": {"name": "test", "version": "0"},
+            },
+        }
+        proc.stdin.write(json.dumps(hello) + "\n")
+        proc.stdin.flush()
+        assert json.loads(proc.stdout.readline())["id"] == 1  # serving, blocked on stdin
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=TIMEOUT)
+        out = proc.stdout.read()
+        err = proc.stderr.read() if proc.stderr is not None else ""
+    finally:
+        watchdog.cancel()
+        if proc.stdin is not None:
+            proc.stdin.close()
+    assert_one_line_error(proc.returncode, out, err, "interrupted", exit_code=130)
+    assert out == ""
 
 
 def test_a_missing_or_damaged_index_is_one_line_and_exit_2(built: Path, tmp_path: Path) -> None:

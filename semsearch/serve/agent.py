@@ -26,6 +26,7 @@ This module imports the MCP SDK: import it only to serve.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -302,15 +303,25 @@ def _status(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def run_stdio(index_dir: str | os.PathLike[str]) -> None:
+def run_stdio(
+    index_dir: str | os.PathLike[str], on_interrupt: Callable[[], None] | None = None
+) -> None:
     """Serve the index in ``index_dir`` over MCP on stdin/stdout until stdin closes.
 
-    Raises `SemsearchError` (not found, damaged, newer) before serving anything."""
+    Raises `SemsearchError` (not found, damaged, newer) before serving anything.
+    ``on_interrupt`` is called on Ctrl-C (SIGINT) and must end the process itself
+    (``os._exit``): the SDK reads stdin in a worker thread that no cancellation
+    reaches, so unwinding would wait for the client's next line. Nothing is lost:
+    the server only reads the index. Without it, Ctrl-C is Python's default.
+    """
     from ..index import Index
 
     with Index.open(index_dir, status=_status) as index:
         index.info()  # a damaged index fails here, before the client is told anything
-        build_server(Service(index)).run("stdio")
+        server = build_server(Service(index))
+        if on_interrupt is not None and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+            signal.signal(signal.SIGINT, lambda _signum, _frame: on_interrupt())
+        server.run("stdio")
 
 
 __all__ = [
