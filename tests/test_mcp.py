@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -166,6 +167,11 @@ def test_an_agent_searches_reads_and_gets_one_line_errors(built: Path, tmp_path:
                 assert not dated.is_error
                 dates = [r["date"] for r in dated.structured_content["results"]]
                 assert dates and all(d is not None and d <= "2025-01-01" for d in dates)
+                notes = await session.call_tool(
+                    "search", {"query": "bread starter", "path": "*/notes/*", "k": 5}
+                )
+                paths = [r["abspath"] for r in notes.structured_content["results"]]
+                assert paths and all("/docs/notes/" in p for p in paths), paths
                 none = await session.call_tool(
                     "search", {"query": "parade", "path": "*/nowhere/*", "mode": "lexical"}
                 )
@@ -228,6 +234,35 @@ def test_an_agent_searches_reads_and_gets_one_line_errors(built: Path, tmp_path:
         anyio.run(conversation)
     log = log_path.read_text(encoding="utf-8")
     assert "Traceback" not in log, log
+
+
+def test_a_commit_by_another_process_is_seen_without_restart(built: Path, tmp_path: Path) -> None:
+    """The server answers from the newest commit: an article indexed meanwhile is found."""
+    shutil.copytree(built, tmp_path / "copy")
+    docs, index_dir = tmp_path / "copy" / "docs", tmp_path / "copy" / "ix"
+
+    async def conversation() -> None:
+        with anyio.fail_after(TIMEOUT):
+            async with (
+                stdio_client(_server(index_dir)) as (read, write),
+                ClientSession(read, write) as session,
+            ):
+                await session.initialize()
+                before = (await session.call_tool("index_info", {})).structured_content
+                (docs / "news" / "comet.txt").write_text(
+                    " date 2025-10-01 3\nA comet over the harbour\n"
+                    "Astronomers watched a bright comet rise over the harbour.\n",
+                    encoding="utf-8",
+                )
+                with fake_cli.faked(), Index.open(index_dir) as index:
+                    index.add([docs])  # this process's commit, not the server's
+                after = (await session.call_tool("index_info", {})).structured_content
+                assert after["generation"] == before["generation"] + 1
+                assert after["passages"] == before["passages"] + 1
+                found = await session.call_tool("search", {"query": "comet astronomers"})
+                assert _text(found)[0].startswith("[1] A comet over the harbour (2025-10-01)")
+
+    anyio.run(conversation)
 
 
 def test_stdout_is_only_the_protocol_and_closing_stdin_ends_the_server(built: Path) -> None:

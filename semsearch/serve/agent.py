@@ -119,8 +119,8 @@ Until = Annotated[
 PathGlob = Annotated[
     str | None,
     Field(
-        description="Only files whose path matches this glob, e.g. 'news/*' or '*.md' "
-        "(paths as index_info's roots show them)."
+        description="Only files whose path matches this glob, tried on the path as indexed "
+        "and on the absolute path ('*' also matches '/'), e.g. '*/news/*' or '*.md'."
     ),
 ]
 PassageId = Annotated[int, Field(description="A passage_id from the results of search or similar.")]
