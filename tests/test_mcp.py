@@ -25,6 +25,7 @@ from mcp.client.session import ClientSession
 from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp_types import CallToolResult, TextContent
 from mcp_types.version import LATEST_HANDSHAKE_VERSION
+from pydantic import BaseModel, ValidationError
 
 from semsearch.index import Index
 from semsearch.serve import agent
@@ -574,3 +575,16 @@ def test_the_real_model_loads_on_the_first_search_and_stdout_stays_clean(
         "[1] Eighth anniversary of WWII to take place in China (2025-08-28)"
     )
     assert "military parade" in first_text and "expected to be present" in first_text
+
+
+def test_bad_arguments_are_one_short_line() -> None:
+    class Arguments(BaseModel):
+        k: int
+        query: str
+
+    with pytest.raises(ValidationError) as caught:
+        Arguments.model_validate({"k": "x" * 500})
+    line = agent.bad_arguments(caught.value)
+    assert line.startswith("bad arguments: k: Input should be a valid integer")
+    assert line.endswith("...); query: Field required")
+    assert "\n" not in line and len(line) < 200

@@ -255,7 +255,10 @@ def bad_arguments(error: ValidationError) -> str:
     parts = []
     for e in error.errors():
         where = ".".join(str(x) for x in e.get("loc", ())) or "arguments"
-        got = f" (got {e['input']!r})" if e.get("type") != "missing" else ""
+        shown = repr(e.get("input"))
+        if len(shown) > 60:  # a value can be any size: the line stays one short line
+            shown = shown[:57] + "..."
+        got = f" (got {shown})" if e.get("type") != "missing" else ""
         parts.append(f"{where}: {e.get('msg', 'invalid')}{got}")
     return "bad arguments: " + "; ".join(parts)
 
