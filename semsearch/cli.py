@@ -1093,6 +1093,30 @@ def similar(
         sys.exit(EXIT_NOTHING_FOUND)  # as `query`: grep's convention
 
 
+# --------------------------------------------------------------------------- mcp
+
+
+@app.command()
+def mcp(index_dir: IndexDir = Path(".semsearch")) -> None:
+    """Serve the index to agents (Claude Desktop, editors, ...) as an MCP server on
+    stdin/stdout: tools search, get_passage, similar and index_info.
+
+    Runs until the client closes stdin. A missing or damaged index is one error line
+    and exit 2 before anything is served.
+    """
+    with _errors():
+        from .serve.agent import run_stdio  # the MCP SDK, only for this command
+
+        run_stdio(index_dir, on_interrupt=_interrupted_now)
+
+
+def _interrupted_now() -> NoReturn:
+    """Ctrl-C in a server that only reads: one line, exit 130 at once (see `run_stdio`)."""
+    typer.echo("error: interrupted: the server stopped; the index is unchanged", err=True)
+    sys.stderr.flush()
+    os._exit(EXIT_INTERRUPTED)
+
+
 def main() -> None:
     """Entry point of the ``semsearch`` console script."""
     app(prog_name="semsearch")
