@@ -125,9 +125,7 @@ Until = Annotated[
 ]
 PathGlob = Annotated[
     str | None,
-    Query(
-        description="Only files whose path (as hits show it) matches this glob, e.g. `news/*`."
-    ),
+    Query(description="Only files whose path (as hits show it) matches this glob, e.g. `news/*`."),
 ]
 K = Annotated[int, Query(description=f"How many passages to return, 1 to {MAX_K}.")]
 PassageId = Annotated[
