@@ -1034,10 +1034,10 @@ def similar(
     target: Annotated[
         str | None,
         typer.Argument(
-            metavar="PATH[#PARAGRAPH]",
+            metavar="PATH[#PARAGRAPH]|ID",
             help="An indexed file (its passages together), or one paragraph of it, numbered "
             "as hits show it (PATH#KEY or PATH#KEY#PARAGRAPH for a record of a JSON Lines "
-            "file).",
+            "file); a bare number naming no file is a passage id, as --id.",
             show_default=False,
         ),
     ] = None,

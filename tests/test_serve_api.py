@@ -235,7 +235,7 @@ def test_malformed_parameters_are_one_line_naming_the_parameter(client: TestClie
     )
     assert error_of(client, "/api/search", 400) == "query parameter 'q' is required (see /docs)"
     assert error_of(client, "/api/passages/xyz", 400) == (
-        "path parameter 'passage_id' must be a whole number (got 'xyz')"
+        "path parameter 'id' must be a whole number (got 'xyz')"
     )
     assert error_of(client, "/api/search", 400, q="river", by_article="maybe") == (
         "query parameter 'by_article' must be true or false (got 'maybe')"
@@ -350,7 +350,7 @@ def test_uvicorn_access_log_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_openapi_describes_every_endpoint_and_parameter(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     paths = schema["paths"]
-    for path in ("/api/search", "/api/passages/{passage_id}", "/api/similar/{passage_id}",
+    for path in ("/api/search", "/api/passages/{id}", "/api/similar/{id}",
                  "/api/info", "/health"):  # fmt: skip
         op = paths[path]["get"]
         assert op["summary"] and len(op["description"]) > 30, path
@@ -360,7 +360,9 @@ def test_openapi_describes_every_endpoint_and_parameter(client: TestClient) -> N
     names = [p["name"] for p in paths["/api/search"]["get"]["parameters"]]
     assert names == ["q", "k", "mode", "since", "until", "path", "by_article", "highlight"]
     assert "400" in paths["/api/search"]["get"]["responses"]
-    assert "404" in paths["/api/passages/{passage_id}"]["get"]["responses"]
+    assert "404" in paths["/api/passages/{id}"]["get"]["responses"]
+    assert not [p for p, ops in paths.items() for op in ops.values() if "422" in op["responses"]]
+    assert "HTTPValidationError" not in json.dumps(schema)
 
 
 def test_docs_is_self_contained(client: TestClient) -> None:

@@ -349,3 +349,26 @@ def test_a_port_in_use_is_one_line_exit_2(index_dir: Path, tmp_path: Path) -> No
         done.returncode, done.stdout, done.stderr, str(port), "--port", exit_code=2
     )
     assert "another server is using it" in line
+
+
+def test_serve_reads_the_token_from_the_environment(
+    index_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SEMSEARCH_TOKEN lets a non-loopback host through; the app gets it and that host."""
+    monkeypatch.setenv("SEMSEARCH_TOKEN", "from-env")
+    held = socket.socket()  # stands in for the bound socket: nothing listens on 0.0.0.0 here
+    seen: dict[str, Any] = {}
+
+    def fake_run(index: Any, sock: Any, host: str, token: str | None, *rest: Any) -> None:
+        seen.update(host=host, token=token, sock=sock)
+
+    with (
+        mock.patch.object(run, "bind", return_value=held) as bind,
+        mock.patch.object(run, "_run", side_effect=fake_run),
+        mock.patch.object(run, "warm"),
+    ):
+        code, _, err = cli_run("serve", "--index", str(index_dir), "--host", "0.0.0.0")
+    assert code == 0, err
+    bind.assert_called_once_with("0.0.0.0", 8765)
+    assert seen == {"host": "0.0.0.0", "token": "from-env", "sock": held}
+    assert held.fileno() == -1  # closed after serving

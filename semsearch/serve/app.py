@@ -80,6 +80,7 @@ def create_app(
     _install_errors(app)
     _install_routes(app, service, security)
     page.install(app, service)
+    _schema_without_422(app)
     app.add_middleware(_Guard, security=security)
     if cors_origins:
         from starlette.middleware.cors import CORSMiddleware
@@ -129,7 +130,7 @@ PathGlob = Annotated[
 ]
 K = Annotated[int, Query(description=f"How many passages to return, 1 to {MAX_K}.")]
 PassageId = Annotated[
-    int, Path(description="A passage id: the `passage_id` of a hit of `/api/search`.")
+    int, Path(alias="id", description="A passage id: the `passage_id` of a hit of `/api/search`.")
 ]
 
 
@@ -138,6 +139,7 @@ def _install_routes(app: FastAPI, service: Service, security: Security) -> None:
         "/api/search",
         tags=["search"],
         summary="Search the index",
+        response_description="`query`, `index`, `model` and `results` (best first).",
         description="The passages that best match `q`, best first: exactly the object "
         "`semsearch query --json` prints for the same query and options.",
         responses=_ERRORS,
@@ -183,9 +185,10 @@ def _install_routes(app: FastAPI, service: Service, security: Security) -> None:
         )
 
     @app.get(
-        "/api/passages/{passage_id}",
+        "/api/passages/{id}",
         tags=["passages"],
         summary="One passage in its article",
+        response_description="`passage`, `document`, `before` and `after`.",
         description="A stored passage with its article (title, date, path, paragraph, span) "
         "and up to `context` passages of the same article before and after it.",
         responses={**_ERRORS, **_NOT_FOUND},
@@ -199,9 +202,10 @@ def _install_routes(app: FastAPI, service: Service, security: Security) -> None:
         return JSONResponse(service.passage(passage_id, context))
 
     @app.get(
-        "/api/similar/{passage_id}",
+        "/api/similar/{id}",
         tags=["passages"],
         summary="More like this passage",
+        response_description="As `/api/search`, with `like`: the passage ids asked about.",
         description="The passages nearest in meaning to a stored one, from its stored vector "
         "(nothing is embedded); the passage itself and its near-identical copies are left out. "
         "The object `semsearch similar --id N --json` prints.",
@@ -227,6 +231,7 @@ def _install_routes(app: FastAPI, service: Service, security: Security) -> None:
         "/api/info",
         tags=["index"],
         summary="What the index holds",
+        response_description="The index's counts, model, size, dates and roots.",
         description="Counts, model, size, dates and roots: what `semsearch info --json` prints.",
         responses=_ERRORS,
     )
@@ -237,6 +242,7 @@ def _install_routes(app: FastAPI, service: Service, security: Security) -> None:
         "/health",
         tags=["index"],
         summary="Is the server up",
+        response_description="The server answers from this generation of the index.",
         description='`{"status": "ok", "generation": N, "passages": N}`: the generation '
         "grows with every commit of the index. Needs no token (it tells nothing of the notes).",
         responses={503: _ERRORS[503]},
@@ -287,6 +293,24 @@ def _install_routes(app: FastAPI, service: Service, security: Security) -> None:
         if not docs_page:
             docs_page.append(docs_html(app.openapi()))
         return HTMLResponse(docs_page[0])
+
+
+def _schema_without_422(app: FastAPI) -> None:
+    """Bad parameters get 400 here, not FastAPI's 422: the schema says so."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = generate()
+            for methods in schema.get("paths", {}).values():
+                for op in methods.values():
+                    op.get("responses", {}).pop("422", None)
+            models = schema.get("components", {}).get("schemas", {})
+            for unused in ("HTTPValidationError", "ValidationError"):
+                models.pop(unused, None)
+        return app.openapi_schema or generate()
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:
@@ -518,7 +542,7 @@ def _docs_operation(path: str, method: str, op: dict[str, Any]) -> str:
     responses = op.get("responses", {})
     if responses:
         out.append("<ul class='r'>")
-        for code, spec in responses.items():
+        for code, spec in sorted(responses.items()):
             out.append(f"<li><b>{e(str(code))}</b> {_inline(spec.get('description', ''))}</li>")
         out.append("</ul>")
     out.append("</section>")
