@@ -308,6 +308,15 @@ def test_one_log_line_per_request(client: TestClient, caplog: pytest.LogCaptureF
         assert ms.endswith("ms") and float(ms[:-2]) >= 0
 
 
+def test_long_queries_are_cut_in_the_log(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="semsearch.serve"):
+        assert client.get("/api/search", params={"q": "é" * 3000, "k": 1}).status_code == 200
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "semsearch.serve"]
+    assert len(line) < 400 and "... (18,018 characters) 200 " in line
+
+
 def test_the_token_is_never_logged(service: Service, caplog: pytest.LogCaptureFixture) -> None:
     client = TestClient(create_app(service, token="s3cret-tok"), base_url=BASE)
     with caplog.at_level(logging.DEBUG):

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("semsearch.serve")
 
 MAX_LOGIN_BODY = 8192  # bytes of a POST /login form
+MAX_LOGGED_PATH = 300  # characters of a request's path and query in the log
 _REDACTED_PARAMS = frozenset({"token", "access_token"})  # never logged, even if sent by mistake
 
 
@@ -472,7 +473,10 @@ def _logged_path(scope: Scope) -> str:
         query = urllib.parse.urlencode(
             [(n, "***" if n.lower() in _REDACTED_PARAMS else v) for n, v in pairs]
         )
-    return f"{path}?{query}"
+    line = f"{path}?{query}"
+    if len(line) > MAX_LOGGED_PATH:
+        line = f"{line[: MAX_LOGGED_PATH - 30]}... ({len(line):,} characters)"
+    return line
 
 
 # --------------------------------------------------------------------------- /docs
