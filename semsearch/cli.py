@@ -1034,10 +1034,10 @@ def similar(
     target: Annotated[
         str | None,
         typer.Argument(
-            metavar="PATH[#PARAGRAPH]",
+            metavar="PATH[#PARAGRAPH]|ID",
             help="An indexed file (its passages together), or one paragraph of it, numbered "
             "as hits show it (PATH#KEY or PATH#KEY#PARAGRAPH for a record of a JSON Lines "
-            "file).",
+            "file); a bare number naming no file is a passage id, as --id.",
             show_default=False,
         ),
     ] = None,
@@ -1066,6 +1066,9 @@ def similar(
     Exits 0 when something is found, 1 when nothing is, 2 on an error.
     """
     with _errors():
+        if target is not None and passage_id is None and _is_passage_id(target):
+            passage_id = int(target)  # `similar 42`: the passage with id 42
+            target = None
         if (target is None) == (passage_id is None):
             raise UsageError("give an indexed file (PATH or PATH#PARAGRAPH) or --id N, not both")
         with _open(index_dir) as idx:
@@ -1091,6 +1094,74 @@ def similar(
                 typer.echo(_format_hits(hits, min_score, None, on), nl=False, color=on)
     if not hits:
         sys.exit(EXIT_NOTHING_FOUND)  # as `query`: grep's convention
+
+
+def _is_passage_id(target: str) -> bool:
+    """Whether a bare ``similar`` target is a passage id: a whole number naming no file."""
+    return target.isascii() and target.isdigit() and not Path(target).exists()
+
+
+# --------------------------------------------------------------------------- serve
+
+
+@app.command()
+def serve(
+    index_dir: IndexDir = Path(".semsearch"),
+    host: Annotated[
+        str,
+        typer.Option(
+            help="Address to listen on. Anything but loopback (127.0.0.1, localhost, ::1) "
+            "lets other machines in, and needs --token."
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Port to listen on; 0 picks a free one.")
+    ] = 8765,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="SEMSEARCH_TOKEN",
+            help="Every API request must send it (Authorization: Bearer T); the page asks "
+            "for it once. Needed with a --host other than loopback. Default $SEMSEARCH_TOKEN.",
+            show_default=False,
+            show_envvar=False,
+        ),
+    ] = None,
+    cors: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--cors",
+            metavar="ORIGIN",
+            help="Let web pages of this origin (e.g. http://localhost:3000) read the API; "
+            "repeat for more. Off by default.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Serve the index over HTTP: the search page at / and a JSON API under /api (described
+    at /docs), until Ctrl-C. The index is only read."""
+    shown = os.fspath(index_dir)
+
+    def ready(url: str) -> None:
+        typer.echo(f"semsearch: serving {shown} at {url} (Ctrl-C stops)", err=True)
+
+    with _errors():
+        from .serve import run
+
+        run.log_to_stderr()
+        try:
+            run.serve(
+                index_dir,
+                host=host,
+                port=port,
+                token=token,
+                cors_origins=cors or (),
+                label=shown,
+                on_ready=ready,
+            )
+        except KeyboardInterrupt:
+            typer.echo("semsearch: stopped; the index is as it was", err=True)
+            sys.exit(EXIT_INTERRUPTED)
 
 
 # --------------------------------------------------------------------------- mcp

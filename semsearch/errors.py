@@ -4,6 +4,7 @@ The tree::
 
     SemsearchError
     ├── UsageError            a bad argument: empty query, k < 1, ...
+    │   └── PassageNotFoundError  no passage has the given id
     ├── SourceError           a path to index does not exist or holds no articles
     ├── IndexNotFoundError    no index at the given folder yet
     ├── IndexCorruptError     index files missing, truncated or out of step
@@ -13,7 +14,8 @@ The tree::
     ├── SchemaVersionError    the index was written by a newer semsearch
     ├── ModelMismatchError    the index was built with another model
     ├── ModelLoadError        the embedding model cannot be found or loaded
-    └── IndexLockedError      another process is writing to the index
+    ├── IndexLockedError      another process is writing to the index
+    └── ServeError            the server cannot listen on the given host and port
 
 The library never prints or exits: it raises these. The command line turns
 each one into a single line on stderr and a non-zero exit code. Every message
@@ -29,6 +31,10 @@ class SemsearchError(Exception):
 
 class UsageError(SemsearchError, ValueError):
     """An argument has a value semsearch cannot use."""
+
+
+class PassageNotFoundError(UsageError):
+    """The index holds no passage with the given id (an HTTP 404; the command line exits 2)."""
 
 
 class SourceError(SemsearchError):
@@ -76,6 +82,10 @@ class IndexLockedError(SemsearchError):
     """Another process holds the index's write lock."""
 
 
+class ServeError(SemsearchError):
+    """The server cannot listen on the given host and port (in use, not allowed)."""
+
+
 __all__ = [
     "IndexAccessError",
     "IndexClosedError",
@@ -85,8 +95,10 @@ __all__ = [
     "IndexWriteError",
     "ModelLoadError",
     "ModelMismatchError",
+    "PassageNotFoundError",
     "SchemaVersionError",
     "SemsearchError",
+    "ServeError",
     "SourceError",
     "UsageError",
 ]

@@ -29,6 +29,7 @@ from .errors import (
     IndexNotFoundError,
     ModelLoadError,
     ModelMismatchError,
+    PassageNotFoundError,
     SchemaVersionError,
     SemsearchError,
     SourceError,
@@ -652,7 +653,7 @@ class Index:
         """One stored passage (``hit.passage_id``) with up to ``context`` passages of its
         article before and after it, in reading order (reads no vectors, loads no model).
 
-        An id the index does not hold raises `UsageError`.
+        An id the index does not hold raises `PassageNotFoundError` (a `UsageError`).
         """
         pid = _passage_id_list(passage_id)[0]
         if isinstance(context, bool) or not isinstance(context, int) or not 0 <= context <= 50:
@@ -661,7 +662,7 @@ class Index:
         with store.reading():
             found = store.passages([pid])
             if pid not in found:
-                raise UsageError(
+                raise PassageNotFoundError(
                     f"the index in {self.folder} holds no passage {pid}: passage ids are the "
                     "passage_id of the hits of `semsearch query --json`"
                 )
@@ -1360,7 +1361,7 @@ def _passage_id_list(passage_ids: int | Sequence[int]) -> list[int]:
         if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
             raise UsageError(f"a passage id is a whole number (got {i!r})")
         if not 0 < int(i) < 2**63:
-            raise UsageError(f"no passage has id {int(i)}: ids are whole numbers from 1")
+            raise PassageNotFoundError(f"no passage has id {int(i)}: ids are whole numbers from 1")
     return list(dict.fromkeys(int(i) for i in given))
 
 
@@ -1494,7 +1495,7 @@ class Snapshot:
         rows = self._store.passages(ids)
         missing = [i for i in ids if i not in rows]
         if missing:
-            raise UsageError(
+            raise PassageNotFoundError(
                 f"the index in {self._index.folder} holds no passage {missing[0]}: passage ids "
                 "are the passage_id of the hits of `semsearch query --json`"
             )
