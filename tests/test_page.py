@@ -141,7 +141,7 @@ def test_results_come_best_first_with_what_the_api_returns(
         assert html.escape(hit["title"]) in block
         assert html.escape(display_path(hit["abspath"], hit["path"])) in block
         assert f"¶ {hit['paragraph']}" in block
-        assert f"score {hit['score']:.3f}" in block
+        assert f"score {hit['score']:.4g}" in block
         if hit["date"]:
             assert f">{hit['date']}</time>" in block
         text = re.search(r'<p class="text">(.*?)</p>', block, re.S)

@@ -184,7 +184,7 @@ def meta_line(item: Mapping[str, Any], score: bool = True) -> str:
     if score and "score" in item:
         bits.append(
             f'<span class="score" title="{esc(score_title(item.get("scores")))}">'
-            f"score {item['score']:.3f}</span>"
+            f"score {item['score']:.4g}</span>"
         )
     return '<p class="meta">' + ' <span aria-hidden="true">·</span> '.join(bits) + "</p>"
 
@@ -397,7 +397,7 @@ def document(title: str, body: str, assets: Mapping[str, Asset], footer: str = "
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         '<meta name="color-scheme" content="light dark">'
-        '<meta name="referrer" content="no-referrer">'
+        '<meta name="referrer" content="no-referrer"><link rel="icon" href="data:,">'
         f"<title>{esc(title)}</title>"
         f'<link rel="stylesheet" href="{css}"><script src="{js}" defer></script></head>'
         '<body><header class="top"><a class="brand" href="/">semsearch</a></header>'

@@ -18,6 +18,7 @@
   var timer = 0;
   var sent = 0; // the number of the newest request
   var shown = 0; // the number of the request whose answer is on screen
+  var answered = 0; // answers received, shown or not (data-answers, for tests)
 
   function params() {
     var p = new URLSearchParams(new FormData(form));
@@ -43,6 +44,7 @@
         return response.text();
       })
       .then(function (html) {
+        results.setAttribute("data-answers", String(++answered));
         if (html === null || mine < shown) return; // an older answer, after a newer one
         shown = mine;
         results.innerHTML = html;
