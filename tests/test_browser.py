@@ -276,6 +276,24 @@ def test_a_phone_width_has_no_horizontal_scroll(
     print(f"screenshot: {shot}")
 
 
+def test_dark_mode_follows_the_system(browser: Browser, base_url: str) -> None:
+    colours = {}
+    for scheme in ("light", "dark"):
+        context = browser.new_context(base_url=base_url, color_scheme=scheme)
+        try:
+            page = context.new_page()
+            page.goto("/?q=parade")
+            colours[scheme] = page.evaluate(
+                "() => [getComputedStyle(document.body).backgroundColor,"
+                " getComputedStyle(document.body).color]"
+            )
+        finally:
+            context.close()
+    assert colours["light"][0] == "rgb(255, 255, 255)"
+    assert colours["dark"][0] != colours["light"][0]
+    assert colours["dark"][1] != colours["light"][1]
+
+
 def test_a_desktop_screenshot_is_kept(page: Page, tmp_path_factory: pytest.TempPathFactory) -> None:
     page.goto(f"/?q={QUERY}")
     wait_for_results_of(page, QUERY)

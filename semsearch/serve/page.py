@@ -48,7 +48,6 @@ STATIC_CACHE = "public, max-age=86400"  # URLs carry the content's hash (?v=...)
 PAGE_CACHE = "no-store"  # results change with every commit of the index
 CONTEXT = 2  # neighbours each side on a passage's page
 FILTERS = ("since", "until", "path")
-FILTER_LABELS = {"since": "since", "until": "until", "path": "path"}
 
 
 def esc(value: object) -> str:
@@ -224,7 +223,7 @@ def filters_text(ask: Ask) -> str:
     on = ask.filters
     if not on:
         return "No filters are on."
-    listed = ", ".join(f"{FILTER_LABELS[k]} {v}" for k, v in on.items())
+    listed = ", ".join(f"{name} {value}" for name, value in on.items())
     return f"Filters on: {listed}."
 
 
