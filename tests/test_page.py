@@ -324,6 +324,8 @@ def test_static_files_are_served_from_the_package(client: TestClient, name: str,
     assert r.headers["content-type"].startswith(kind)
     assert r.content == (STATIC / name).read_bytes()
     assert "max-age" in r.headers["cache-control"]
+    head = client.head(f"/static/{name}")
+    assert head.status_code == 200 and head.headers["content-type"].startswith(kind)
     again = client.get(f"/static/{name}", headers={"If-None-Match": r.headers["etag"]})
     assert again.status_code == 304 and again.content == b""
     # the page names the file with its content's version, so a change is fetched

@@ -505,5 +505,5 @@ def install(app: FastAPI, service: Service) -> None:
 
     for name in STATIC_TYPES:  # one route a file: a request never names a path
         app.add_api_route(
-            f"/static/{name}", static_route(name), methods=["GET"], include_in_schema=False
+            f"/static/{name}", static_route(name), methods=["GET", "HEAD"], include_in_schema=False
         )
