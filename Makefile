@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test lint install clean
+.PHONY: demo test lint install browser clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,21 @@ lint: $(STAMP)
 	$(BIN)/ruff check semsearch tests benchmarks
 	$(BIN)/mypy
 
-test: lint
+# The browser tests drive Debian's chromium (/usr/bin/chromium) through Playwright, which
+# downloads no browser: install the package when it is missing (SEMSEARCH_SKIP_BROWSER=1: don't).
+browser:
+	@if [ "$${SEMSEARCH_SKIP_BROWSER:-}" = 1 ] || command -v chromium >/dev/null; then :; \
+	elif ! command -v apt-get >/dev/null; then \
+	  echo "no apt-get: install chromium at /usr/bin/chromium for the browser tests" >&2; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  apt-get update && apt-get install -y chromium; \
+	elif command -v sudo >/dev/null; then \
+	  sudo apt-get update && sudo apt-get install -y chromium; \
+	else \
+	  echo "not root and no sudo: install chromium (apt-get install chromium) for the browser tests" >&2; \
+	fi
+
+test: lint browser
 	$(BIN)/python -m pytest
 
 clean:
