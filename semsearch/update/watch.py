@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from ..errors import (
     IndexClosedError,
     IndexLockedError,
+    IndexNotFoundError,
     SemsearchError,
     SourceError,
     UsageError,
@@ -403,7 +404,7 @@ class Watcher:
             pass
         try:
             return [self.index.remove([scope])]
-        except SourceError:
+        except (SourceError, IndexNotFoundError):
             return []  # nothing readable, nothing indexed: nothing to do
 
     def _committed(self, report: AddReport, paths: list[str]) -> None:
@@ -436,7 +437,8 @@ class Watcher:
     def _forget_told(self, path: str) -> None:
         """A file changed again: its problems may be told again."""
         if self._told:
-            self._told = {t for t in self._told if not lies_under(t.split(": ", 1)[0], path)}
+            mine = (path + ":", path + os.sep)  # its own lines ("path: ...", "path:3: ...")
+            self._told = {t for t in self._told if not t.startswith(mine)}
 
 
 class _Retry(Exception):
