@@ -278,10 +278,12 @@ def index(
                 else:
                     typer.echo(_format_report(report, paths, index_dir, verbose))
             if watch:
-                _watch(idx, paths, as_json, verbose)
+                _watch(idx, paths, as_json, verbose, batch_size)
 
 
-def _watch(idx: Index, paths: Sequence[Path], as_json: bool, verbose: bool) -> None:
+def _watch(
+    idx: Index, paths: Sequence[Path], as_json: bool, verbose: bool, batch_size: int | None
+) -> None:
     """`index --watch`: one line per commit (stdout), problems on stderr, Ctrl-C ends it."""
     import time
 
@@ -298,7 +300,7 @@ def _watch(idx: Index, paths: Sequence[Path], as_json: bool, verbose: bool) -> N
     def on_problem(line: str) -> None:
         typer.echo(f"warning: {line}", err=True)
 
-    watcher = Watcher(idx, paths, on_commit=on_commit, on_problem=on_problem)
+    watcher = Watcher(idx, paths, on_commit=on_commit, on_problem=on_problem, batch_size=batch_size)
     shown = " ".join(os.fspath(p) for p in paths)
     typer.echo(f"watching {shown} (Ctrl-C stops)", err=True)
     try:

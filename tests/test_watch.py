@@ -8,9 +8,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 
 import semsearch.update.plan
@@ -305,6 +307,19 @@ def test_a_watched_folder_deleted_is_removed_from_the_index(
             assert wait_for(lambda: "still.txt" in indexed(idx))
 
 
+def test_a_watched_file(notes: Path, tmp_path: Path, recorder: Recorder) -> None:
+    single = notes / "river.txt"
+    with Index.open(tmp_path / "idx", create=True, embedder=FakeEmbedder()) as idx:
+        idx.add([single])
+        with Watcher(idx, [single], quiet_seconds=QUIET, on_problem=recorder.problem):
+            time.sleep(0.5)
+            single.write_text(article("River", "The river is calm today."), encoding="utf-8")
+            assert wait_for(lambda: any("calm" in t for t in texts(idx, "river calm")))
+            single.unlink()
+            assert wait_for(lambda: idx.info().files == 0)
+            assert wait_for(lambda: any("is gone" in p for p in recorder.problems))
+
+
 def test_stop_returns_promptly(watcher: Watcher) -> None:
     started = time.monotonic()
     watcher.stop(timeout=5)
@@ -322,6 +337,78 @@ def test_stop_during_a_burst_leaves_a_committed_index(
     assert not watcher.running
     assert index.check().ok
     assert index.info().files in (1, *range(2, 302))
+
+
+class SlowFake(FakeEmbedder):
+    """A fake embedder that takes ``pause`` seconds per batch (a long embedding run)."""
+
+    def __init__(self, pause: float) -> None:
+        super().__init__()
+        self.pause = pause
+
+    def embed(self, texts: Sequence[str], *, batch_size: int = 32, progress: Any = None) -> Any:
+        parts = []
+        for start in range(0, len(texts), batch_size):
+            time.sleep(self.pause)
+            chunk = texts[start : start + batch_size]
+            parts.append(super().embed(chunk, batch_size=batch_size))
+            if progress is not None:
+                progress(len(chunk))
+        return np.concatenate(parts) if parts else super().embed([], batch_size=batch_size)
+
+
+def test_stop_during_a_long_embedding_rolls_back_promptly(notes: Path, tmp_path: Path) -> None:
+    slow = SlowFake(pause=0.1)
+    with Index.open(tmp_path / "idx", create=True, embedder=slow) as idx:
+        idx.add([notes])
+        generation = idx.info().generation
+        w = Watcher(idx, [notes], quiet_seconds=QUIET, batch_size=4).start()
+        time.sleep(0.5)
+        for i in range(200):  # 50 batches of 4: 5 s of embedding
+            (notes / f"s{i}.txt").write_text(article(f"S {i}", f"Text {i}."), encoding="utf-8")
+        assert wait_for(lambda: len(slow.calls) >= 2, seconds=20)  # embedding under way
+        started = time.monotonic()
+        w.stop(timeout=10)
+        assert time.monotonic() - started < 1.0
+        assert not w.running
+        assert idx.info().generation == generation  # rolled back: the index as last committed
+        assert idx.info().files == 1
+        assert idx.check().ok
+
+
+def test_a_renamed_file_is_one_commit_and_keeps_its_vectors(notes: Path, tmp_path: Path) -> None:
+    fake = FakeEmbedder()
+    recorder = Recorder()
+    with Index.open(tmp_path / "idx", create=True, embedder=fake) as idx:
+        idx.add([notes])
+        embedded = len(fake.embedded)
+        with Watcher(idx, [notes], quiet_seconds=QUIET, on_commit=recorder.commit):
+            time.sleep(0.5)
+            (notes / "sub").mkdir()
+            (notes / "river.txt").rename(notes / "sub" / "flood.txt")
+            assert wait_for(lambda: indexed(idx) == {"flood.txt"})
+        assert len(recorder.commits) == 1
+        assert recorder.commits[0].report.passages_embedded == 0
+        assert len(fake.embedded) == embedded  # nothing went through the model again
+
+
+def test_a_stream_that_never_pauses_still_commits(notes: Path, tmp_path: Path) -> None:
+    recorder = Recorder()
+    with Index.open(tmp_path / "idx", create=True, embedder=FakeEmbedder()) as idx:
+        idx.add([notes])
+        w = Watcher(
+            idx, [notes], quiet_seconds=0.5, max_wait_seconds=1.0, on_commit=recorder.commit
+        )
+        with w:
+            time.sleep(0.5)
+            deadline = time.monotonic() + 10
+            i = 0
+            while not recorder.commits and time.monotonic() < deadline:  # a write every 0.1 s
+                (notes / f"t{i}.txt").write_text(article(f"T {i}", f"Tick {i}."), encoding="utf-8")
+                i += 1
+                time.sleep(0.1)
+            assert recorder.commits, "no commit while changes kept coming"
+            assert i < 100
 
 
 def test_a_path_that_does_not_exist_is_refused(index: Index, tmp_path: Path) -> None:

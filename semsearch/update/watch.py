@@ -124,6 +124,7 @@ class Watcher:
     after ``retry_seconds``), a watched path deleted (its files are removed from the index)
     and any other error (retried later). With ``catch_up`` (the default) the paths are
     indexed once as the watcher starts, so changes made while nothing watched are picked up.
+    ``stop`` is the event `stop` sets (one is made when not given).
     """
 
     def __init__(
@@ -138,6 +139,7 @@ class Watcher:
         on_problem: ProblemCallback | None = None,
         catch_up: bool = True,
         stop: threading.Event | None = None,
+        batch_size: int | None = None,
     ) -> None:
         if isinstance(paths, (str, os.PathLike)):
             paths = [paths]
@@ -171,6 +173,7 @@ class Watcher:
         self.on_commit = on_commit
         self.on_problem = on_problem
         self.catch_up = catch_up
+        self.batch_size = batch_size  # passages per embedding batch (`Index.add`'s)
         self._stop = stop or threading.Event()
         self._thread: threading.Thread | None = None
         self._told: set[str] = set()  # problem lines already told (one line per problem)
@@ -331,7 +334,7 @@ class Watcher:
 
     def _remove_gone(self, root: _Root) -> None:
         try:
-            report = self.index.remove([root.path])
+            report = self._remove_when_free(root)
         except SourceError:
             self._tell(f"{root.given} is gone (nothing of it was indexed); no longer watching it")
             return
@@ -346,6 +349,17 @@ class Watcher:
             "index; no longer watching it"
         )
         self._committed(report, [root.path])
+
+    def _remove_when_free(self, root: _Root, tries: int = 30) -> AddReport:
+        """`Index.remove` of a watched path gone, waiting while another process writes."""
+        for _ in range(tries - 1):
+            try:
+                return self.index.remove([root.path])
+            except IndexLockedError as exc:
+                self._tell(f"{exc} (trying again in {self.retry_seconds:g} s)", key="busy")
+                if self._stop.wait(self.retry_seconds):
+                    break
+        return self.index.remove([root.path])
 
     # ------------------------------------------------------------------ committing
 
@@ -374,7 +388,9 @@ class Watcher:
         reports: list[AddReport] = []
         try:
             try:
-                reports.append(self.index.add(scopes, progress=self._check_stop))
+                reports.append(
+                    self.index.add(scopes, progress=self._check_stop, batch_size=self.batch_size)
+                )
             except SourceError:
                 # nothing readable left in one (its last file deleted, a new empty folder), or
                 # one vanished meanwhile (its deletion comes as a change of its own): each alone
@@ -399,7 +415,7 @@ class Watcher:
     def _add_or_empty(self, scope: str) -> list[AddReport]:
         """Index ``scope``; when it holds nothing readable, remove what is indexed from it."""
         try:
-            return [self.index.add([scope], progress=self._check_stop)]
+            return [self.index.add([scope], progress=self._check_stop, batch_size=self.batch_size)]
         except SourceError:
             pass
         try:
