@@ -294,7 +294,7 @@ def _watch(
             typer.echo(json.dumps({"generation": c.generation, "at": c.at, **c.report.to_dict()}))
             return
         typer.echo(f"{time.strftime('%H:%M:%S', time.localtime(c.at))}  {c.summary()}")
-        if verbose:
+        if verbose and _changed_files(c.report):
             typer.echo("\n".join(_changed_files(c.report)))
 
     def on_problem(line: str) -> None:
@@ -304,7 +304,7 @@ def _watch(
     shown = " ".join(os.fspath(p) for p in paths)
     typer.echo(f"watching {shown} (Ctrl-C stops)", err=True)
     try:
-        watcher.run()
+        watcher.run()  # returns when every watched path is gone (told as a warning)
     except KeyboardInterrupt:
         generation = idx.info().generation if idx.exists else 0
         _fail(
@@ -312,6 +312,7 @@ def _watch(
             f"{generation})",
             EXIT_INTERRUPTED,
         )
+    sys.exit(EXIT_ERROR)
 
 
 class _StatusLine:

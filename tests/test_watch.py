@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from semsearch.index import Index
 from semsearch.ingest import SourceFile
 from semsearch.storage.lock import WriteLock
 from semsearch.update.watch import Commit, Watcher, is_temp_name
+from tests.cli_helpers import assert_one_line_error, run
 from tests.fakes import FakeEmbedder
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -466,3 +468,44 @@ def test_index_watch_in_a_real_process(tmp_path: Path, notes: Path) -> None:
         timeout=60,
     )
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_index_watch_of_an_empty_folder_waits_for_articles(tmp_path: Path) -> None:
+    """An empty folder to watch is a note, not an error; --json gives one object per commit."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    idx = tmp_path / "idx"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, str(ROOT / "tests" / "fake_cli.py"), "index", str(empty)]
+    proc = subprocess.Popen(
+        [*cmd, "--index", str(idx), "--watch", "--json"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(3.0)  # (no index appears for an empty folder: nothing to wait on)
+        assert proc.poll() is None, proc.communicate()
+        (empty / "first.md").write_text(article("First", "The first note."), encoding="utf-8")
+        assert wait_for(lambda: (idx / "semsearch.db").exists(), seconds=60)
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 130, (out, err)
+    assert "note: no readable articles" in err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert len(lines) == 1, out
+    assert lines[0]["generation"] == 1
+    assert lines[0]["files_added"] == [str(os.path.realpath(empty / "first.md"))]
+
+
+def test_index_watch_of_a_missing_path_is_one_line(tmp_path: Path) -> None:
+    code, out, err = run(
+        "index", str(tmp_path / "nowhere"), "--index", str(tmp_path / "i"), "--watch"
+    )
+    assert_one_line_error(code, out, err, "no such file or folder", exit_code=2)

@@ -247,7 +247,18 @@ class Watcher:
                 ignore_permission_denied=True,
             )
             try:
-                for changes in changes_seen:  # (the first comes once watchfiles is watching)
+                while True:  # (the first batch comes once watchfiles is watching)
+                    try:
+                        changes = next(changes_seen)
+                    except StopIteration:  # stopped
+                        break
+                    except FileNotFoundError:  # a path went before watchfiles could watch it
+                        if not self._roots_changed():
+                            raise
+                        catch_up = True
+                        break
+                    except (OSError, RuntimeError) as exc:  # (WatchfilesRustInternalError)
+                        raise SourceError(self._cannot_watch(exc)) from exc
                     now = time.monotonic()
                     for _, path in changes:
                         root = self._root_of(path)
@@ -288,6 +299,13 @@ class Watcher:
                 changes_seen.close()  # (ends watchfiles' notify thread)
         if not self._roots:
             self._tell("nothing left to watch: every watched path is gone")
+
+    def _cannot_watch(self, exc: BaseException) -> str:
+        where = ", ".join(r.given for r in self._roots.values())
+        hint = ""
+        if "limit" in str(exc).lower():
+            hint = ": raise it with `sysctl fs.inotify.max_user_watches=524288`"
+        return f"cannot watch {where} ({exc}){hint}"
 
     # ------------------------------------------------------------------ filtering
 
