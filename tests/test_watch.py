@@ -172,16 +172,34 @@ def test_a_burst_of_1000_files_costs_a_few_commits(
 
 
 def test_the_index_inside_the_watched_folder_does_not_trigger_itself(
-    watcher: Watcher, index: Index, notes: Path, recorder: Recorder
+    watcher: Watcher,
+    index: Index,
+    notes: Path,
+    recorder: Recorder,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    replans: list[object] = []
+    real_add = index.add
+
+    def counted_add(*args: Any, **kwargs: Any) -> Any:
+        replans.append(args)
+        return real_add(*args, **kwargs)
+
+    monkeypatch.setattr(index, "add", counted_add)
     (notes / "one.txt").write_text(article("One", "A single new note."), encoding="utf-8")
     assert wait_for(lambda: "one.txt" in indexed(index))
     time.sleep(2 * QUIET)
     generation = index.info().generation
-    commits = len(recorder.commits)
+    commits, planned = len(recorder.commits), len(replans)
+    assert planned >= 1
     time.sleep(8 * QUIET)  # several debounce periods with nothing changing
     assert index.info().generation == generation
     assert len(recorder.commits) == commits
+    assert len(replans) == planned  # its own commit's writes are not even looked at
+    # nothing in the index folder is, even a file of an article format
+    (notes / "idx" / "stray.txt").write_text(article("Stray", "Kept in the index."), "utf-8")
+    time.sleep(4 * QUIET)
+    assert len(replans) == planned
 
 
 def test_the_default_hidden_index_folder_does_not_loop(notes: Path, recorder: Recorder) -> None:
@@ -329,8 +347,8 @@ def test_stop_returns_promptly(watcher: Watcher) -> None:
     assert time.monotonic() - started < 1.0
 
 
-def test_stop_during_a_burst_leaves_a_committed_index(
-    watcher: Watcher, index: Index, notes: Path
+def test_stop_during_a_burst_leaves_the_index_as_last_committed(
+    watcher: Watcher, index: Index, notes: Path, recorder: Recorder
 ) -> None:
     for i in range(300):
         (notes / f"s{i}.txt").write_text(article(f"S {i}", f"Text {i}."), encoding="utf-8")
@@ -338,7 +356,10 @@ def test_stop_during_a_burst_leaves_a_committed_index(
     watcher.stop(timeout=10)
     assert not watcher.running
     assert index.check().ok
-    assert index.info().files in (1, *range(2, 302))
+    last = recorder.commits[-1].generation if recorder.commits else 1
+    assert index.info().generation == last
+    added = {os.path.basename(p) for c in recorder.commits for p in c.report.files_added}
+    assert indexed(index) == {"river.txt"} | added
 
 
 class SlowFake(FakeEmbedder):
@@ -411,6 +432,40 @@ def test_a_stream_that_never_pauses_still_commits(notes: Path, tmp_path: Path) -
                 time.sleep(0.1)
             assert recorder.commits, "no commit while changes kept coming"
             assert i < 100
+
+
+def test_searches_in_other_threads_go_on_while_it_commits(
+    watcher: Watcher, index: Index, notes: Path
+) -> None:
+    """As in a server: one open Index serves queries while the watcher commits beside them."""
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def search_loop() -> None:
+        for _ in range(2000):
+            if done.is_set():
+                return
+            try:
+                assert index.search("river floods", k=3)
+            except BaseException as exc:
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=search_loop) for _ in range(3)]
+    for t in threads:
+        t.start()
+    try:
+        for batch in range(3):
+            for i in range(50):
+                name = f"c{batch}-{i}.txt"
+                (notes / name).write_text(article(name, f"Batch {batch} item {i}."), "utf-8")
+            assert wait_for(lambda b=batch: index.info().files == 1 + 50 * (b + 1), seconds=30)
+    finally:
+        done.set()
+        for t in threads:
+            t.join(30)
+    assert errors == []
+    assert any("Batch 2 item 7" in t for t in texts(index, "batch 2 item 7"))
 
 
 def test_a_path_that_does_not_exist_is_refused(index: Index, tmp_path: Path) -> None:
