@@ -153,6 +153,30 @@ def test_new_folder_and_deleted_folder(watcher: Watcher, index: Index, notes: Pa
     assert wait_for(lambda: indexed(index) == {"river.txt"})
 
 
+def test_files_keep_the_spelling_they_were_indexed_with(
+    tmp_path: Path, notes: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`semsearch index notes --watch` run from notes' parent: paths stay `notes/...`, and
+    watching costs no commit until something changes."""
+    monkeypatch.chdir(tmp_path)
+    with Index.open("idx", create=True, embedder=FakeEmbedder()) as idx:
+        idx.add(["notes"])
+        generation = idx.info().generation
+        with Watcher(idx, ["notes"], quiet_seconds=QUIET):
+            time.sleep(6 * QUIET)  # its catch-up re-plan has run
+            assert idx.info().generation == generation
+            (notes / "sub").mkdir()
+            (notes / "sub" / "x.txt").write_text(article("X", "Some words."), encoding="utf-8")
+            (notes / "y.txt").write_text(article("Y", "Other words."), encoding="utf-8")
+            assert wait_for(lambda: idx.info().files == 3)
+        paths = sorted(f.path for f in idx.files())
+        assert paths == [
+            os.path.join("notes", "river.txt"),
+            os.path.join("notes", "sub", "x.txt"),
+            os.path.join("notes", "y.txt"),
+        ]
+
+
 def test_a_burst_of_1000_files_costs_a_few_commits(
     watcher: Watcher, index: Index, notes: Path
 ) -> None:

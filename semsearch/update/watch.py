@@ -395,6 +395,12 @@ class Watcher:
         common = os.path.commonpath(folders) if folders else root
         return common if lies_under(common, root) else root
 
+    def _spelled(self, root: str, path: str) -> str:
+        """``path`` (a real path under the watched ``root``) spelled from the root as given, as
+        the run that indexed it spelled its files (an index records them as given)."""
+        given = self._roots[root].given
+        return given if path == root else os.path.join(given, os.path.relpath(path, root))
+
     def _commit(self, batch: dict[str, set[str]]) -> None:
         """Re-plan what changed in one `Index.add` (one commit, or none if nothing did);
         raises `_Retry` when it must be tried again later."""
@@ -402,7 +408,7 @@ class Watcher:
         if not batch:
             return
         held = self._held_roots()
-        scopes = sorted({self._scope(r, ps, held) for r, ps in batch.items()})
+        scopes = sorted({self._spelled(r, self._scope(r, ps, held)) for r, ps in batch.items()})
         reports: list[AddReport] = []
         try:
             try:
