@@ -27,7 +27,7 @@ from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from . import __version__
-from .errors import SemsearchError, UsageError
+from .errors import SemsearchError, SourceError, UsageError
 
 if TYPE_CHECKING:
     from .index import Index, IndexedFile, IndexedRoot, IndexInfo
@@ -234,6 +234,14 @@ def index(
         bool, typer.Option("--verbose", "-v", help="Name the files added, updated and removed.")
     ] = False,
     as_json: JsonFlag = False,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch",
+            help="Then keep watching PATHS and re-index what changes (about 1 s after the "
+            "last change), one line per commit, until Ctrl-C.",
+        ),
+    ] = False,
 ) -> None:
     """Index the articles under PATHS; only new or changed files are embedded."""
     with _errors(), _status_line(quiet) as status:
@@ -247,19 +255,64 @@ def index(
             precision=precision,
             status=status,
         )
-        with idx, _progress_bar(quiet, status=status) as progress:
-            report = idx.add(
-                [os.fspath(p) for p in paths],
-                rebuild=rebuild,
-                batch_size=batch_size,
-                progress=progress,
-            )
-        status.clear()
-        _print_problems(report)
+        with idx:
+            with _progress_bar(quiet, status=status) as progress:
+                try:
+                    report = idx.add(
+                        [os.fspath(p) for p in paths],
+                        rebuild=rebuild,
+                        batch_size=batch_size,
+                        progress=progress,
+                    )
+                except SourceError as exc:  # an empty folder to watch: wait for articles
+                    if not (watch and all(p.exists() for p in paths)):
+                        raise
+                    status.clear()
+                    typer.echo(f"note: {exc}", err=True)
+                    report = None
+            status.clear()
+            if report is not None:
+                _print_problems(report)
+                if as_json:
+                    typer.echo(json.dumps({"index": os.fspath(index_dir), **report.to_dict()}))
+                else:
+                    typer.echo(_format_report(report, paths, index_dir, verbose))
+            if watch:
+                _watch(idx, paths, as_json, verbose, batch_size)
+
+
+def _watch(
+    idx: Index, paths: Sequence[Path], as_json: bool, verbose: bool, batch_size: int | None
+) -> None:
+    """`index --watch`: one line per commit (stdout), problems on stderr, Ctrl-C ends it."""
+    import time
+
+    from .update.watch import Commit, Watcher
+
+    def on_commit(c: Commit) -> None:
         if as_json:
-            typer.echo(json.dumps({"index": os.fspath(index_dir), **report.to_dict()}))
-        else:
-            typer.echo(_format_report(report, paths, index_dir, verbose))
+            typer.echo(json.dumps({"generation": c.generation, "at": c.at, **c.report.to_dict()}))
+            return
+        typer.echo(f"{time.strftime('%H:%M:%S', time.localtime(c.at))}  {c.summary()}")
+        if verbose and _changed_files(c.report):
+            typer.echo("\n".join(_changed_files(c.report)))
+
+    def on_problem(line: str) -> None:
+        typer.echo(f"warning: {line}", err=True)
+
+    watcher = Watcher(idx, paths, on_commit=on_commit, on_problem=on_problem, batch_size=batch_size)
+    shown = " ".join(os.fspath(p) for p in paths)
+    typer.echo(f"watching {shown} (Ctrl-C stops)", err=True)
+    try:
+        watcher.run()  # returns when every watched path is gone (told as a warning)
+    except KeyboardInterrupt:
+        generation = idx.info().generation if idx.exists else 0
+        _fail(
+            f"interrupted: stopped watching; the index is as last committed (generation "
+            f"{generation})",
+            EXIT_INTERRUPTED,
+        )
+    sys.exit(EXIT_ERROR)
 
 
 class _StatusLine:
