@@ -1180,6 +1180,17 @@ def serve(
             show_envvar=False,
         ),
     ] = None,
+    watch: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--watch",
+            metavar="PATH",
+            help="Keep the index fresh: re-index what changes under PATH (a folder or file; "
+            "repeat for more) about 1 s after the last change; a missing index is built "
+            "from these first.",
+            show_default=False,
+        ),
+    ] = None,
     cors: Annotated[
         list[str] | None,
         typer.Option(
@@ -1192,7 +1203,7 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the index over HTTP: the search page at / and a JSON API under /api (described
-    at /docs), until Ctrl-C. The index is only read."""
+    at /docs), until Ctrl-C. The index is only read, unless --watch keeps it fresh."""
     shown = os.fspath(index_dir)
 
     def ready(url: str) -> None:
@@ -1211,9 +1222,11 @@ def serve(
                 cors_origins=cors or (),
                 label=shown,
                 on_ready=ready,
+                watch=[os.fspath(p) for p in watch or ()],
             )
         except KeyboardInterrupt:
-            typer.echo("semsearch: stopped; the index is as it was", err=True)
+            kept = "as last committed" if watch else "as it was"
+            typer.echo(f"semsearch: stopped; the index is {kept}", err=True)
             sys.exit(EXIT_INTERRUPTED)
 
 

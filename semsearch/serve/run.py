@@ -19,11 +19,12 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
-from ..errors import ModelLoadError, ServeError, UsageError
+from ..errors import ModelLoadError, ServeError, SourceError, UsageError
 from .security import allowed_hosts_for, is_loopback
 
 if TYPE_CHECKING:
     from ..index import Index
+    from ..update.watch import Watcher
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -85,17 +86,37 @@ def url_of(host: str, port: int) -> str:
     return f"http://{name}:{port}/"
 
 
-def open_index(index_dir: str | os.PathLike[str]) -> Index:
-    """The existing index in ``index_dir``, checked readable (raises when missing or damaged)."""
+def open_index(index_dir: str | os.PathLike[str], build_from: Sequence[str] = ()) -> Index:
+    """The index in ``index_dir``, checked readable (raises when missing or damaged).
+
+    With ``build_from`` (the paths `serve --watch` watches) a missing index is built from
+    them first, as `semsearch index PATHS` would, so a server can start on a new folder.
+    """
     from ..index import Index
 
-    index = Index.open(index_dir)
+    index = Index.open(index_dir, create=bool(build_from))
     try:
+        if build_from and not index.exists:
+            log.info("indexing %s first (no index in %s yet)", ", ".join(build_from), index_dir)
+            index.add(list(build_from))
         index.info()  # reads the manifest and the generation: damage shows now, not per request
     except BaseException:
         index.close()
         raise
     return index
+
+
+def watcher_for(index: Index, paths: Sequence[str]) -> Watcher:
+    """A `Watcher` of ``paths`` on the serving ``index``, telling the request log each commit
+    and each problem (one line)."""
+    from ..update.watch import Watcher
+
+    return Watcher(
+        index,
+        list(paths),
+        on_commit=lambda c: log.info("watch: %s", c.summary()),
+        on_problem=lambda line: log.warning("watch: %s", line),
+    )
 
 
 def warm(index: Index) -> None:
@@ -127,24 +148,38 @@ def serve(
     label: str | None = None,
     on_ready: Callable[[str], None] | None = None,
     warm_model: bool = True,
+    watch: Sequence[str] = (),
 ) -> None:
     """Serve the index in ``index_dir`` (the API and the page) on ``host``:``port`` until
     interrupted (then `KeyboardInterrupt` is raised, the index untouched).
 
     ``token`` is needed for a host other than loopback; ``label`` is the index's name in
     answers (default: ``index_dir`` as given, as the command line prints it); ``on_ready``
-    is called with the URL once the server listens.
+    is called with the URL once the server listens. ``watch`` (files and folders) keeps the
+    index fresh while serving: a `Watcher` in a thread of this process re-indexes what
+    changes through the normal atomic commit, and the next request answers from it (a
+    missing index is built from these paths first).
     """
     token = token or None
     check_host(host, token)
-    index = open_index(index_dir)
+    for path in watch:
+        if not os.path.exists(path):
+            raise SourceError(f"{path}: no such file or folder to watch")
+    index = open_index(index_dir, build_from=watch)
+    watcher: Watcher | None = None
     try:
+        if watch:
+            watcher = watcher_for(index, watch)  # a bad path refuses before the port is bound
         if warm_model:
             warm(index)
         sock = bind(host, port)
         try:
+            if watcher is not None:
+                watcher.start()
             _run(index, sock, host, token, cors_origins, label or os.fspath(index_dir), on_ready)
         finally:
+            if watcher is not None:
+                watcher.stop()  # a commit under way finishes or rolls back: never half
             sock.close()
     finally:
         index.close()
@@ -199,4 +234,5 @@ __all__ = [
     "serve",
     "url_of",
     "warm",
+    "watcher_for",
 ]
