@@ -236,8 +236,29 @@ def render(
             lines.append(
                 f"- HTTP overhead at 1 client (p50 HTTP - p50 in-process): {overhead:.1f} ms"
             )
+    lines.append("- goals (issue 10): " + "; ".join(goals(runs, inproc)))
     lines += [f"- {n}" for n in notes]
     return "\n".join(lines)
+
+
+def goals(runs: Sequence[RunFigures], inproc: tuple[float, float] | None) -> list[str]:
+    """Each goal of the issue with what was measured and whether it was met."""
+
+    def mark(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    errors = sum(r.errors for r in runs)
+    stale = sum(r.stale for r in runs)
+    out = [f"0 errors: {errors}, {mark(errors == 0)}", f"0 stale: {stale}, {mark(stale == 0)}"]
+    one = next((r for r in runs if r.clients == 1), None)
+    eight = next((r for r in runs if r.clients == 8), None)
+    if one and eight and one.throughput:
+        ratio = eight.throughput / one.throughput
+        out.append(f"8 clients >= 1.6x 1 client: {ratio:.2f}x, {mark(ratio >= 1.6)}")
+    if one and one.latencies_ms and inproc:
+        overhead = percentile(one.latencies_ms, 0.5) - inproc[0]
+        out.append(f"HTTP overhead < 2 ms: {overhead:.1f} ms, {mark(overhead < 2)}")
+    return out
 
 
 def cpu_model() -> str:

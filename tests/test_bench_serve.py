@@ -81,6 +81,9 @@ def test_render_compares_each_run_with_one_client(bench: ModuleType) -> None:
     assert "p50 8.5 ms" in table
     assert "HTTP overhead at 1 client (p50 HTTP - p50 in-process): 1.5 ms" in table
     assert table.rstrip().endswith("- a note")
+    assert "0 errors: 1, NOT met; 0 stale: 1, NOT met" in table
+    assert "8 clients >= 1.6x 1 client: 2.00x, met" in table
+    assert "HTTP overhead < 2 ms: 1.5 ms, met" in table
 
 
 def test_a_tiny_run_with_the_fake_embedder(tmp_path: Path, corpus: Path) -> None:
