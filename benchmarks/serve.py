@@ -308,7 +308,7 @@ def prepare(work: Path, corpus: Path, fake: bool) -> tuple[Path, Path, str]:
     work.mkdir(parents=True, exist_ok=True)
     if work.resolve().is_relative_to(CACHE.resolve()):
         (CACHE / ".gitignore").write_text("*\n")
-    copy, index, stamp = work / "corpus", work / "index", work / "built.json"
+    copy, index, stamp = work / corpus.resolve().name, work / "index", work / "built.json"
     wanted = {"corpus": str(corpus.resolve()), "fake": fake}
     if stamp.exists() and json.loads(stamp.read_text()) == wanted and index.exists():
         if remove_bench_articles(copy):  # an interrupted run left its articles behind

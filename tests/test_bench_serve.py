@@ -113,5 +113,5 @@ def test_a_tiny_run_with_the_fake_embedder(tmp_path: Path, corpus: Path) -> None
     assert [r[8] for r in rows] == ["0 of 2 probes", "0 of 4 probes"]
     assert "HTTP overhead at 1 client" in table
     # the added articles are gone from the copy, so the next run starts from the same corpus
-    copy = tmp_path / "work" / "corpus"
+    copy = tmp_path / "work" / corpus.name
     assert sorted(p.name for p in copy.iterdir()) == sorted(p.name for p in corpus.iterdir())
