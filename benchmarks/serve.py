@@ -199,9 +199,20 @@ class RunFigures:
         return self.queries / self.seconds if self.seconds > 0 else 0.0
 
 
+@dataclass
+class InProcess:
+    """Warm `Index.search` in the benchmark process (ms), and the same questions over HTTP
+    (one client), each pair back to back."""
+
+    p50: float
+    p95: float
+    paired_http_p50: float
+    paired_overhead: float  # median over the questions of (HTTP - in process)
+
+
 def render(
     runs: Sequence[RunFigures],
-    inproc: tuple[float, float] | None,
+    inproc: InProcess | None,
     notes: Sequence[str] = (),
 ) -> str:
     """The markdown table of the runs, then one line per figure or note."""
@@ -229,19 +240,24 @@ def render(
     if inproc:
         lines.append(
             f"- in-process warm `Index.search` (same questions, k={K}, hybrid, highlights): "
-            f"p50 {inproc[0]:.1f} ms, p95 {inproc[1]:.1f} ms"
+            f"p50 {inproc.p50:.1f} ms, p95 {inproc.p95:.1f} ms"
         )
         if one and one.latencies_ms:
-            overhead = percentile(one.latencies_ms, 0.5) - inproc[0]
+            overhead = percentile(one.latencies_ms, 0.5) - inproc.p50
             lines.append(
                 f"- HTTP overhead at 1 client (p50 HTTP - p50 in-process): {overhead:.1f} ms"
             )
+        lines.append(
+            "- HTTP overhead, paired (each question in process and over HTTP back to back, "
+            f"server idle otherwise): median {inproc.paired_overhead:.1f} ms "
+            f"(HTTP p50 {inproc.paired_http_p50:.1f} ms)"
+        )
     lines.append("- goals (issue 10): " + "; ".join(goals(runs, inproc)))
     lines += [f"- {n}" for n in notes]
     return "\n".join(lines)
 
 
-def goals(runs: Sequence[RunFigures], inproc: tuple[float, float] | None) -> list[str]:
+def goals(runs: Sequence[RunFigures], inproc: InProcess | None) -> list[str]:
     """Each goal of the issue with what was measured and whether it was met."""
 
     def mark(ok: bool) -> str:
@@ -255,9 +271,13 @@ def goals(runs: Sequence[RunFigures], inproc: tuple[float, float] | None) -> lis
     if one and eight and one.throughput:
         ratio = eight.throughput / one.throughput
         out.append(f"8 clients >= 1.6x 1 client: {ratio:.2f}x, {mark(ratio >= 1.6)}")
-    if one and one.latencies_ms and inproc:
-        overhead = percentile(one.latencies_ms, 0.5) - inproc[0]
-        out.append(f"HTTP overhead < 2 ms: {overhead:.1f} ms, {mark(overhead < 2)}")
+    if inproc:
+        paired = inproc.paired_overhead
+        line = f"HTTP overhead < 2 ms: paired {paired:.1f} ms, {mark(paired < 2)}"
+        if one and one.latencies_ms:
+            overhead = percentile(one.latencies_ms, 0.5) - inproc.p50
+            line += f"; 1-client run p50 - in-process p50 {overhead:.1f} ms, {mark(overhead < 2)}"
+        out.append(line)
     return out
 
 
@@ -634,8 +654,12 @@ def one_run(
 # ---- in process ------------------------------------------------------------------------
 
 
-def inprocess(index: Path, n: int, fake: bool) -> tuple[float, float]:
-    """p50/p95 (ms) of the first client's questions through `Index.search`, warm."""
+def inprocess(index: Path, n: int, fake: bool, url: str) -> InProcess:
+    """The first client's questions through `Index.search` in this process, warm, while
+    the server is idle; each one also sent to the server right before or after (the order
+    alternating), so that drift of a shared machine hits both sides of the overhead alike."""
+    import httpx
+
     if fake:
         sys.path.insert(0, str(ROOT))
         import tests.fake_cli
@@ -643,15 +667,34 @@ def inprocess(index: Path, n: int, fake: bool) -> tuple[float, float]:
         tests.fake_cli.install()
     from semsearch.index import Index
 
-    latencies = []
-    with Index.open(index) as idx:
-        for q in QUESTIONS[:10]:
-            idx.search(q, k=K, mode="hybrid", highlight=True)
-        for q in client_queries(0, n):
+    local: list[float] = []
+    remote: list[float] = []
+    with Index.open(index) as idx, httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT) as http:
+
+        def in_process(q: str) -> None:
             t = time.perf_counter()
             idx.search(q, k=K, mode="hybrid", highlight=True)
-            latencies.append((time.perf_counter() - t) * 1000)
-    return percentile(latencies, 0.5), percentile(latencies, 0.95)
+            local.append((time.perf_counter() - t) * 1000)
+
+        def over_http(q: str) -> None:
+            t = time.perf_counter()
+            r = http.get("/api/search", params={"q": q, "k": K})
+            remote.append((time.perf_counter() - t) * 1000)
+            r.raise_for_status()
+
+        for q in QUESTIONS[:10]:
+            idx.search(q, k=K, mode="hybrid", highlight=True)
+            http.get("/api/search", params={"q": q, "k": K})
+        for i, q in enumerate(client_queries(0, n)):
+            for side in (in_process, over_http) if i % 2 == 0 else (over_http, in_process):
+                side(q)
+    paired = [r - m for r, m in zip(remote, local, strict=True)]
+    return InProcess(
+        p50=percentile(local, 0.5),
+        p95=percentile(local, 0.95),
+        paired_http_p50=percentile(remote, 0.5),
+        paired_overhead=percentile(paired, 0.5),
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -690,7 +733,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     server = Server(index, args.fake, real)
     try:
         health = server.wait_ready()
-        inproc = inprocess(index, args.inproc_queries, args.fake)
+        print(f"server pid {server.proc.pid} at {server.url}", file=sys.stderr, flush=True)
+        inproc = inprocess(index, args.inproc_queries, args.fake, server.url)
         runs: list[RunFigures] = []
         for run, clients in enumerate(counts, start=1):
             print(
@@ -731,8 +775,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(
             json.dumps(
                 {
-                    "inproc_p50_ms": inproc[0],
-                    "inproc_p95_ms": inproc[1],
+                    "inproc_p50_ms": inproc.p50,
+                    "inproc_p95_ms": inproc.p95,
+                    "paired_overhead_ms": inproc.paired_overhead,
                     "runs": [
                         {
                             "clients": r.clients,
