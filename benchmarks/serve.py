@@ -718,6 +718,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="store_true",
         help="clients as threads of this process (default: one process each)",
     )
+    ap.add_argument("--note", action="append", default=[], help="a line for the results")
     ap.add_argument("--json", action="store_true", help="also print the figures as JSON")
     args = ap.parse_args(argv)
     counts = [int(c) for c in args.clients.split(",") if c.strip()]
@@ -766,6 +767,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         + ", ".join(f"{r.load_before:.1f}/{r.load_after:.1f}" for r in runs),
         "command: `" + shlex.join(["python", *sys.argv]) + "`",
     ]
+    notes += args.note
     notes += [f"{r.clients} clients, error: {s}" for r in runs for s in r.error_samples[:3]]
     table = render(runs, inproc, notes)
     args.out.parent.mkdir(parents=True, exist_ok=True)
