@@ -522,7 +522,7 @@ def client_loop(
             http.get("/api/search", params={"q": "warm up", "k": K})
         ready.release()
         go.wait()
-        first = time.perf_counter()
+        first = time.monotonic()  # CLOCK_MONOTONIC: one clock for every process of the machine
         for q in queries:
             if time.time() > deadline.value:
                 stopped = True
@@ -543,7 +543,7 @@ def client_loop(
                 samples.append(f"{type(exc).__name__}: {exc}")
             with done_queries.get_lock():
                 done_queries.value += 1
-        last = time.perf_counter()
+        last = time.monotonic()
         # the commits that finish after this client's last query still get their probe
         while probed < planned_commits and time.time() < deadline.value:
             probe_pending(http)
