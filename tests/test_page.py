@@ -311,6 +311,29 @@ def test_a_bad_context_is_a_400(client: TestClient, service: Service) -> None:
         assert client.get(f"/passage/{pid}", params={"context": bad}).status_code == 400
 
 
+# digits that str.isdigit takes and int() refuses, and digits too many for int()
+NOT_NUMBERS = ("²", "١٢", "9" * 5000)
+
+
+@pytest.mark.parametrize("bad", NOT_NUMBERS)
+def test_a_number_that_is_not_ascii_digits_is_a_4xx_line(
+    client: TestClient, service: Service, bad: str
+) -> None:
+    pid = service.search("river", 1)["results"][0]["passage_id"]
+    asks = [
+        (f"/passage/{bad}", {}, 404),
+        (f"/similar/{bad}", {}, 404),
+        ("/", {"q": "river", "k": bad}, 400),
+        (f"/similar/{pid}", {"k": bad}, 400),
+        (f"/passage/{pid}", {"context": bad}, 400),
+    ]
+    for where, params, status in asks:
+        r = client.get(where, params=params)
+        assert r.status_code == status, (where, params)
+        error = re.findall(r'<p class="error" role="alert">(.*?)</p>', r.text, re.S)
+        assert len(error) == 1 and len(error[0]) < 200, (where, params)
+
+
 # --- static files ------------------------------------------------------------
 
 

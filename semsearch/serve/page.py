@@ -112,9 +112,12 @@ class Ask:
         """``k`` as a number (`DEFAULT_K` when not given); `UsageError` if it is not one."""
         if not self.k:
             return DEFAULT_K
-        if not self.k.isdigit():
-            raise UsageError(f"k must be a whole number from 1 to {MAX_K} (got {self.k!r})")
-        return int(self.k)
+        k = whole_number(self.k)
+        if k is None:
+            raise UsageError(
+                f"k must be a whole number from 1 to {MAX_K} (got {shown_value(self.k)})"
+            )
+        return k
 
     def query_string(self, **changes: str) -> str:
         """This search's URL query (empty values and the default mode left out)."""
@@ -126,6 +129,23 @@ class Ask:
         }
         values.update(changes)
         return urlencode({k: v for k, v in values.items() if v})
+
+
+MAX_NUMBER_DIGITS = 30  # longer runs of digits are no k, id or context (int() refuses 4,301)
+
+
+def whole_number(raw: str) -> int | None:
+    """``raw`` as a whole number if it is one as the API reads it (ASCII digits only:
+    ``str.isdigit`` also takes ``²``, which ``int`` refuses), else ``None``."""
+    if raw.isascii() and raw.isdigit() and len(raw) <= MAX_NUMBER_DIGITS:
+        return int(raw)
+    return None
+
+
+def shown_value(raw: str, limit: int = 60) -> str:
+    """``repr(raw)`` cut to ``limit`` characters, for a one-line message."""
+    shown = repr(raw)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
 def url(base: str, query: str) -> str:
@@ -464,10 +484,11 @@ def install(app: FastAPI, service: Service) -> None:
         ask = Ask.of(request.query_params)
         ask = Ask(since=ask.since, until=ask.until, path=ask.path, k=ask.k)
         fragment = bool(request.query_params.get("fragment"))
-        if not passage_id.isdigit():
-            results = (error_html(f"there is no passage {passage_id!r}"), 404)
+        pid = whole_number(passage_id)
+        if pid is None:
+            results = (error_html(f"there is no passage {shown_value(passage_id)}"), 404)
         else:
-            results = similar_fragment(service, int(passage_id), ask)
+            results = similar_fragment(service, pid, ask)
         return search_page(ask, fragment, results, "more like this")
 
     @app.get("/passage/{passage_id}", response_class=HTMLResponse, include_in_schema=False)
@@ -477,14 +498,18 @@ def install(app: FastAPI, service: Service) -> None:
             return denied
         form = form_html(Ask(), autofocus=False)
         raw = request.query_params.get("context", "")
-        if raw and not (raw.isdigit() and int(raw) <= MAX_CONTEXT):
-            message = f"context must be a whole number from 0 to {MAX_CONTEXT} (got {raw!r})"
+        context = whole_number(raw) if raw else CONTEXT
+        if context is None or context > MAX_CONTEXT:
+            message = (
+                f"context must be a whole number from 0 to {MAX_CONTEXT} (got {shown_value(raw)})"
+            )
             return full("bad request", form + error_html(message), 400)
-        context = int(raw) if raw else CONTEXT
-        if not passage_id.isdigit():
-            return full("not found", form + error_html(f"there is no passage {passage_id!r}"), 404)
+        pid = whole_number(passage_id)
+        if pid is None:
+            message = f"there is no passage {shown_value(passage_id)}"
+            return full("not found", form + error_html(message), 404)
         try:
-            view = service.passage(int(passage_id), context)
+            view = service.passage(pid, context)
         except UsageError as exc:  # the only bad value left: an id the index lacks
             return full("not found", form + error_html(str(exc)), 404)
         except SemsearchError as exc:
