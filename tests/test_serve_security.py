@@ -121,6 +121,10 @@ def test_the_api_compares_tokens_in_constant_time(guarded: TestClient) -> None:
         ("localhost.evil.example:8765", False),
         ("127.0.0.2", False),  # loopback, but not a name this server was given
         ("", False),
+        ("127.0.0.1:8765@evil.example", False),  # no port: no name of this server
+        ("localhost:http", False),
+        ("[::1]evil.example", False),
+        ("[::1]:8765x", False),
     ],
 )
 def test_host_check(host: str, ok: bool) -> None:

@@ -125,12 +125,22 @@ def _bare_host(host: str) -> str:
     host = host.strip().lower()
     if host.startswith("["):  # [::1]:8765
         end = host.find("]")
-        return host[: end + 1] if end != -1 else host
+        if end == -1 or not _is_port_part(host[end + 1 :]):
+            return host  # '[::1]evil': no name of this server
+        return host[: end + 1]
     if host.count(":") == 1:  # name:port
-        host = host.partition(":")[0]
+        name, _, port = host.partition(":")
+        if not _is_port_part(":" + port):
+            return host  # '127.0.0.1:1@evil.example': no name of this server
+        host = name
     elif host.count(":") > 1:  # a bare IPv6 address, no port
         host = f"[{host}]"
     return host.rstrip(".")
+
+
+def _is_port_part(rest: str) -> bool:
+    """Whether ``rest`` (what follows the name in a ``Host`` header) is empty or ``:PORT``."""
+    return rest == "" or (rest[:1] == ":" and rest[1:].isascii() and rest[1:].isdigit())
 
 
 __all__ = [
