@@ -13,9 +13,9 @@ Routes (all ``GET``, none in the OpenAPI schema):
 Every value shown is escaped; data comes only from `Service` (the dicts the
 API returns); no request value is ever used as a file path (the static files
 are a fixed table). A bad value is the library's one-line message with status
-400, an unknown passage a 404 page. When the app has a ``state.security``
-(the server's token check) and a request is not authorized, the page is a
-token form posting to ``/login`` instead.
+400, an unknown passage a 404 page, an index that cannot answer a 503. When
+the app has a ``state.security`` (the server's token check) and a request is
+not authorized, the page is a token form posting to ``/login`` instead.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ STATIC_CACHE = "public, max-age=86400"  # URLs carry the content's hash (?v=...)
 PAGE_CACHE = "no-store"  # results change with every commit of the index
 CONTEXT = 2  # neighbours each side on a passage's page
 FILTERS = ("since", "until", "path")
+UNAVAILABLE = 503  # an index that cannot answer (damaged, locked), as the API says it
 
 
 def esc(value: object) -> str:
@@ -283,7 +284,7 @@ def results_fragment(service: Service, ask: Ask) -> tuple[str, int]:
     except UsageError as exc:
         return error_html(str(exc)), 400
     except SemsearchError as exc:
-        return error_html(str(exc)), 500
+        return error_html(str(exc)), UNAVAILABLE
     hits = data["results"]
     if not hits:
         return no_results(ask, f"for “{esc(ask.q.strip())}”"), 200
@@ -302,7 +303,7 @@ def similar_fragment(service: Service, passage_id: int, ask: Ask) -> tuple[str, 
     except UsageError as exc:
         return error_html(str(exc)), 404
     except SemsearchError as exc:
-        return error_html(str(exc)), 500
+        return error_html(str(exc)), UNAVAILABLE
     head = (
         '<div class="original">'
         f'<p class="summary">More like this passage of <a href="/passage/{passage_id}">'
@@ -317,7 +318,7 @@ def similar_fragment(service: Service, passage_id: int, ask: Ask) -> tuple[str, 
     except UsageError as exc:
         return head + error_html(str(exc)), 400
     except SemsearchError as exc:
-        return head + error_html(str(exc)), 500
+        return head + error_html(str(exc)), UNAVAILABLE
     hits = data["results"]
     if not hits:
         return head + no_results(ask, "like it"), 200
@@ -513,7 +514,7 @@ def install(app: FastAPI, service: Service) -> None:
         except UsageError as exc:  # the only bad value left: an id the index lacks
             return full("not found", form + error_html(str(exc)), 404)
         except SemsearchError as exc:
-            return full("error", form + error_html(str(exc)), 500)
+            return full("error", form + error_html(str(exc)), UNAVAILABLE)
         title = view["document"].get("title") or shown_path(view["document"])
         return full(title, form + passage_body(view))
 
