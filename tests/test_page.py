@@ -311,6 +311,47 @@ def test_a_bad_context_is_a_400(client: TestClient, service: Service) -> None:
         assert client.get(f"/passage/{pid}", params={"context": bad}).status_code == 400
 
 
+# digits that str.isdigit takes and int() refuses, and digits too many for int()
+NOT_NUMBERS = ("²", "١٢", "9" * 5000)
+
+
+@pytest.mark.parametrize("bad", NOT_NUMBERS)
+def test_a_number_that_is_not_ascii_digits_is_a_4xx_line(
+    client: TestClient, service: Service, bad: str
+) -> None:
+    pid = service.search("river", 1)["results"][0]["passage_id"]
+    asks = [
+        (f"/passage/{bad}", {}, 404),
+        (f"/similar/{bad}", {}, 404),
+        ("/", {"q": "river", "k": bad}, 400),
+        (f"/similar/{pid}", {"k": bad}, 400),
+        (f"/passage/{pid}", {"context": bad}, 400),
+    ]
+    for where, params, status in asks:
+        r = client.get(where, params=params)
+        assert r.status_code == status, (where, params)
+        error = re.findall(r'<p class="error" role="alert">(.*?)</p>', r.text, re.S)
+        assert len(error) == 1 and len(error[0]) < 200, (where, params)
+
+
+def test_an_index_that_cannot_answer_is_a_503_line_as_in_the_api(
+    client: TestClient, service: Service, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from unittest import mock
+
+    from semsearch.errors import IndexLockedError
+
+    pid = service.search("river", 1)["results"][0]["passage_id"]
+    hurt = IndexLockedError("the index is busy")
+    for name in ("search", "similar", "passage"):
+        monkeypatch.setattr(service.index, name, mock.Mock(side_effect=hurt))
+    for where in ("/?q=river", f"/similar/{pid}", f"/passage/{pid}"):
+        r = client.get(where)
+        assert r.status_code == 503, where
+        error = re.findall(r'<p class="error" role="alert">(.*?)</p>', r.text, re.S)
+        assert error == ["the index is busy"], where
+
+
 # --- static files ------------------------------------------------------------
 
 

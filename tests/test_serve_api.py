@@ -263,6 +263,18 @@ def test_unknown_routes_and_methods_are_json(client: TestClient) -> None:
         }
 
 
+@pytest.mark.parametrize(
+    "path", ["/health", "/api/info", "/api/search?q=river", "/", "/docs", "/api/passages/999999"]
+)
+def test_head_is_answered_as_get_without_a_body(client: TestClient, path: str) -> None:
+    """`curl -I` and uptime checks send HEAD: the status and headers of GET, no body."""
+    got = client.get(path)
+    r = client.head(path)
+    assert r.status_code == got.status_code, path
+    assert r.headers["content-type"] == got.headers["content-type"]
+    assert r.content == b""
+
+
 @pytest.mark.parametrize("error", [IndexCorruptError, IndexLockedError])
 def test_an_index_that_cannot_answer_is_503(
     service: Service, error: type[Exception], monkeypatch: pytest.MonkeyPatch

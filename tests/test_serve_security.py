@@ -121,6 +121,10 @@ def test_the_api_compares_tokens_in_constant_time(guarded: TestClient) -> None:
         ("localhost.evil.example:8765", False),
         ("127.0.0.2", False),  # loopback, but not a name this server was given
         ("", False),
+        ("127.0.0.1:8765@evil.example", False),  # no port: no name of this server
+        ("localhost:http", False),
+        ("[::1]evil.example", False),
+        ("[::1]:8765x", False),
     ],
 )
 def test_host_check(host: str, ok: bool) -> None:
@@ -271,6 +275,28 @@ def test_serve_refuses_another_host_without_a_token(
         run.check_host("192.168.1.4", None)
     run.check_host("192.168.1.4", "t")  # with a token it may
     run.check_host("localhost", None)
+
+
+@pytest.mark.parametrize("token", ["pässwort", "€uro", " lead", "trail ", "tab\tin"])
+def test_a_token_http_cannot_carry_is_refused_before_binding(
+    index_dir: Path, service: Service, token: str
+) -> None:
+    """A Bearer header is read as Latin-1 and stripped, a cookie holds Latin-1 only: such a
+    token could never be sent (and POST /login with '€' was a 500)."""
+    with mock.patch.object(run, "bind", side_effect=AssertionError("bound")) as bind:
+        code, out, err = cli_run("serve", "--index", str(index_dir), "--token", token)
+    assert_one_line_error(code, out, err, "the token", exit_code=2)
+    bind.assert_not_called()
+    with pytest.raises(UsageError, match="the token"):
+        create_app(service, token=token)
+
+
+def test_a_token_with_inner_spaces_and_punctuation_works(service: Service) -> None:
+    token = 'a b;c,"d"\\e=~'
+    client = TestClient(create_app(service, token=token), base_url=BASE)
+    assert client.get("/api/info", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    client.post("/login", data={"token": token}, follow_redirects=False)
+    assert client.get("/api/info").status_code == 200  # by the cookie /login set
 
 
 def test_serve_without_an_index_fails_before_binding(

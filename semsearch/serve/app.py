@@ -404,8 +404,9 @@ def _install_errors(app: FastAPI) -> None:
 
 
 class _Guard:
-    """Refuses other hosts (421) and token-less API requests (401), turns an unexpected
-    exception into a 500 line (its traceback to the log), and logs one line per request."""
+    """Refuses other hosts (421) and token-less API requests (401), answers ``HEAD`` as
+    ``GET`` without the body (``curl -I``, uptime checks), turns an unexpected exception
+    into a 500 line (its traceback to the log), and logs one line per request."""
 
     def __init__(self, app: ASGIApp, security: Security) -> None:
         self.app = app
@@ -417,11 +418,14 @@ class _Guard:
             return
         start = time.perf_counter()
         status = 0
+        head = scope.get("method") == "HEAD"  # answered as GET is, without the body
 
         async def send_logged(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             await send(message)
 
         try:
@@ -429,7 +433,7 @@ class _Guard:
             if refusal is not None:
                 await refusal(scope, receive, send_logged)
             else:
-                await self.app(scope, receive, send_logged)
+                await self.app({**scope, "method": "GET"} if head else scope, receive, send_logged)
         except Exception as exc:
             log.exception("%s %s failed", scope.get("method", ""), _logged_path(scope))
             if status:  # the answer had begun: nothing more can be sent

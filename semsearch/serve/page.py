@@ -13,9 +13,9 @@ Routes (all ``GET``, none in the OpenAPI schema):
 Every value shown is escaped; data comes only from `Service` (the dicts the
 API returns); no request value is ever used as a file path (the static files
 are a fixed table). A bad value is the library's one-line message with status
-400, an unknown passage a 404 page. When the app has a ``state.security``
-(the server's token check) and a request is not authorized, the page is a
-token form posting to ``/login`` instead.
+400, an unknown passage a 404 page, an index that cannot answer a 503. When
+the app has a ``state.security`` (the server's token check) and a request is
+not authorized, the page is a token form posting to ``/login`` instead.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ STATIC_CACHE = "public, max-age=86400"  # URLs carry the content's hash (?v=...)
 PAGE_CACHE = "no-store"  # results change with every commit of the index
 CONTEXT = 2  # neighbours each side on a passage's page
 FILTERS = ("since", "until", "path")
+UNAVAILABLE = 503  # an index that cannot answer (damaged, locked), as the API says it
 
 
 def esc(value: object) -> str:
@@ -112,9 +113,12 @@ class Ask:
         """``k`` as a number (`DEFAULT_K` when not given); `UsageError` if it is not one."""
         if not self.k:
             return DEFAULT_K
-        if not self.k.isdigit():
-            raise UsageError(f"k must be a whole number from 1 to {MAX_K} (got {self.k!r})")
-        return int(self.k)
+        k = whole_number(self.k)
+        if k is None:
+            raise UsageError(
+                f"k must be a whole number from 1 to {MAX_K} (got {shown_value(self.k)})"
+            )
+        return k
 
     def query_string(self, **changes: str) -> str:
         """This search's URL query (empty values and the default mode left out)."""
@@ -126,6 +130,23 @@ class Ask:
         }
         values.update(changes)
         return urlencode({k: v for k, v in values.items() if v})
+
+
+MAX_NUMBER_DIGITS = 30  # longer runs of digits are no k, id or context (int() refuses 4,301)
+
+
+def whole_number(raw: str) -> int | None:
+    """``raw`` as a whole number if it is one as the API reads it (ASCII digits only:
+    ``str.isdigit`` also takes ``²``, which ``int`` refuses), else ``None``."""
+    if raw.isascii() and raw.isdigit() and len(raw) <= MAX_NUMBER_DIGITS:
+        return int(raw)
+    return None
+
+
+def shown_value(raw: str, limit: int = 60) -> str:
+    """``repr(raw)`` cut to ``limit`` characters, for a one-line message."""
+    shown = repr(raw)
+    return shown if len(shown) <= limit else shown[: limit - 3] + "..."
 
 
 def url(base: str, query: str) -> str:
@@ -263,7 +284,7 @@ def results_fragment(service: Service, ask: Ask) -> tuple[str, int]:
     except UsageError as exc:
         return error_html(str(exc)), 400
     except SemsearchError as exc:
-        return error_html(str(exc)), 500
+        return error_html(str(exc)), UNAVAILABLE
     hits = data["results"]
     if not hits:
         return no_results(ask, f"for “{esc(ask.q.strip())}”"), 200
@@ -282,7 +303,7 @@ def similar_fragment(service: Service, passage_id: int, ask: Ask) -> tuple[str, 
     except UsageError as exc:
         return error_html(str(exc)), 404
     except SemsearchError as exc:
-        return error_html(str(exc)), 500
+        return error_html(str(exc)), UNAVAILABLE
     head = (
         '<div class="original">'
         f'<p class="summary">More like this passage of <a href="/passage/{passage_id}">'
@@ -297,7 +318,7 @@ def similar_fragment(service: Service, passage_id: int, ask: Ask) -> tuple[str, 
     except UsageError as exc:
         return head + error_html(str(exc)), 400
     except SemsearchError as exc:
-        return head + error_html(str(exc)), 500
+        return head + error_html(str(exc)), UNAVAILABLE
     hits = data["results"]
     if not hits:
         return head + no_results(ask, "like it"), 200
@@ -464,10 +485,11 @@ def install(app: FastAPI, service: Service) -> None:
         ask = Ask.of(request.query_params)
         ask = Ask(since=ask.since, until=ask.until, path=ask.path, k=ask.k)
         fragment = bool(request.query_params.get("fragment"))
-        if not passage_id.isdigit():
-            results = (error_html(f"there is no passage {passage_id!r}"), 404)
+        pid = whole_number(passage_id)
+        if pid is None:
+            results = (error_html(f"there is no passage {shown_value(passage_id)}"), 404)
         else:
-            results = similar_fragment(service, int(passage_id), ask)
+            results = similar_fragment(service, pid, ask)
         return search_page(ask, fragment, results, "more like this")
 
     @app.get("/passage/{passage_id}", response_class=HTMLResponse, include_in_schema=False)
@@ -477,18 +499,22 @@ def install(app: FastAPI, service: Service) -> None:
             return denied
         form = form_html(Ask(), autofocus=False)
         raw = request.query_params.get("context", "")
-        if raw and not (raw.isdigit() and int(raw) <= MAX_CONTEXT):
-            message = f"context must be a whole number from 0 to {MAX_CONTEXT} (got {raw!r})"
+        context = whole_number(raw) if raw else CONTEXT
+        if context is None or context > MAX_CONTEXT:
+            message = (
+                f"context must be a whole number from 0 to {MAX_CONTEXT} (got {shown_value(raw)})"
+            )
             return full("bad request", form + error_html(message), 400)
-        context = int(raw) if raw else CONTEXT
-        if not passage_id.isdigit():
-            return full("not found", form + error_html(f"there is no passage {passage_id!r}"), 404)
+        pid = whole_number(passage_id)
+        if pid is None:
+            message = f"there is no passage {shown_value(passage_id)}"
+            return full("not found", form + error_html(message), 404)
         try:
-            view = service.passage(int(passage_id), context)
+            view = service.passage(pid, context)
         except UsageError as exc:  # the only bad value left: an id the index lacks
             return full("not found", form + error_html(str(exc)), 404)
         except SemsearchError as exc:
-            return full("error", form + error_html(str(exc)), 500)
+            return full("error", form + error_html(str(exc)), UNAVAILABLE)
         title = view["document"].get("title") or shown_path(view["document"])
         return full(title, form + passage_body(view))
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ..errors import ModelLoadError, ServeError, SourceError, UsageError
-from .security import allowed_hosts_for, is_loopback
+from .security import allowed_hosts_for, check_token_text, is_loopback
 
 if TYPE_CHECKING:
     from ..index import Index
@@ -34,7 +34,10 @@ log = logging.getLogger("semsearch.serve")
 
 
 def check_host(host: str, token: str | None) -> None:
-    """Refuse to bind ``host`` if it serves other machines and no token guards it."""
+    """Refuse to bind ``host`` if it serves other machines and no token guards it, and a
+    token that HTTP cannot carry."""
+    if token:
+        check_token_text(token)
     if not host.strip():
         raise UsageError("the host is empty: give an address to listen on, e.g. 127.0.0.1")
     if not token and not is_loopback(host):

@@ -20,6 +20,8 @@ import ipaddress
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from ..errors import UsageError
+
 if TYPE_CHECKING:
     from starlette.requests import HTTPConnection
 
@@ -40,6 +42,8 @@ class Security:
         self, token: str | None = None, allowed_hosts: Iterable[str] | None = LOOPBACK_HOSTS
     ) -> None:
         self.token = token or None
+        if self.token is not None:
+            check_token_text(self.token)
         self.allowed_hosts: frozenset[str] | None = (
             None if allowed_hosts is None else frozenset(_bare_host(h) for h in allowed_hosts)
         )
@@ -66,6 +70,22 @@ class Security:
             return True
         host = request.headers.get("host")
         return host is not None and _bare_host(host) in self.allowed_hosts
+
+
+def check_token_text(token: str) -> None:
+    """Refuse a token that HTTP cannot carry as it was given: an ``Authorization`` header is
+    read as Latin-1 with the spaces at its ends dropped, and a cookie holds Latin-1 only, so
+    anything but printable ASCII with no space at either end could never match."""
+    bad = next((c for c in token if not " " <= c <= "~"), None)
+    if bad is not None:
+        raise UsageError(
+            f"the token holds {bad!r}, which an HTTP header cannot carry: use printable ASCII "
+            "(letters, digits, punctuation)"
+        )
+    if token != token.strip():
+        raise UsageError(
+            "the token starts or ends with a space, which an HTTP header drops: remove it"
+        )
 
 
 def bearer_token(header: str | None) -> str | None:
@@ -105,12 +125,22 @@ def _bare_host(host: str) -> str:
     host = host.strip().lower()
     if host.startswith("["):  # [::1]:8765
         end = host.find("]")
-        return host[: end + 1] if end != -1 else host
+        if end == -1 or not _is_port_part(host[end + 1 :]):
+            return host  # '[::1]evil': no name of this server
+        return host[: end + 1]
     if host.count(":") == 1:  # name:port
-        host = host.partition(":")[0]
+        name, _, port = host.partition(":")
+        if not _is_port_part(":" + port):
+            return host  # '127.0.0.1:1@evil.example': no name of this server
+        host = name
     elif host.count(":") > 1:  # a bare IPv6 address, no port
         host = f"[{host}]"
     return host.rstrip(".")
+
+
+def _is_port_part(rest: str) -> bool:
+    """Whether ``rest`` (what follows the name in a ``Host`` header) is empty or ``:PORT``."""
+    return rest == "" or (rest[:1] == ":" and rest[1:].isascii() and rest[1:].isdigit())
 
 
 __all__ = [
@@ -119,5 +149,6 @@ __all__ = [
     "Security",
     "allowed_hosts_for",
     "bearer_token",
+    "check_token_text",
     "is_loopback",
 ]
