@@ -181,9 +181,7 @@ class Searcher:
         self, qvec: npt.NDArray[np.float32], n: int, allowed: IdArray | None
     ) -> list[tuple[int, float]]:
         scores, ids = self.vectors.search(qvec.reshape(1, -1), n, allowed)
-        return [
-            (int(i), min(float(s), 1.0))
-            for s, i in zip(scores[0], ids[0], strict=True)
-            if i >= 0 and np.isfinite(s)
-        ]
+        keep = (ids[0] >= 0) & np.isfinite(scores[0])  # as arrays: no Python per candidate
+        capped = np.minimum(scores[0][keep], 1.0).tolist()
+        return list(zip(ids[0][keep].tolist(), capped, strict=True))
 

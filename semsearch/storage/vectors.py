@@ -198,6 +198,14 @@ def _read(path: str, mmap: bool = False) -> Any:
 
 
 def _reconstruct(index: Any, ids: IdArray, dimension: int) -> FloatArray:
+    # one call for all of them (FAISS loops in C++, a query's ~200 candidates cost no
+    # Python each); one at a time only where an index type has no batch form
+    keys = np.ascontiguousarray(ids, dtype=np.int64)
+    try:
+        batch: FloatArray = np.asarray(index.reconstruct_batch(keys), dtype=np.float32)
+        return batch.reshape(len(keys), dimension)
+    except RuntimeError:
+        pass
     out = np.empty((len(ids), dimension), dtype=np.float32)
     for row, i in enumerate(ids):
         out[row] = index.reconstruct(int(i))
