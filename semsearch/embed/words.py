@@ -50,11 +50,21 @@ class WordVectors:
         if not texts:
             return out
         encs = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        for row, enc in enumerate(encs):
-            ids = np.asarray([i for i in enc.ids if 0 <= i < len(self._weights)], dtype=np.int64)
-            if len(ids):
-                w = self._weights[ids]
-                out[row] = w @ np.asarray(self._matrix[ids], dtype=np.float32)
+        # every text's pieces in one array, summed per text at once: a highlighted query
+        # has ~40 sentences, and work per sentence in Python holds the GIL that parallel
+        # queries of a server need
+        lengths = np.fromiter((len(e.ids) for e in encs), dtype=np.int64, count=len(encs))
+        ids = np.fromiter(
+            (i for e in encs for i in e.ids), dtype=np.int64, count=int(lengths.sum())
+        )
+        rows = np.repeat(np.arange(len(encs)), lengths)
+        known = (ids >= 0) & (ids < len(self._weights))
+        ids, rows = ids[known], rows[known]
+        if len(ids):
+            weighted = self._weights[ids][:, None] * np.asarray(
+                self._matrix[ids], dtype=np.float32
+            )
+            np.add.at(out, rows, weighted)
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
         vecs: npt.NDArray[np.float32] = out / norms

@@ -17,6 +17,7 @@ Each sentence of a hit (of more than one sentence) gets a score and
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 
@@ -29,7 +30,6 @@ from . import lexical
 from .hits import Hit, with_highlights
 from .options import Query
 
-_NON_WORD = re.compile(r"\W+")
 # Weight of the share of query terms a sentence holds, beside the word-vector cosine;
 # chosen on BBC title queries (benchmarks/highlights.py), checked on the natural ones.
 LEXICAL_WEIGHT = 0.5
@@ -106,6 +106,11 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 
 def _term_overlap(sentence: str, terms: Sequence[str]) -> int:
     """How many ``terms`` begin (up to their first 5 letters) a word of ``sentence``."""
-    words = {w.lower() for w in _NON_WORD.split(sentence) if w}
-    heads = {w[:n] for w in words for n in range(1, min(len(w), 5) + 1)}
-    return sum(1 for t in terms if t[:5] in heads)
+    lowered = sentence.lower()
+    return sum(1 for t in terms if _head_pattern(t[:5]).search(lowered) is not None)
+
+
+@functools.lru_cache(maxsize=4096)
+def _head_pattern(head: str) -> re.Pattern[str]:
+    """``head`` at the start of a word (after a non-word character or the text's start)."""
+    return re.compile(r"(?<!\w)" + re.escape(head))
