@@ -14,6 +14,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import sys
 import textwrap
 from collections.abc import Callable, Iterator, Sequence
@@ -42,6 +43,7 @@ EXIT_DECLINED = 1  # `drop` was asked and told no: nothing done, nothing wrong
 EXIT_ERROR = 2  # the command could not do its work (one `error:` line says why)
 EXIT_USAGE = 2  # bad arguments (one `error:` line, naming `--help`)
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143  # 128 + SIGTERM: a service manager's stop, after a clean shutdown
 MAX_PROBLEMS_SHOWN = 20
 
 
@@ -149,6 +151,32 @@ def _errors() -> Iterator[None]:
         _fail(str(exc))
     except KeyboardInterrupt:
         _fail("interrupted: the index is as it was before this command", EXIT_INTERRUPTED)
+
+
+class _Terminated(BaseException):  # as KeyboardInterrupt: no `except Exception` swallows it
+    """SIGTERM arrived (a service manager stopping a server or a watcher)."""
+
+
+@contextmanager
+def _clean_stop_on_sigterm(stopped: str) -> Iterator[None]:
+    """Stop on SIGTERM as on Ctrl-C: the ``finally`` blocks run (a watcher stops, its commit
+    finishes or rolls back, the index closes), then one ``stopped`` line and exit 143."""
+
+    def terminate(signum: int, frame: object) -> None:
+        raise _Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, terminate)
+    except ValueError:  # not the main thread (an embedding program): leave signals alone
+        yield
+        return
+    try:
+        yield
+    except _Terminated:
+        typer.echo(stopped, err=True)
+        sys.exit(EXIT_TERMINATED)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _version(value: bool) -> None:
@@ -303,8 +331,10 @@ def _watch(
     watcher = Watcher(idx, paths, on_commit=on_commit, on_problem=on_problem, batch_size=batch_size)
     shown = " ".join(os.fspath(p) for p in paths)
     typer.echo(f"watching {shown} (Ctrl-C stops)", err=True)
+    stopped = "semsearch: stopped watching (SIGTERM); the index is as last committed"
     try:
-        watcher.run()  # returns when every watched path is gone (told as a warning)
+        with _clean_stop_on_sigterm(stopped):
+            watcher.run()  # returns when every watched path is gone (told as a warning)
     except KeyboardInterrupt:
         generation = idx.info().generation if idx.exists else 0
         _fail(
@@ -1213,19 +1243,21 @@ def serve(
         from .serve import run
 
         run.log_to_stderr()
+        kept = "as last committed" if watch else "as it was"
+        sigterm = _clean_stop_on_sigterm(f"semsearch: stopped (SIGTERM); the index is {kept}")
         try:
-            run.serve(
-                index_dir,
-                host=host,
-                port=port,
-                token=token,
-                cors_origins=cors or (),
-                label=shown,
-                on_ready=ready,
-                watch=[os.fspath(p) for p in watch or ()],
-            )
+            with sigterm:
+                run.serve(
+                    index_dir,
+                    host=host,
+                    port=port,
+                    token=token,
+                    cors_origins=cors or (),
+                    label=shown,
+                    on_ready=ready,
+                    watch=[os.fspath(p) for p in watch or ()],
+                )
         except KeyboardInterrupt:
-            kept = "as last committed" if watch else "as it was"
             typer.echo(f"semsearch: stopped; the index is {kept}", err=True)
             sys.exit(EXIT_INTERRUPTED)
 

@@ -133,3 +133,84 @@ def test_serve_watch_of_a_missing_path_is_one_line_before_listening(tmp_path: Pa
         proc.returncode, proc.stdout, proc.stderr, "no such file or folder to watch", exit_code=2
     )
     assert not (tmp_path / "ix").exists()  # nothing was made
+
+
+def test_sigterm_stops_serve_watch_cleanly_with_exit_143(tmp_path: Path) -> None:
+    """A service manager's stop: the watcher stops, the index closes, one line, exit 143."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Harbour news\n\nThe ferry to the island left late today.\n")
+    ix = tmp_path / "ix"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            FAKE_CLI,
+            "serve",
+            "--index",
+            str(ix),
+            "--port",
+            "0",
+            "--watch",
+            str(docs),
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=_lines, args=(proc.stderr, lines), daemon=True)
+    reader.start()
+    try:
+        _wait_for(lines, "semsearch: serving")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=30)
+    rest = []
+    while not lines.empty():
+        rest.append(lines.get())
+    assert rest[-1].strip() == "semsearch: stopped (SIGTERM); the index is as last committed"
+    assert "Traceback" not in "".join(rest)
+    with fake_cli.faked(), Index.open(ix) as index:
+        assert index.check().ok
+
+
+def test_sigterm_stops_index_watch_cleanly_with_exit_143(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Harbour news\n\nThe ferry to the island left late today.\n")
+    ix = tmp_path / "ix"
+    proc = subprocess.Popen(
+        [sys.executable, FAKE_CLI, "index", str(docs), "--index", str(ix), "--watch", "-q"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=_lines, args=(proc.stderr, lines), daemon=True)
+    reader.start()
+    try:
+        _wait_for(lines, "watching ")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 143
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=30)
+    rest = []
+    while not lines.empty():
+        rest.append(lines.get())
+    assert rest[-1].strip() == (
+        "semsearch: stopped watching (SIGTERM); the index is as last committed"
+    )
+    assert "Traceback" not in "".join(rest)
+    with fake_cli.faked(), Index.open(ix) as index:
+        assert index.check().ok
