@@ -71,7 +71,7 @@ def test_render_compares_each_run_with_one_client(bench: ModuleType) -> None:
     eight = bench.RunFigures(
         clients=8, latencies_ms=[20.0] * 40, seconds=2.0, errors=1, stale=1, probes=16, commits=1
     )
-    table = bench.render([one, eight], bench.InProcess(8.5, 9.0, 9.6, 1.1), ["a note"])
+    table = bench.render([one, eight], bench.InProcess(8.5, 9.0, 9.6, 2.4, 1.1), ["a note"])
     rows = [line for line in table.splitlines() if line.startswith("| ")]
     assert rows[0].startswith("| clients | queries | p50 ms")
     assert rows[1].split(" | ")[:3] == ["| 1", "10", "10.0"]
@@ -80,13 +80,14 @@ def test_render_compares_each_run_with_one_client(bench: ModuleType) -> None:
     assert cells[7] == "1" and cells[8].startswith("1 of 16 probes (1 of 2 commits finished)")
     assert "p50 8.5 ms" in table
     assert "HTTP overhead at 1 client (p50 HTTP - p50 in-process): 1.5 ms" in table
-    assert "paired (each question" in table and "median 1.1 ms (HTTP p50 9.6 ms)" in table
+    assert "paired (each question" in table
+    assert "median 2.4 ms with httpx as the client (HTTP p50 9.6 ms), 1.1 ms with the" in table
     assert table.rstrip().endswith("- a note")
     assert "0 errors: 1, NOT met; 0 stale: 1, NOT met" in table
     assert "8 clients >= 1.6x 1 client: 2.00x, met" in table
     assert (
-        "HTTP overhead < 2 ms: paired 1.1 ms, met; 1-client run p50 - in-process p50 1.5 ms, met"
-        in table
+        "HTTP overhead < 2 ms: paired 2.4 ms (httpx client), NOT met; 1.1 ms (http.client), met; "
+        "1-client run p50 - in-process p50 1.5 ms, met" in table
     )
 
 
