@@ -330,10 +330,10 @@ def _watch(
 
     watcher = Watcher(idx, paths, on_commit=on_commit, on_problem=on_problem, batch_size=batch_size)
     shown = " ".join(os.fspath(p) for p in paths)
-    typer.echo(f"watching {shown} (Ctrl-C stops)", err=True)
     stopped = "semsearch: stopped watching (SIGTERM); the index is as last committed"
     try:
         with _clean_stop_on_sigterm(stopped):
+            typer.echo(f"watching {shown} (Ctrl-C stops)", err=True)  # said once it can stop
             watcher.run()  # returns when every watched path is gone (told as a warning)
     except KeyboardInterrupt:
         generation = idx.info().generation if idx.exists else 0

@@ -51,29 +51,10 @@ def _wait_for(lines: queue.Queue[str], prefix: str, seconds: float = 90) -> str:
     raise AssertionError(f"no line starting {prefix!r} in {seen}")
 
 
-def _search(http: httpx.Client, q: str) -> list[dict[str, Any]]:
-    r = http.get("/api/search", params={"q": q, "mode": "lexical", "k": 5})
-    assert r.status_code == 200, r.text
-    return list(r.json()["results"])
-
-
-def test_serve_watch_builds_a_missing_index_then_answers_from_each_commit(tmp_path: Path) -> None:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "a.txt").write_text("Harbour news\n\nThe ferry to the island left late today.\n")
-    ix = tmp_path / "ix"  # no index yet: --watch builds it from docs/ first
+def _start(*args: str) -> tuple[subprocess.Popen[str], queue.Queue[str], threading.Thread]:
+    """`semsearch ARGS` (fake model) in a real process, its stderr lines in a queue."""
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            FAKE_CLI,
-            "serve",
-            "--index",
-            str(ix),
-            "--port",
-            "0",
-            "--watch",
-            str(docs),
-        ],
+        [sys.executable, FAKE_CLI, *args],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -81,7 +62,47 @@ def test_serve_watch_builds_a_missing_index_then_answers_from_each_commit(tmp_pa
         env=_env(),
     )
     lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=_lines, args=(proc.stderr, lines), daemon=True).start()
+    reader = threading.Thread(target=_lines, args=(proc.stderr, lines), daemon=True)
+    reader.start()
+    return proc, lines, reader
+
+
+def _stop(
+    proc: subprocess.Popen[str], lines: queue.Queue[str], reader: threading.Thread, sig: int
+) -> tuple[int, list[str]]:
+    """Send ``sig``; the exit code and the stderr lines not read yet."""
+    try:
+        proc.send_signal(sig)
+        code = proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=30)
+    rest = []
+    while not lines.empty():
+        rest.append(lines.get())
+    assert "Traceback" not in "".join(rest)
+    return code, rest
+
+
+def _article_folder(tmp_path: Path) -> Path:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Harbour news\n\nThe ferry to the island left late today.\n")
+    return docs
+
+
+def _search(http: httpx.Client, q: str) -> list[dict[str, Any]]:
+    r = http.get("/api/search", params={"q": q, "mode": "lexical", "k": 5})
+    assert r.status_code == 200, r.text
+    return list(r.json()["results"])
+
+
+def test_serve_watch_builds_a_missing_index_then_answers_from_each_commit(tmp_path: Path) -> None:
+    docs = _article_folder(tmp_path)
+    ix = tmp_path / "ix"  # no index yet: --watch builds it from docs/ first
+    proc, lines, reader = _start("serve", "--index", str(ix), "--port", "0", "--watch", str(docs))
     try:
         ready = _wait_for(lines, "semsearch: serving")
         url = ready.partition(" at ")[2].split(" ")[0]
@@ -99,12 +120,9 @@ def test_serve_watch_builds_a_missing_index_then_answers_from_each_commit(tmp_pa
             assert [h["title"] for h in found] == ["Lighthouse keeper"]
             assert _search(http, "ferry") == []  # the deleted file left the index
             assert http.get("/health").json()["generation"] > generation
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 130
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        code, _rest = _stop(proc, lines, reader, signal.SIGINT)
+    assert code == 130
     with fake_cli.faked(), Index.open(ix) as index:
         assert index.check().ok
         assert [f.path for f in index.files()] == [str(docs / "b.txt")]
@@ -137,80 +155,28 @@ def test_serve_watch_of_a_missing_path_is_one_line_before_listening(tmp_path: Pa
 
 def test_sigterm_stops_serve_watch_cleanly_with_exit_143(tmp_path: Path) -> None:
     """A service manager's stop: the watcher stops, the index closes, one line, exit 143."""
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "a.txt").write_text("Harbour news\n\nThe ferry to the island left late today.\n")
     ix = tmp_path / "ix"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            FAKE_CLI,
-            "serve",
-            "--index",
-            str(ix),
-            "--port",
-            "0",
-            "--watch",
-            str(docs),
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
+    proc, lines, reader = _start(
+        "serve", "--index", str(ix), "--port", "0", "--watch", str(_article_folder(tmp_path))
     )
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=_lines, args=(proc.stderr, lines), daemon=True)
-    reader.start()
-    try:
-        _wait_for(lines, "semsearch: serving")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 143
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    reader.join(timeout=30)
-    rest = []
-    while not lines.empty():
-        rest.append(lines.get())
+    _wait_for(lines, "semsearch: serving")
+    code, rest = _stop(proc, lines, reader, signal.SIGTERM)
+    assert code == 143
     assert rest[-1].strip() == "semsearch: stopped (SIGTERM); the index is as last committed"
-    assert "Traceback" not in "".join(rest)
     with fake_cli.faked(), Index.open(ix) as index:
         assert index.check().ok
 
 
 def test_sigterm_stops_index_watch_cleanly_with_exit_143(tmp_path: Path) -> None:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "a.txt").write_text("Harbour news\n\nThe ferry to the island left late today.\n")
     ix = tmp_path / "ix"
-    proc = subprocess.Popen(
-        [sys.executable, FAKE_CLI, "index", str(docs), "--index", str(ix), "--watch", "-q"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_env(),
+    proc, lines, reader = _start(
+        "index", str(_article_folder(tmp_path)), "--index", str(ix), "--watch", "-q"
     )
-    lines: queue.Queue[str] = queue.Queue()
-    reader = threading.Thread(target=_lines, args=(proc.stderr, lines), daemon=True)
-    reader.start()
-    try:
-        _wait_for(lines, "watching ")
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 143
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    reader.join(timeout=30)
-    rest = []
-    while not lines.empty():
-        rest.append(lines.get())
+    _wait_for(lines, "watching ")
+    code, rest = _stop(proc, lines, reader, signal.SIGTERM)
+    assert code == 143
     assert rest[-1].strip() == (
         "semsearch: stopped watching (SIGTERM); the index is as last committed"
     )
-    assert "Traceback" not in "".join(rest)
     with fake_cli.faked(), Index.open(ix) as index:
         assert index.check().ok
