@@ -29,7 +29,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 WAIT_MS = 20_000  # how long a step may take before the test fails (not a measured time)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser_ready() -> None:
     why = missing_browser()
     if why is None:
@@ -39,7 +39,7 @@ def browser_ready() -> None:
     pytest.fail(why, pytrace=False)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     base = tmp_path_factory.mktemp("browser-index")
     seeds = base / "seeds"
@@ -50,7 +50,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         yield Service(index)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def base_url(browser_ready: None, service: Service) -> Iterator[str]:
     from fastapi import FastAPI
 
@@ -60,7 +60,7 @@ def base_url(browser_ready: None, service: Service) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(browser_ready: None) -> Iterator[Browser]:
     from playwright.sync_api import sync_playwright
 
