@@ -125,7 +125,7 @@ def watcher_for(index: Index, paths: Sequence[str]) -> Watcher:
 def warm(index: Index) -> None:
     """Load the query model now, so the first request is as fast as the others."""
     try:
-        index.search("semsearch", k=1, mode="dense", highlight=False)
+        index.search("semsearch", k=1, highlight=True)  # the model, the word vectors, BM25
     except ModelLoadError as exc:  # lexical queries still work; dense and hybrid ones say why
         log.warning("the model did not load (%s); only mode=lexical queries will work", exc)
 
