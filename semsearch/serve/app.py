@@ -32,10 +32,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 
 from .. import __version__
-from ..errors import PassageNotFoundError, SemsearchError, UsageError
+from ..errors import SemsearchError
 from . import page
 from .security import LOOPBACK_HOSTS, TOKEN_COOKIE, Security
-from .service import DEFAULT_K, MAX_CONTEXT, MAX_K, MAX_QUERY_CHARS, Service
+from .service import DEFAULT_K, MAX_CONTEXT, MAX_K, MAX_QUERY_CHARS, Service, error_status
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -338,16 +338,6 @@ def _one_line(message: str, limit: int = 500) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def error_status(exc: SemsearchError) -> int:
-    """The HTTP status of a library error: 404 an unknown passage, 400 another bad value,
-    503 an index that cannot answer."""
-    if isinstance(exc, PassageNotFoundError):
-        return 404
-    if isinstance(exc, UsageError):
-        return 400
-    return 503
-
-
 def validation_line(errors: Sequence[Any]) -> str:
     """FastAPI's validation errors as one readable line naming the first bad parameter."""
     if not errors:
@@ -583,4 +573,4 @@ th,td{border:1px solid #ddd;padding:.25rem .45rem;text-align:left;vertical-align
 """
 
 
-__all__ = ["ErrorBody", "create_app", "docs_html", "error_status", "validation_line"]
+__all__ = ["ErrorBody", "create_app", "docs_html", "validation_line"]

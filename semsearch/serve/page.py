@@ -33,7 +33,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from ..errors import SemsearchError, UsageError
 from ..query import MODES, display_path
-from .service import DEFAULT_K, MAX_CONTEXT, MAX_K
+from .service import DEFAULT_K, MAX_CONTEXT, MAX_K, error_status
 
 if TYPE_CHECKING:
     from .service import Service
@@ -48,7 +48,7 @@ STATIC_CACHE = "public, max-age=86400"  # URLs carry the content's hash (?v=...)
 PAGE_CACHE = "no-store"  # results change with every commit of the index
 CONTEXT = 2  # neighbours each side on a passage's page
 FILTERS = ("since", "until", "path")
-UNAVAILABLE = 503  # an index that cannot answer (damaged, locked), as the API says it
+_STATUS_TITLES = {400: "bad request", 404: "not found"}  # a page's title for an error
 
 
 def esc(value: object) -> str:
@@ -281,10 +281,8 @@ def results_fragment(service: Service, ask: Ask) -> tuple[str, int]:
             until=ask.until,
             path=ask.path,
         )
-    except UsageError as exc:
-        return error_html(str(exc)), 400
     except SemsearchError as exc:
-        return error_html(str(exc)), UNAVAILABLE
+        return error_html(str(exc)), error_status(exc)
     hits = data["results"]
     if not hits:
         return no_results(ask, f"for “{esc(ask.q.strip())}”"), 200
@@ -300,10 +298,8 @@ def similar_fragment(service: Service, passage_id: int, ask: Ask) -> tuple[str, 
     """The passages most like ``passage_id`` as HTML, under the passage itself."""
     try:
         original = service.passage(passage_id, 0)["passage"]
-    except UsageError as exc:
-        return error_html(str(exc)), 404
     except SemsearchError as exc:
-        return error_html(str(exc)), UNAVAILABLE
+        return error_html(str(exc)), error_status(exc)
     head = (
         '<div class="original">'
         f'<p class="summary">More like this passage of <a href="/passage/{passage_id}">'
@@ -315,10 +311,8 @@ def similar_fragment(service: Service, passage_id: int, ask: Ask) -> tuple[str, 
         data = service.similar(
             passage_id, ask.number(), since=ask.since, until=ask.until, path=ask.path
         )
-    except UsageError as exc:
-        return head + error_html(str(exc)), 400
     except SemsearchError as exc:
-        return head + error_html(str(exc)), UNAVAILABLE
+        return head + error_html(str(exc)), error_status(exc)
     hits = data["results"]
     if not hits:
         return head + no_results(ask, "like it"), 200
@@ -452,11 +446,7 @@ def install(app: FastAPI, service: Service) -> None:
         failed = request.query_params.get("login") == "failed"
         if request.query_params.get("fragment"):
             return respond(login_html(failed), 401)
-        return HTMLResponse(
-            document(page_title("sign in"), login_html(failed), assets),
-            status_code=401,
-            headers={"Cache-Control": PAGE_CACHE},
-        )
+        return respond(document(page_title("sign in"), login_html(failed), assets), 401)
 
     def search_page(ask: Ask, fragment: bool, results: tuple[str, int], title: str) -> HTMLResponse:
         body, status = results
@@ -511,10 +501,9 @@ def install(app: FastAPI, service: Service) -> None:
             return full("not found", form + error_html(message), 404)
         try:
             view = service.passage(pid, context)
-        except UsageError as exc:  # the only bad value left: an id the index lacks
-            return full("not found", form + error_html(str(exc)), 404)
         except SemsearchError as exc:
-            return full("error", form + error_html(str(exc)), UNAVAILABLE)
+            status = error_status(exc)
+            return full(_STATUS_TITLES.get(status, "error"), form + error_html(str(exc)), status)
         title = view["document"].get("title") or shown_path(view["document"])
         return full(title, form + passage_body(view))
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..errors import UsageError
+from ..errors import PassageNotFoundError, SemsearchError, UsageError
 from ..query import MAX_QUERY_CHARS, check_mode
 from ..query import output as _output
 
@@ -108,10 +108,28 @@ class Service:
         return {"status": "ok", "generation": info.generation, "passages": info.passages}
 
 
+def error_status(exc: SemsearchError) -> int:
+    """The HTTP status of a library error, for every HTTP front end (API and page): 404 an
+    unknown passage, 400 another bad value, 503 an index that cannot answer."""
+    if isinstance(exc, PassageNotFoundError):
+        return 404
+    if isinstance(exc, UsageError):
+        return 400
+    return 503
+
+
 def check_k(k: int) -> None:
     """Refuse a ``k`` a front end does not serve (the library's own bounds are wider)."""
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
         raise UsageError(f"k must be a whole number from 1 to {MAX_K} (got {k!r})")
 
 
-__all__ = ["DEFAULT_K", "MAX_CONTEXT", "MAX_K", "MAX_QUERY_CHARS", "Service", "check_k"]
+__all__ = [
+    "DEFAULT_K",
+    "MAX_CONTEXT",
+    "MAX_K",
+    "MAX_QUERY_CHARS",
+    "Service",
+    "check_k",
+    "error_status",
+]
