@@ -29,6 +29,7 @@ from typer.exceptions import TyperException
 
 from . import __version__
 from .errors import SemsearchError, SourceError, UsageError
+from .help import OPTION_HELP
 
 if TYPE_CHECKING:
     from .index import Index, IndexedFile, IndexedRoot, IndexInfo
@@ -123,16 +124,9 @@ IndexDir = Annotated[
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object for programs.")]
 # the filters of `query` and `similar`
-SinceOption = Annotated[
-    str | None, typer.Option(help="Only articles dated on or after YYYY-MM-DD.")
-]
-UntilOption = Annotated[
-    str | None, typer.Option(help="Only articles dated on or before YYYY-MM-DD.")
-]
-PathGlobOption = Annotated[
-    str | None,
-    typer.Option("--path", help="Only files whose path matches this glob, e.g. 'news/*'."),
-]
+SinceOption = Annotated[str | None, typer.Option(help=OPTION_HELP["since"])]
+UntilOption = Annotated[str | None, typer.Option(help=OPTION_HELP["until"])]
+PathGlobOption = Annotated[str | None, typer.Option("--path", help=OPTION_HELP["path"])]
 
 
 def _fail(message: str, code: int = EXIT_ERROR) -> NoReturn:
@@ -493,7 +487,7 @@ Mode = Annotated[
     ModeName,
     typer.Option(
         "--mode",
-        help="hybrid: meaning and words fused; dense: meaning only; lexical: BM25 words only.",
+        help=OPTION_HELP["mode"],
     ),
 ]
 

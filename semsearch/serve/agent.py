@@ -38,6 +38,7 @@ from pydantic import Field, ValidationError
 
 from .. import __version__
 from ..errors import SemsearchError
+from ..help import OPTION_HELP
 from ..query import MODES
 from .service import DEFAULT_K, MAX_CONTEXT, MAX_K, MAX_QUERY_CHARS, Service
 
@@ -102,27 +103,11 @@ K = Annotated[
 ]
 Mode = Annotated[
     str,
-    Field(
-        description="'hybrid' (meaning and keywords, the default), 'dense' (meaning only) "
-        "or 'lexical' (exact words, BM25).",
-        json_schema_extra={"enum": list(MODES)},
-    ),
+    Field(description=OPTION_HELP["mode"], json_schema_extra={"enum": list(MODES)}),
 ]
-Since = Annotated[
-    str | None,
-    Field(description="Only articles dated on or after this day, YYYY-MM-DD."),
-]
-Until = Annotated[
-    str | None,
-    Field(description="Only articles dated on or before this day, YYYY-MM-DD."),
-]
-PathGlob = Annotated[
-    str | None,
-    Field(
-        description="Only files whose path matches this glob, tried on the path as indexed "
-        "and on the absolute path ('*' also matches '/'), e.g. '*/news/*' or '*.md'."
-    ),
-]
+Since = Annotated[str | None, Field(description=OPTION_HELP["since"])]
+Until = Annotated[str | None, Field(description=OPTION_HELP["until"])]
+PathGlob = Annotated[str | None, Field(description=OPTION_HELP["path"])]
 PassageId = Annotated[int, Field(description="A passage_id from the results of search or similar.")]
 Neighbours = Annotated[
     int,

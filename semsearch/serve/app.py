@@ -33,6 +33,7 @@ from starlette.requests import HTTPConnection
 
 from .. import __version__
 from ..errors import SemsearchError
+from ..help import OPTION_HELP
 from . import page
 from .security import LOOPBACK_HOSTS, TOKEN_COOKIE, Security
 from .service import DEFAULT_K, MAX_CONTEXT, MAX_K, MAX_QUERY_CHARS, Service, error_status
@@ -117,18 +118,9 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 }
 
 # the parameters, described once for the schema and /docs
-Since = Annotated[
-    str | None,
-    Query(description="Only articles dated on or after this day (YYYY-MM-DD)."),
-]
-Until = Annotated[
-    str | None,
-    Query(description="Only articles dated on or before this day (YYYY-MM-DD)."),
-]
-PathGlob = Annotated[
-    str | None,
-    Query(description="Only files whose path (as hits show it) matches this glob, e.g. `news/*`."),
-]
+Since = Annotated[str | None, Query(description=OPTION_HELP["since"])]
+Until = Annotated[str | None, Query(description=OPTION_HELP["until"])]
+PathGlob = Annotated[str | None, Query(description=OPTION_HELP["path"])]
 K = Annotated[int, Query(description=f"How many passages to return, 1 to {MAX_K}.")]
 PassageId = Annotated[
     int, Path(alias="id", description="A passage id: the `passage_id` of a hit of `/api/search`.")
@@ -154,13 +146,7 @@ def _install_routes(app: FastAPI, service: Service, security: Security) -> None:
             ),
         ],
         k: K = DEFAULT_K,
-        mode: Annotated[
-            str,
-            Query(
-                description="`hybrid` (meaning and words, fused), `dense` (meaning only) or "
-                "`lexical` (BM25 on the words only)."
-            ),
-        ] = "hybrid",
+        mode: Annotated[str, Query(description=OPTION_HELP["mode"])] = "hybrid",
         since: Since = None,
         until: Until = None,
         path: PathGlob = None,
