@@ -36,6 +36,20 @@ def run(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
+def run_faked(
+    *args: str, input: str | bytes | None = None, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of `semsearch ARGS` in this process with the fake model
+    (tests/fake_cli.py); an exception other than the command's exit is raised."""
+    from tests import fake_cli
+
+    with fake_cli.faked():
+        result = runner.invoke(app, list(args), input=input, env=env)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
+
+
 def assert_one_line_error(
     code: int, out: str, err: str, *needles: str, exit_code: int | None = None
 ) -> str:

@@ -31,7 +31,7 @@ from semsearch.index import Index
 from semsearch.query import MAX_QUERY_CHARS, MODES
 from semsearch.query import output as O
 from tests import fake_cli
-from tests.cli_helpers import assert_one_line_error, python_semsearch, runner
+from tests.cli_helpers import assert_one_line_error, python_semsearch, run_faked, runner
 from tests.conftest import ROOT, SEEDS
 
 FAKE_CLI = [sys.executable, str(Path(fake_cli.__file__).resolve())]
@@ -64,14 +64,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def _invoke(
-    *args: str, input: str | bytes | None = None, env: dict[str, str] | None = None
-) -> tuple[int, str, str]:
-    with fake_cli.faked():
-        result = runner.invoke(app, list(args), input=input, env=env)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
+_invoke = run_faked  # `semsearch ARGS` in this process, with the fake model
 
 
 def q(built: Path, *args: str, **kw: Any) -> tuple[int, str, str]:

@@ -21,13 +21,12 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from semsearch.cli import app as cli_app
 from semsearch.errors import IndexCorruptError, IndexLockedError
 from semsearch.index import Index
 from semsearch.serve.app import create_app, validation_line
 from semsearch.serve.service import MAX_K, MAX_QUERY_CHARS, Service
 from tests import fake_cli
-from tests.cli_helpers import runner
+from tests.cli_helpers import run_faked
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_CLI = str(Path(fake_cli.__file__).resolve())
@@ -45,13 +44,7 @@ ARTICLES = {
 }
 
 
-def cli(*args: str) -> tuple[int, str, str]:
-    """`semsearch ARGS` in this process, with the fake model."""
-    with fake_cli.faked():
-        result = runner.invoke(cli_app, list(args))
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
+cli = run_faked  # `semsearch ARGS` in this process, with the fake model
 
 
 def cli_error(*args: str) -> str:
