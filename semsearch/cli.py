@@ -106,6 +106,16 @@ BackendOption = Annotated[
         show_default="torch",
     ),
 ]
+LexicalOption = Annotated[
+    Literal["auto", "porter", "unicode61", "trigram"] | None,
+    typer.Option(
+        help="Tokenizer of the BM25 index: porter (English, stemmed), unicode61 (other "
+        "languages, accents folded), trigram (Chinese, Japanese, Korean, Thai: substrings), "
+        "auto (chosen from the text of a new index); switching rebuilds the lexical index "
+        "alone, nothing is re-embedded.",
+        show_default="auto",
+    ),
+]
 PrecisionOption = Annotated[
     Literal["fp32", "int8"] | None,
     typer.Option(
@@ -241,6 +251,7 @@ def index(
     ] = None,
     backend: BackendOption = None,
     precision: PrecisionOption = None,
+    lexical: LexicalOption = None,
     batch_size: Annotated[
         int | None,
         typer.Option(
@@ -276,6 +287,7 @@ def index(
             backend=backend,
             precision=precision,
             status=status,
+            lexical=lexical,
         )
         with idx:
             with _progress_bar(quiet, status=status) as progress:
@@ -445,6 +457,14 @@ def _format_report(
         f"  passages:  {report.passages_added} added, {report.passages_removed} removed, "
         f"{report.passages_unchanged} unchanged; {report.passages_embedded} embedded",
     ]
+    if report.lexical_replaced:
+        lines.append(
+            f"  lexical:   {report.lexical_tokenizer} ({report.lexical_reason}), was "
+            f"{report.lexical_replaced}: lexical index rebuilt from the stored passages, "
+            "nothing re-embedded"
+        )
+    elif report.lexical_tokenizer:
+        lines.append(f"  lexical:   {report.lexical_tokenizer} ({report.lexical_reason})")
     if report.paragraphs_split:
         lines.append(
             f"  {report.paragraphs_split} paragraphs were longer than the model reads and "
@@ -792,6 +812,7 @@ def eval_(
     model: Annotated[str | None, typer.Option(help="sentence-transformers model.")] = None,
     backend: BackendOption = None,
     precision: PrecisionOption = None,
+    lexical: LexicalOption = None,
     per_query: Annotated[
         Path | None,
         typer.Option("--per-query", help="Write each query's figures to this JSON Lines file."),
@@ -815,6 +836,7 @@ def eval_(
                 model=model,
                 backend=backend,
                 precision=precision,
+                lexical=lexical,
                 index_dir=None if index_dir is None else os.fspath(index_dir),
                 index_progress=index_bar,
                 query_progress=query_bar,
@@ -851,6 +873,13 @@ def info(index_dir: IndexDir = Path(".semsearch"), as_json: JsonFlag = False) ->
             typer.echo(_format_info(details))
 
 
+def _lexical_line(i: IndexInfo) -> str:
+    """``trigram (auto: 62% of letters are ...)``, ``unicode61 (as asked)``, ``porter``."""
+    if i.lexical_requested == "auto" and i.lexical_reason:
+        return f"{i.lexical} (auto: {i.lexical_reason})"
+    return f"{i.lexical} (as asked)" if i.lexical_reason else i.lexical
+
+
 def _format_info(i: IndexInfo) -> str:
     rows = [
         ("index", i.path),
@@ -861,6 +890,7 @@ def _format_info(i: IndexInfo) -> str:
         ("dimension", str(i.dimension)),
         ("embedded by", f"{i.backend} {i.precision}"),
         ("index type", i.index_type),
+        ("lexical", _lexical_line(i)),
         ("size on disk", _size_on_disk(i)),
         ("query model", _query_model_line(i)),
         ("created", i.created_at),

@@ -279,6 +279,7 @@ def run_eval(
     model: str | None = None,
     backend: str | None = None,
     precision: str | None = None,
+    lexical: str | None = None,
     index_progress: Callable[[int, int], None] | None = None,
     query_progress: Callable[[int, int], None] | None = None,
 ) -> EvalResult:
@@ -290,7 +291,8 @@ def run_eval(
 
     An ``index_dir`` holds one dataset's corpus: one that already holds any
     other file (another dataset, or your own articles) is refused with a
-    `UsageError` rather than mixed into the metrics or emptied.
+    `UsageError` rather than mixed into the metrics or emptied. ``lexical`` is
+    `Index.open`'s: on a kept index, another tokenizer rebuilds only its lexical index.
     """
     if protocol not in PROTOCOLS:
         raise UsageError(f"protocol must be one of {', '.join(PROTOCOLS)} (got {protocol!r})")
@@ -308,7 +310,13 @@ def run_eval(
         folder = target = os.fspath(index_dir)
     try:
         with Index.open(
-            target, create=True, model=model, unit=unit, backend=backend_, precision=precision_
+            target,
+            create=True,
+            model=model,
+            unit=unit,
+            backend=backend_,
+            precision=precision_,
+            lexical=lexical,
         ) as index:
             index.add([dataset.corpus_path], progress=index_progress)
             return evaluate(dataset, index, mode=mode, progress=query_progress)

@@ -38,6 +38,8 @@ from .errors import (
 from .ingest import parse, walk
 from .ingest.passages import UNITS, Chunking, Unit, make_passages
 from .query import Hit, Query, check_query
+from .query import language as _language
+from .query import lexical as lexical_
 from .query.fusion import Fusion
 from .query.hits import make_hit
 from .query.options import Mode
@@ -69,6 +71,9 @@ from .update import (
 )
 
 DEFAULT_INDEX = ".semsearch"
+# The lexical tokenizer of a new index: `auto` picks porter for English (SciFact, Cranfield,
+# BBC News and the seeds all come out English), so English collections rank as before.
+DEFAULT_LEXICAL = "auto"
 
 ProgressCallback = Callable[[int, int], None]
 """Called as ``progress(done, total)`` while passages are embedded."""
@@ -77,6 +82,25 @@ StatusCallback = Callable[[str], None]
 """Called with one line when slow work starts that no progress bar measures (loading a
 model, exporting it to ONNX, calibrating int8), and when queries cannot use the index's
 ONNX query model (why, and what puts it back)."""
+
+
+@dataclass(frozen=True)
+class _LexicalPlan:
+    """The lexical tokenizer an `add` leaves the index with, and what it takes."""
+
+    tokenizer: str  # after the run
+    was: str  # the lexical table's before the run
+    requested: str | None  # what was asked (auto or a tokenizer); None: nothing asked, kept
+    reason: str  # why this one ("as asked", or what auto found)
+
+    @property
+    def rebuild_table(self) -> bool:
+        return self.tokenizer != self.was
+
+    @property
+    def changes(self) -> bool:
+        """Whether the run must commit for it (the table, or only what the manifest says)."""
+        return self.requested is not None
 
 
 @dataclass(frozen=True)
@@ -104,6 +128,9 @@ class IndexInfo:
     shared_bytes: int = 0
     query_model: export.Storage = field(default_factory=lambda: export.Storage("none"))
     generation: int = 0  # the commit readers see now; every commit adds one
+    lexical: str = lexical_.DEFAULT_TOKENIZER  # the BM25 index's tokenizer (`--lexical`)
+    lexical_requested: str = lexical_.DEFAULT_TOKENIZER  # what was asked: auto or the same
+    lexical_reason: str = ""  # why auto chose it ("" for an index older than the choice)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -200,6 +227,7 @@ class Index:
         self._wanted_type: str | None = None
         self._wanted_backend: str | None = None
         self._wanted_precision: str | None = None
+        self._wanted_lexical: str | None = None
         self._status: StatusCallback | None = None
 
     # ------------------------------------------------------------------ opening
@@ -217,6 +245,7 @@ class Index:
         backend: Backend | None = None,
         precision: Precision | None = None,
         status: StatusCallback | None = None,
+        lexical: str | None = None,
     ) -> Index:
         """Open the index in ``path``; with ``create=True`` one is made on the first `add`.
 
@@ -237,6 +266,13 @@ class Index:
         ``status`` is told, in one line, of slow work about to start that no
         progress callback measures (``"Loading all-MiniLM-L6-v2 (torch)..."``) and
         why queries fall back to the model itself when they do.
+        ``lexical`` is the tokenizer of the BM25 index: ``"auto"`` (default for a
+        new index: chosen from the passages' text, see `query.language`),
+        ``"porter"`` (English, stemmed), ``"unicode61"`` (any language written with
+        spaces, accents folded, no stemming) or ``"trigram"`` (substrings: Chinese,
+        Japanese, Korean, Thai). An existing index keeps its own unless another is
+        given: the next `add` then rebuilds the lexical index alone, from the stored
+        passages, in its atomic commit (nothing is re-embedded).
         """
         if unit is not None and unit not in UNITS:
             raise UsageError(f"unit must be one of {', '.join(UNITS)} (got {unit!r})")
@@ -245,6 +281,10 @@ class Index:
                 f"index type must be one of {', '.join(_vectors.INDEX_TYPES)} (got {index_type!r})"
             )
         backends.check_choice(backend, precision)
+        if lexical is not None and lexical not in lexical_.LEXICAL_CHOICES:
+            raise UsageError(
+                f"lexical must be one of {', '.join(lexical_.LEXICAL_CHOICES)} (got {lexical!r})"
+            )
         folder = os.fspath(path)
         store: Store | None = None
         broken: SemsearchError | None = None
@@ -265,6 +305,7 @@ class Index:
         opened._wanted_type = index_type
         opened._wanted_backend = backend
         opened._wanted_precision = precision
+        opened._wanted_lexical = lexical
         opened._status = status
         return opened
 
@@ -708,6 +749,9 @@ class Index:
                 shared_bytes=export.shared_bytes(self.folder),
                 query_model=export.storage(self.folder, m.get("query_model")),
                 generation=int(m.get("generation", 0)),
+                lexical=store.lexical_tokenizer(),
+                lexical_requested=str(m.get("lexical_requested") or store.lexical_tokenizer()),
+                lexical_reason=str(m.get("lexical_reason", "")),
             )
 
     def files(self) -> list[IndexedFile]:
@@ -1017,6 +1061,33 @@ class Index:
             return store, None
         return store, store.load_vectors()
 
+    def _lexical_plan(
+        self,
+        store: Store,
+        manifest: dict[str, Any],
+        rebuild: bool,
+        fresh: bool,
+        planned: Sequence[Planned],
+    ) -> _LexicalPlan:
+        """The lexical tokenizer after this run: the index's own unless another is asked for
+        (``auto`` decides once, when the index starts, or when first asked for)."""
+        now = store.lexical_tokenizer()
+        recorded = str(manifest.get("lexical_requested") or now)
+        wanted = self._wanted_lexical
+        if rebuild or fresh:
+            built = int(manifest.get("generation", 0)) > 0
+            asked: str | None = wanted or (recorded if rebuild and built else DEFAULT_LEXICAL)
+        else:
+            asked = wanted if wanted is not None and wanted != recorded else None
+        if asked is None:
+            return _LexicalPlan(now, now, None, str(manifest.get("lexical_reason", "")))
+        if asked == "auto":
+            texts = [] if (rebuild or fresh) else store.sample_texts(_language.SAMPLE_PASSAGES)
+            texts += [x.text for p in planned for _, ps in p.docs for x in ps]
+            choice = _language.choose_tokenizer(_language.sample(texts))
+            return _LexicalPlan(choice.tokenizer, now, asked, choice.reason)
+        return _LexicalPlan(asked, now, asked, "as asked")
+
     def _chunking(self, manifest: dict[str, Any], embedder: Embedder | None) -> Chunking:
         """How articles become passages: the index's own settings, or new ones."""
         recorded = dict(manifest.get("chunking") or {})
@@ -1106,9 +1177,10 @@ class Index:
         requested = self._wanted_type or str(manifest.get("index_type_requested", "auto"))
         retype = requested != manifest.get("index_type_requested", "auto")
         _vectors.check_convertible(current, requested)  # before anything is embedded
+        lexical = self._lexical_plan(store, manifest, rebuild, fresh, planned)
         if not (
             rebuild or fresh or planned or gone or renamed or retype or relinked or rerooted
-            or put_back
+            or put_back or lexical.changes
         ):
             report.documents_unchanged = store.document_count_in(unchanged_ids)
             report.passages_unchanged = len(store.passage_ids(unchanged_ids))
@@ -1165,6 +1237,11 @@ class Index:
         kept_old = {reusable[hashes[i]] for i in reuse_rows}
 
         # 5. What the run does, in the words of the report.
+        if lexical.requested is not None:
+            report.lexical_tokenizer = lexical.tokenizer
+            report.lexical_reason = lexical.reason
+            if not (rebuild or fresh) and lexical.rebuild_table:
+                report.lexical_replaced = lexical.was
         old_docs = store.document_signatures(replaced_ids + removed_file_ids + unchanged_ids)
         count_changes(report, old_docs, planned, unchanged_ids, gone)
         report.passages_unchanged = len(store.passage_ids(unchanged_ids)) + len(reuse_rows)
@@ -1195,10 +1272,18 @@ class Index:
                     new_ids += self._insert(store, p)
                 index.add(np.asarray(new_ids, dtype=np.int64), vecs)
                 index = _vectors.adapt(index, requested)  # auto: exact while small, IVF above
+                if lexical.rebuild_table:  # from the passages as they now are
+                    store.replace_lexical(lexical.tokenizer)
                 values: dict[str, Any] = {
                     "semsearch_version": __version__,
                     "index_type_requested": requested,
                 }
+                if lexical.requested is not None:
+                    values.update(
+                        lexical_tokenizer=lexical.tokenizer,
+                        lexical_requested=lexical.requested,
+                        lexical_reason=lexical.reason,
+                    )
                 if refresh:  # a custom embedder has no export: none may stay recorded
                     values["query_model"] = (
                         query_model if isinstance(reference, SentenceTransformerEmbedder) else None

@@ -3,8 +3,13 @@
 The FTS5 table lives in the index database and is kept in step by triggers on
 the passages table, so it changes in the very transaction that changes the
 passages and the manifest: it cannot drift from them. Its text is the article
-title and the passage; FTS5's Porter stemmer does the stemming, and stop words
-are dropped from the query (FTS5 has no stop-word list of its own).
+title and the passage. Its tokenizer is chosen per index (`TOKENIZERS`,
+``--lexical``; `language.choose_tokenizer` for ``auto``): ``porter`` (English:
+FTS5's Porter stemmer does the stemming, and English stop words are dropped
+from the query, FTS5 having no stop-word list of its own), ``unicode61`` (words
+of any language, accents folded, no stemming) or ``trigram`` (any substring of
+three characters, for scripts written without spaces: see `split_terms`).
+Every function here reads which one the table has from its schema.
 
 Why FTS5 rather than bm25s: measured on SciFact test (title + text, k1=1.2,
 b=0.75), FTS5 gave nDCG@10 0.682 and bm25s 0.686; on Cranfield 0.361 and 0.373.
@@ -19,7 +24,7 @@ from __future__ import annotations
 import math
 import re
 import sqlite3
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 
 # Common English function words; dropped from queries only (see module doc).
 STOP_WORDS = frozenset(
@@ -155,7 +160,14 @@ STOP_WORDS = frozenset(
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 
+# The tokenizers an index's lexical table may use (`--lexical`), and what FTS5 is told for
+# each. Accents are folded by the word tokenizers; FTS5's trigram tokenizer folds them only
+# from SQLite 3.45 (`trigram_spec`), and ignores case.
+TOKENIZERS = ("porter", "unicode61", "trigram")
+LEXICAL_CHOICES = ("auto", *TOKENIZERS)
+DEFAULT_TOKENIZER = "porter"  # what an index without a recorded tokenizer has
 FTS_TOKENIZER = "porter unicode61 remove_diacritics 2"
+TRIGRAM_MIN = 3  # FTS5's trigram tokenizer matches strings of at least 3 characters
 SQLITE_MAX_INT = 2**63 - 1
 # FTS5's bm25() with its default parameters: a term found f times in a passage of length
 # D adds idf * f * (K1 + 1) / (f + K1 * (1 - B + B * D / avgdl)), with
@@ -166,32 +178,118 @@ B = 0.75
 MIN_IDF = 1e-6
 
 
-def query_terms(query: str) -> list[str]:
+def trigram_spec() -> str:
+    """FTS5's trigram tokenizer, folding accents where this SQLite can (3.45 and later)."""
+    if sqlite3.sqlite_version_info >= (3, 45, 0):
+        return "trigram remove_diacritics 1"
+    return "trigram"
+
+
+def fts_spec(tokenizer: str) -> str:
+    """The ``tokenize=`` argument of the FTS5 table for one of `TOKENIZERS`."""
+    if tokenizer == "porter":
+        return FTS_TOKENIZER
+    if tokenizer == "unicode61":
+        return "unicode61 remove_diacritics 2"
+    if tokenizer == "trigram":
+        return trigram_spec()
+    raise ValueError(f"unknown lexical tokenizer {tokenizer!r}")
+
+
+_TOKENIZE = re.compile(r"tokenize\s*=\s*['\"]\s*(\w+)", re.IGNORECASE)
+
+
+def table_tokenizer(db: sqlite3.Connection) -> str:
+    """Which of `TOKENIZERS` the index's FTS5 table was made with (read from its schema)."""
+    row = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'passages_fts'"
+    ).fetchone()
+    found = _TOKENIZE.search(row[0]) if row and row[0] else None
+    words = found.group(1).lower() if found else DEFAULT_TOKENIZER
+    return words if words in TOKENIZERS else DEFAULT_TOKENIZER
+
+
+def _words(query: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(query)]
+
+
+def _pieces(word: str) -> list[str]:
+    """A word as trigram terms: itself, or for a run of a script without spaces (``北京大学``,
+    a whole clause to a word tokenizer) its overlapping 3-character pieces."""
+    from .language import no_space_letter  # (language imports this module)
+
+    if len(word) <= TRIGRAM_MIN or not any(no_space_letter(c) for c in word):
+        return [word]
+    return [word[i : i + TRIGRAM_MIN] for i in range(len(word) - TRIGRAM_MIN + 1)]
+
+
+def split_terms(query: str, tokenizer: str = DEFAULT_TOKENIZER) -> tuple[list[str], list[str]]:
+    """(terms FTS5 MATCH looks for, terms looked for as substrings instead), without repeats.
+
+    porter: the words less English stop words (all of them when nothing else is
+    left: "the who" still searches). unicode61: every word (the index need not be
+    English; BM25's idf weighs common words down). trigram: every word of 3
+    characters or more, runs of CJK or Thai cut into overlapping 3-character
+    pieces, so that BM25 ranks a passage by how many pieces of the query it holds;
+    shorter words cannot be matched by trigrams and are left out, unless the
+    query has nothing else (``北京``, ``AI``): then they are the second list, which
+    `search` finds by scanning the passages' text.
+    """
+    words = _words(query)
+    if tokenizer == "porter":
+        kept = [w for w in words if w not in STOP_WORDS] or words
+        return list(dict.fromkeys(kept)), []
+    if tokenizer != "trigram":
+        return list(dict.fromkeys(words)), []
+    long = [p for w in words if len(w) >= TRIGRAM_MIN for p in _pieces(w)]
+    if long:
+        return list(dict.fromkeys(long)), []
+    return [], list(dict.fromkeys(words))
+
+
+def query_terms(query: str, tokenizer: str = DEFAULT_TOKENIZER) -> list[str]:
     """The words of a query that BM25 should look for, in order, without repeats."""
-    words = [w.lower() for w in _WORD.findall(query)]
-    kept = [w for w in words if w not in STOP_WORDS] or words  # "the who" still searches
-    return list(dict.fromkeys(kept))
+    matched, scanned = split_terms(query, tokenizer)
+    return matched + scanned
 
 
-def match_expression(query: str) -> str | None:
-    """An FTS5 MATCH expression: any of the query's terms (BM25 ranks by how many and how rare)."""
-    terms = query_terms(query)
+def _phrase(term: str) -> str:
+    return '"' + term.replace('"', '""') + '"'
+
+
+def match_expression(query: str, tokenizer: str = DEFAULT_TOKENIZER) -> str | None:
+    """An FTS5 MATCH expression: any of the query's terms (BM25 ranks by how many and how rare);
+    None when the query has no term FTS5 can match."""
+    terms = split_terms(query, tokenizer)[0]
     if not terms:
         return None
-    return " OR ".join('"' + t.replace('"', '""') + '"' for t in terms)
+    return " OR ".join(_phrase(t) for t in terms)
 
 
 def search(
-    db: sqlite3.Connection, query: str, k: int, allowed: Collection[int] | None = None
+    db: sqlite3.Connection,
+    query: str,
+    k: int,
+    allowed: Collection[int] | None = None,
+    tokenizer: str | None = None,
 ) -> list[tuple[int, float]]:
     """The ``k`` best (passage id, BM25 score) pairs, best first; scores are positive.
 
     ``allowed`` restricts the search to those passage ids (filters are applied
     before ranking, so ``k`` results come back whenever ``k`` passages match).
+    ``tokenizer`` is the table's (read from its schema when not given).
     """
-    expr = match_expression(query)
-    if expr is None or k < 1:
+    if k < 1:
         return []
+    matched, scanned = split_terms(query, tokenizer or table_tokenizer(db))
+    if not (matched or scanned):
+        return []
+    if allowed is not None and len(allowed) == 0:
+        return []
+    if not matched:
+        ranked = _scan(db, scanned, None if allowed is None else _id_list(allowed))
+        return ranked[:k]
+    expr = " OR ".join(_phrase(t) for t in matched)
     k = min(k, SQLITE_MAX_INT)  # LIMIT takes a 64-bit integer; no more rows exist anyway
     if allowed is None:
         rows = db.execute(
@@ -200,8 +298,6 @@ def search(
             (expr, k),
         ).fetchall()
     else:
-        if len(allowed) == 0:
-            return []
         # The allowed ids travel with the statement (a JSON array), not in a table that
         # another query on the same connection could rewrite meanwhile. `+rowid` keeps the
         # IN away from FTS5, which would run the whole MATCH again for every id (2,000
@@ -219,7 +315,56 @@ def _id_list(ids: Collection[int]) -> str:
     return "[" + ",".join(str(int(i)) for i in ids) + "]"
 
 
-def scores_of(db: sqlite3.Connection, query: str, ids: Iterable[int]) -> dict[int, float]:
+def _holding(terms: Sequence[str]) -> str:
+    """SQL true for a passage whose text holds any of ``terms`` (lower case) as a substring."""
+    return "(" + " OR ".join("instr(lower(body), ?) > 0" for _ in terms) + ")"
+
+
+def _scan_stats(db: sqlite3.Connection, terms: Sequence[str]) -> tuple[float, list[float]]:
+    """(mean passage length in characters, each term's idf) for `_scan`, in one pass."""
+    counts = ", ".join("coalesce(sum(instr(lower(body), ?) > 0), 0)" for _ in terms)
+    row = db.execute(
+        f"SELECT count(*), coalesce(avg(length(body)), 0), {counts} FROM passages_fts",
+        tuple(terms),
+    ).fetchone()
+    total = int(row[0])
+    idf = [_idf(total, int(n)) for n in row[2:]]
+    return float(row[1]) or 1.0, idf
+
+
+def _scan(
+    db: sqlite3.Connection, terms: Sequence[str], ids: str | None
+) -> list[tuple[int, float]]:
+    """BM25, best first, of the passages holding any of ``terms`` (words too short for a
+    trigram index to match: ``北京``) as substrings, by reading every passage's text.
+
+    The score is bm25()'s formula with the term's occurrences as ``f`` and lengths
+    in characters (a trigram index counts a passage's length in trigrams, about one
+    per character), so `bound` holds for it as for FTS5's own scores.
+    """
+    avgdl, idf = _scan_stats(db, terms)
+    sql = f"SELECT rowid, body FROM passages_fts WHERE {_holding(terms)}"
+    params: tuple[str, ...] = tuple(terms)
+    if ids is not None:
+        sql += " AND +rowid IN (SELECT value FROM json_each(?))"
+        params += (ids,)
+    out = []
+    for rowid, body in db.execute(sql, params):
+        text = str(body).lower()
+        norm = K1 * (1 - B + B * len(text) / avgdl)
+        score = 0.0
+        for term, weight in zip(terms, idf, strict=True):
+            f = text.count(term)
+            if f:
+                score += weight * f * (K1 + 1) / (f + norm)
+        out.append((int(rowid), score))
+    out.sort(key=lambda r: (-r[1], r[0]))
+    return out
+
+
+def scores_of(
+    db: sqlite3.Connection, query: str, ids: Iterable[int], tokenizer: str | None = None
+) -> dict[int, float]:
     """The BM25 score of each of ``ids`` for ``query`` (0.0 for a passage holding no term).
 
     The same score `search` gives the passage, whatever else matches: FTS5's
@@ -227,37 +372,46 @@ def scores_of(db: sqlite3.Connection, query: str, ids: Iterable[int]) -> dict[in
     """
     wanted = sorted({int(i) for i in ids})
     out = dict.fromkeys(wanted, 0.0)
-    expr = match_expression(query)
-    if expr is None or not wanted:
+    matched, scanned = split_terms(query, tokenizer or table_tokenizer(db))
+    if not wanted or not (matched or scanned):
+        return out
+    if not matched:
+        out.update(_scan(db, scanned, _id_list(wanted)))
         return out
     rows = db.execute(
         "SELECT rowid, bm25(passages_fts) FROM passages_fts WHERE passages_fts MATCH ? "
         "AND +rowid IN (SELECT value FROM json_each(?))",  # one pass: see `search`
-        (expr, _id_list(wanted)),
+        (" OR ".join(_phrase(t) for t in matched), _id_list(wanted)),
     ).fetchall()
     out.update((int(r), -float(s)) for r, s in rows)
     return out
 
 
-def idfs(db: sqlite3.Connection, query: str) -> list[float]:
-    """The idf FTS5's bm25() gives each term of ``query``, in `query_terms` order."""
-    terms = query_terms(query)
-    if not terms:
+def _idf(total: int, holding: int) -> float:
+    return max(math.log((total - holding + 0.5) / (holding + 0.5)), MIN_IDF)
+
+
+def idfs(db: sqlite3.Connection, query: str, tokenizer: str | None = None) -> list[float]:
+    """The idf FTS5's bm25() gives each term of ``query``, in `query_terms` order (the terms
+    `search` looks for with this tokenizer)."""
+    matched, scanned = split_terms(query, tokenizer or table_tokenizer(db))
+    if scanned:
+        return _scan_stats(db, scanned)[1]
+    if not matched:
         return []
     total = int(db.execute("SELECT count(*) FROM passages_fts_docsize").fetchone()[0])
     out = []
-    for term in terms:
-        phrase = '"' + term.replace('"', '""') + '"'
+    for term in matched:
         holding = int(
             db.execute(
-                "SELECT count(*) FROM passages_fts WHERE passages_fts MATCH ?", (phrase,)
+                "SELECT count(*) FROM passages_fts WHERE passages_fts MATCH ?", (_phrase(term),)
             ).fetchone()[0]
         )
-        out.append(max(math.log((total - holding + 0.5) / (holding + 0.5)), MIN_IDF))
+        out.append(_idf(total, holding))
     return out
 
 
-def bound(db: sqlite3.Connection, query: str) -> float:
+def bound(db: sqlite3.Connection, query: str, tokenizer: str | None = None) -> float:
     """What no passage's BM25 for ``query`` reaches: ``(K1 + 1) * sum(idf)``.
 
     A passage holding every term of the query infinitely often would score it
@@ -266,4 +420,4 @@ def bound(db: sqlite3.Connection, query: str) -> float:
     passages hold each of its terms, never on which passages a search returns.
     0.0 when the query has no term.
     """
-    return (K1 + 1) * sum(idfs(db, query))
+    return (K1 + 1) * sum(idfs(db, query, tokenizer))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from ..query.lexical import FTS_TOKENIZER
+from ..query.lexical import DEFAULT_TOKENIZER, fts_spec
 
 SCHEMA_VERSION = 3
 
@@ -67,27 +67,47 @@ def _m001_create_tables(db: sqlite3.Connection) -> None:
     )
 
 
-def _m002_lexical_index(db: sqlite3.Connection) -> None:
-    """BM25 over title + passage, kept in step with the passages by triggers."""
+_LEXICAL_TABLE = """
+    CREATE VIRTUAL TABLE passages_fts USING fts5(body, tokenize='{spec}');
+    CREATE TRIGGER passages_fts_insert AFTER INSERT ON passages BEGIN
+        INSERT INTO passages_fts(rowid, body) VALUES (
+            new.id,
+            (SELECT title FROM documents WHERE id = new.document_id) || char(10) || new.text
+        );
+    END;
+    CREATE TRIGGER passages_fts_delete AFTER DELETE ON passages BEGIN
+        DELETE FROM passages_fts WHERE rowid = old.id;
+    END;
+    INSERT INTO passages_fts(rowid, body)
+        SELECT p.id, d.title || char(10) || p.text
+        FROM passages p JOIN documents d ON d.id = p.document_id;
+"""
+
+
+def create_lexical_table(db: sqlite3.Connection, tokenizer: str = DEFAULT_TOKENIZER) -> None:
+    """The FTS5 table over title + passage with ``tokenizer`` (one of `lexical.TOKENIZERS`),
+    filled from the passages, and the triggers that keep it in step with them."""
+    _run_script(db, _LEXICAL_TABLE.format(spec=fts_spec(tokenizer)))
+
+
+def replace_lexical_table(db: sqlite3.Connection, tokenizer: str) -> None:
+    """Make the FTS5 table anew with another tokenizer, from the passages (nothing else is
+    touched: no vector changes). Inside the caller's transaction: a failure keeps the old."""
     _run_script(
         db,
-        f"""
-        CREATE VIRTUAL TABLE passages_fts USING fts5(body, tokenize='{FTS_TOKENIZER}');
-        CREATE TRIGGER passages_fts_insert AFTER INSERT ON passages BEGIN
-            INSERT INTO passages_fts(rowid, body) VALUES (
-                new.id,
-                (SELECT title FROM documents WHERE id = new.document_id) || char(10) || new.text
-            );
-        END;
-        CREATE TRIGGER passages_fts_delete AFTER DELETE ON passages BEGIN
-            DELETE FROM passages_fts WHERE rowid = old.id;
-        END;
-        INSERT INTO passages_fts(rowid, body)
-            SELECT p.id, d.title || char(10) || p.text
-            FROM passages p JOIN documents d ON d.id = p.document_id;
-        CREATE INDEX documents_date ON documents(date);
+        """
+        DROP TRIGGER IF EXISTS passages_fts_insert;
+        DROP TRIGGER IF EXISTS passages_fts_delete;
+        DROP TABLE IF EXISTS passages_fts;
         """,
     )
+    create_lexical_table(db, tokenizer)
+
+
+def _m002_lexical_index(db: sqlite3.Connection) -> None:
+    """BM25 over title + passage, kept in step with the passages by triggers."""
+    create_lexical_table(db, DEFAULT_TOKENIZER)
+    db.execute("CREATE INDEX documents_date ON documents(date)")
 
 
 def _m003_lines_and_roots(db: sqlite3.Connection) -> None:

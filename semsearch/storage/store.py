@@ -54,7 +54,7 @@ from . import integrity
 from . import vectors as _vectors
 from .integrity import ID_CHECKSUM_VERSION, REBUILD_HINT, checksum_version, id_checksum
 from .lock import LOCK_NAME, WriteLock
-from .schema import MIGRATIONS, SCHEMA_VERSION
+from .schema import MIGRATIONS, SCHEMA_VERSION, replace_lexical_table
 from .vectors import IdArray, VectorIndex
 
 DB_NAME = "semsearch.db"
@@ -509,6 +509,28 @@ class Store:
 
     def lexical_count(self) -> int:
         return int(self._query("SELECT count(*) FROM passages_fts_docsize")[0][0])
+
+    def lexical_tokenizer(self) -> str:
+        """The tokenizer of the lexical table (`lexical.TOKENIZERS`), as its schema says."""
+        try:
+            return lexical.table_tokenizer(self.db)
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(self.folder, exc) from exc
+
+    def replace_lexical(self, tokenizer: str) -> None:
+        """Make the lexical table anew with ``tokenizer`` (inside a transaction)."""
+        replace_lexical_table(self.db, tokenizer)
+
+    def sample_texts(self, limit: int) -> list[str]:
+        """The text of at most ``limit`` passages, spread evenly over the ids."""
+        total = self.passage_count()
+        step = max(1, total // max(limit, 1))
+        rows = self._query(
+            "SELECT text FROM (SELECT text, row_number() OVER (ORDER BY id) AS n FROM passages) "
+            "WHERE (n - 1) % ? = 0 LIMIT ?",
+            (step, limit),
+        )
+        return [str(r[0]) for r in rows]
 
     def bm25(
         self, query: str, k: int, allowed: IdArray | None = None

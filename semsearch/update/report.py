@@ -34,6 +34,12 @@ class AddReport:
     files_updated: list[str] = field(default_factory=list)
     files_removed: list[str] = field(default_factory=list)
     files_unchanged: int = 0
+    # the lexical tokenizer this run chose (a new index, or another one asked for; "" when
+    # it kept the index's), why, and the one it replaced (the lexical index rebuilt from the
+    # stored passages, nothing re-embedded; "" when none was)
+    lexical_tokenizer: str = ""
+    lexical_reason: str = ""
+    lexical_replaced: str = ""
 
     @property
     def changed(self) -> bool:
