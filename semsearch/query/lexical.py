@@ -213,14 +213,19 @@ def _words(query: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(query)]
 
 
-def _pieces(word: str) -> list[str]:
-    """A word as trigram terms: itself, or for a run of a script without spaces (``北京大学``,
-    a whole clause to a word tokenizer) its overlapping 3-character pieces."""
+def _has_no_space_letter(word: str) -> bool:
     from .language import no_space_letter  # (language imports this module)
 
-    if len(word) <= TRIGRAM_MIN or not any(no_space_letter(c) for c in word):
+    return any(no_space_letter(c) for c in word)
+
+
+def _bigrams(word: str) -> list[str]:
+    """A run of a script without spaces (``北京大学``: a whole clause, to a word tokenizer) as
+    its overlapping 2-character pieces (北京 京大 大学): most Chinese words are two
+    characters, so a query's pieces meet a passage's words wherever its clause is cut."""
+    if len(word) <= 2:
         return [word]
-    return [word[i : i + TRIGRAM_MIN] for i in range(len(word) - TRIGRAM_MIN + 1)]
+    return [word[i : i + 2] for i in range(len(word) - 1)]
 
 
 def split_terms(query: str, tokenizer: str = DEFAULT_TOKENIZER) -> tuple[list[str], list[str]]:
@@ -229,11 +234,13 @@ def split_terms(query: str, tokenizer: str = DEFAULT_TOKENIZER) -> tuple[list[st
     porter: the words less English stop words (all of them when nothing else is
     left: "the who" still searches). unicode61: every word (the index need not be
     English; BM25's idf weighs common words down). trigram: every word of 3
-    characters or more, runs of CJK or Thai cut into overlapping 3-character
-    pieces, so that BM25 ranks a passage by how many pieces of the query it holds;
-    shorter words cannot be matched by trigrams and are left out, unless the
-    query has nothing else (``北京``, ``AI``): then they are the second list, which
-    `search` finds by scanning the passages' text.
+    characters or more, matched as a substring by FTS5 (shorter words cannot be
+    matched by trigrams: left out, unless the query has nothing else, ``AI``). A
+    query holding Chinese, Japanese, Korean or Thai is cut into overlapping
+    2-character pieces (other words kept whole) and all are looked for as
+    substrings: BM25 then ranks a passage by how many of the query's pieces it
+    holds and how rare they are, wherever the query's clause is cut into words.
+    Substrings are found by `search` reading the passages' text (see `_scan`).
     """
     words = _words(query)
     if tokenizer == "porter":
@@ -241,7 +248,10 @@ def split_terms(query: str, tokenizer: str = DEFAULT_TOKENIZER) -> tuple[list[st
         return list(dict.fromkeys(kept)), []
     if tokenizer != "trigram":
         return list(dict.fromkeys(words)), []
-    long = [p for w in words if len(w) >= TRIGRAM_MIN for p in _pieces(w)]
+    if any(_has_no_space_letter(w) for w in words):
+        pieces = [p for w in words for p in (_bigrams(w) if _has_no_space_letter(w) else [w])]
+        return [], list(dict.fromkeys(pieces))
+    long = [w for w in words if len(w) >= TRIGRAM_MIN]
     if long:
         return list(dict.fromkeys(long)), []
     return [], list(dict.fromkeys(words))
@@ -335,8 +345,9 @@ def _scan_stats(db: sqlite3.Connection, terms: Sequence[str]) -> tuple[float, li
 def _scan(
     db: sqlite3.Connection, terms: Sequence[str], ids: str | None
 ) -> list[tuple[int, float]]:
-    """BM25, best first, of the passages holding any of ``terms`` (words too short for a
-    trigram index to match: ``北京``) as substrings, by reading every passage's text.
+    """BM25, best first, of the passages holding any of ``terms`` as substrings (pieces of
+    CJK, words too short for trigrams), by reading every passage's text: a trigram
+    index cannot find strings under 3 characters.
 
     The score is bm25()'s formula with the term's occurrences as ``f`` and lengths
     in characters (a trigram index counts a passage's length in trigrams, about one
