@@ -336,3 +336,16 @@ def test_cli_refuses_a_bad_tokenizer_and_leaves_the_index_alone(tmp_path: Path) 
     assert_one_line_error(code, out, err, "stemmed", "porter", "unicode61", "trigram", "auto")
     assert read_manifest(target) == before
     assert table_tokenizer(target) == "trigram"
+
+
+def test_a_substring_search_sees_passages_added_since_the_last(tmp_path: Path) -> None:
+    target = build(tmp_path, CHINESE, lexical="trigram")
+    with Index.open(target, embedder=FakeEmbedder()) as index:
+        assert len(index.search("火锅", 5, mode="lexical")) == 2  # read once, then kept
+        (tmp_path / "articles" / "chongqing.txt").write_text("重庆\n\n重庆的火锅很辣。\n")
+        index.add([tmp_path / "articles"])
+        hits = index.search("火锅", 5, mode="lexical")
+        assert len(hits) == 3 and any("重庆的火锅" in h.text for h in hits)
+        (tmp_path / "articles" / "sichuan.txt").unlink()
+        index.add([tmp_path / "articles"])
+        assert [h.text for h in index.search("火锅", 5, mode="lexical")] == ["重庆的火锅很辣。"]

@@ -24,7 +24,9 @@ from __future__ import annotations
 import math
 import re
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
 
 # Common English function words; dropped from queries only (see module doc).
 STOP_WORDS = frozenset(
@@ -240,7 +242,7 @@ def split_terms(query: str, tokenizer: str = DEFAULT_TOKENIZER) -> tuple[list[st
     2-character pieces (other words kept whole) and all are looked for as
     substrings: BM25 then ranks a passage by how many of the query's pieces it
     holds and how rare they are, wherever the query's clause is cut into words.
-    Substrings are found by `search` reading the passages' text (see `_scan`).
+    Substrings are found by `search` reading the passages' text (see `_scan_all`).
     """
     words = _words(query)
     if tokenizer == "porter":
@@ -297,7 +299,7 @@ def search(
     if allowed is not None and len(allowed) == 0:
         return []
     if not matched:
-        ranked = _scan(db, scanned, None if allowed is None else _id_list(allowed))
+        ranked = _scan(db, scanned, allowed)
         return ranked[:k]
     expr = " OR ".join(_phrase(t) for t in matched)
     k = min(k, SQLITE_MAX_INT)  # LIMIT takes a 64-bit integer; no more rows exist anyway
@@ -325,52 +327,76 @@ def _id_list(ids: Collection[int]) -> str:
     return "[" + ",".join(str(int(i)) for i in ids) + "]"
 
 
-def _holding(terms: Sequence[str]) -> str:
-    """SQL true for a passage whose text holds any of ``terms`` (lower case) as a substring."""
-    return "(" + " OR ".join("instr(lower(body), ?) > 0" for _ in terms) + ")"
+@dataclass(frozen=True)
+class _Scan:
+    """One reading of every passage for a set of substrings: their idfs, the passages'
+    scores (those holding none left out)."""
+
+    idf: list[float]
+    scores: dict[int, float]
 
 
-def _scan_stats(db: sqlite3.Connection, terms: Sequence[str]) -> tuple[float, list[float]]:
-    """(mean passage length in characters, each term's idf) for `_scan`, in one pass."""
-    counts = ", ".join("coalesce(sum(instr(lower(body), ?) > 0), 0)" for _ in terms)
-    row = db.execute(
-        f"SELECT count(*), coalesce(avg(length(body)), 0), {counts} FROM passages_fts",
-        tuple(terms),
-    ).fetchone()
-    total = int(row[0])
-    idf = [_idf(total, int(n)) for n in row[2:]]
-    return float(row[1]) or 1.0, idf
+_SCANS: OrderedDict[tuple[object, ...], _Scan] = OrderedDict()  # the latest few, by content
+_SCANS_KEPT = 4
 
 
-def _scan(
-    db: sqlite3.Connection, terms: Sequence[str], ids: str | None
-) -> list[tuple[int, float]]:
-    """BM25, best first, of the passages holding any of ``terms`` as substrings (pieces of
-    CJK, words too short for trigrams), by reading every passage's text: a trigram
-    index cannot find strings under 3 characters.
+def _scan_all(db: sqlite3.Connection, terms: Sequence[str]) -> _Scan:
+    """BM25 of every passage holding any of ``terms`` as a substring (pieces of CJK, words
+    too short for trigrams: a trigram index cannot find strings under 3 characters), by
+    reading every passage's text once (about 35 ms per 10,000 passages, see
+    benchmarks/lexical_tokenizers.py).
 
     The score is bm25()'s formula with the term's occurrences as ``f`` and lengths
     in characters (a trigram index counts a passage's length in trigrams, about one
-    per character), so `bound` holds for it as for FTS5's own scores.
+    per character), so `bound` holds for it as for FTS5's own scores. A query's
+    search, bound and scores_of share one reading: passage ids are never reused,
+    so the count and the highest id tell whether the passages changed.
     """
-    avgdl, idf = _scan_stats(db, terms)
-    sql = f"SELECT rowid, body FROM passages_fts WHERE {_holding(terms)}"
-    params: tuple[str, ...] = tuple(terms)
-    if ids is not None:
-        sql += " AND +rowid IN (SELECT value FROM json_each(?))"
-        params += (ids,)
-    out = []
-    for rowid, body in db.execute(sql, params):
+    path = db.execute("PRAGMA database_list").fetchone()[2]
+    count, top = db.execute("SELECT count(*), max(id) FROM passages_fts_docsize").fetchone()
+    key = (id(db), path, count, top, tuple(terms))
+    cached = _SCANS.get(key)
+    if cached is not None:
+        _SCANS.move_to_end(key)
+        return cached
+    total = length = 0
+    found: list[tuple[int, int, list[int]]] = []
+    holding = [0] * len(terms)
+    for rowid, body in db.execute("SELECT rowid, body FROM passages_fts"):
         text = str(body).lower()
-        norm = K1 * (1 - B + B * len(text) / avgdl)
-        score = 0.0
-        for term, weight in zip(terms, idf, strict=True):
-            f = text.count(term)
-            if f:
-                score += weight * f * (K1 + 1) / (f + norm)
-        out.append((int(rowid), score))
-    out.sort(key=lambda r: (-r[1], r[0]))
-    return out
+        total += 1
+        length += len(text)
+        counts = [text.count(t) for t in terms]
+        if any(counts):
+            found.append((int(rowid), len(text), counts))
+            for n, f in enumerate(counts):
+                holding[n] += f > 0
+    avgdl = length / total if total else 1.0
+    idf = [_idf(total, n) for n in holding]
+    scores = {}
+    for rowid, size, counts in found:
+        norm = K1 * (1 - B + B * size / avgdl)
+        scores[rowid] = sum(
+            w * f * (K1 + 1) / (f + norm) for w, f in zip(idf, counts, strict=True) if f
+        )
+    scan = _Scan(idf, scores)
+    _SCANS[key] = scan
+    while len(_SCANS) > _SCANS_KEPT:
+        _SCANS.popitem(last=False)
+    return scan
+
+
+def _scan(
+    db: sqlite3.Connection, terms: Sequence[str], allowed: Collection[int] | None
+) -> list[tuple[int, float]]:
+    """`_scan_all`'s passages (those of ``allowed`` only, when given), best first."""
+    scores = _scan_all(db, terms).scores
+    if allowed is None:
+        pairs = list(scores.items())
+    else:
+        pairs = [(int(i), scores[int(i)]) for i in allowed if int(i) in scores]
+    pairs.sort(key=lambda r: (-r[1], r[0]))
+    return pairs
 
 
 def scores_of(
@@ -387,7 +413,7 @@ def scores_of(
     if not wanted or not (matched or scanned):
         return out
     if not matched:
-        out.update(_scan(db, scanned, _id_list(wanted)))
+        out.update(_scan(db, scanned, wanted))
         return out
     rows = db.execute(
         "SELECT rowid, bm25(passages_fts) FROM passages_fts WHERE passages_fts MATCH ? "
@@ -407,7 +433,7 @@ def idfs(db: sqlite3.Connection, query: str, tokenizer: str | None = None) -> li
     `search` looks for with this tokenizer)."""
     matched, scanned = split_terms(query, tokenizer or table_tokenizer(db))
     if scanned:
-        return _scan_stats(db, scanned)[1]
+        return _scan_all(db, scanned).idf
     if not matched:
         return []
     total = int(db.execute("SELECT count(*) FROM passages_fts_docsize").fetchone()[0])
