@@ -36,7 +36,7 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .index import Index, IndexInfo
-    from .query import Hit
+    from .query import Hit, Results
     from .storage.integrity import CheckReport
     from .update import AddReport
 
@@ -46,6 +46,7 @@ _LAZY = {
     "IndexInfo": "index",
     "CheckReport": "storage.integrity",
     "Hit": "query.hits",
+    "Results": "query.hits",
 }
 
 
@@ -76,6 +77,7 @@ __all__ = [
     "ModelLoadError",
     "ModelMismatchError",
     "PassageNotFoundError",
+    "Results",
     "SchemaVersionError",
     "SemsearchError",
     "ServeError",

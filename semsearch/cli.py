@@ -595,6 +595,14 @@ def query(
             "TERM=dumb), always or never.",
         ),
     ] = "auto",
+    correct: Annotated[
+        bool,
+        typer.Option(
+            "--correct/--no-correct",
+            help="Search for the closest known word in place of a word the index does not "
+            "know (a typo), and say so. --no-correct searches for the words as given.",
+        ),
+    ] = True,
 ) -> None:
     """Find the passages that best match TEXT, best first.
 
@@ -615,6 +623,7 @@ def query(
             collapse=collapse,
             # only what is shown is worked out: csv, tsv and vimgrep show no highlights
             highlight=highlight and (fmt in _SHOWS_HIGHLIGHTS or width is not None),
+            correct=correct,
         )
         check_query(text, k, min_score, **options)  # argument errors before any slow work
         with _status_line(False) as status, _open(index_dir, model=model, status=status) as idx:
@@ -726,6 +735,9 @@ def _print_hits(
         sys.stdout.write(output.markdown_text(hits, width))
     else:
         on = _use_color(color, sys.stdout)
+        corrected = getattr(hits, "corrected_query", None)
+        if corrected is not None:
+            typer.echo(_styler(on)(f"showing results for: {corrected}", bold=True) + "\n", color=on)
         typer.echo(_format_hits(hits, min_score, width, on), nl=False, color=on)
 
 

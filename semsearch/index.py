@@ -41,10 +41,11 @@ from .query import Hit, Query, check_query
 from .query import language as _language
 from .query import lexical as lexical_
 from .query.fusion import Fusion
-from .query.hits import make_hit
+from .query.hits import Results, make_hit
 from .query.options import Mode
 from .query.searcher import Searcher
 from .query.similar import similar as _similar
+from .query.spelling import Speller
 from .storage import integrity
 from .storage import vectors as _vectors
 from .storage.lock import LOCK_NAME, WriteLock
@@ -218,6 +219,7 @@ class Index:
         # manifest entries it was made for.
         self._generations: dict[int, VectorIndex] = {}
         self._query_model: tuple[str, Embedder] | None = None
+        self._speller = Speller()  # the lexical vocabulary of the newest generation read
         self._lock = threading.RLock()  # one thread loads vectors or a model at a time
         self._closed = False
         self._fingerprint_checked = False
@@ -565,7 +567,8 @@ class Index:
         collapse: bool = True,
         highlight: bool = False,
         fusion: Fusion | None = None,
-    ) -> list[Hit]:
+        correct: bool = True,
+    ) -> Results:
         """The ``k`` passages that best match ``query``, best first.
 
         ``mode`` is ``"hybrid"`` (default: dense and BM25 rankings fused),
@@ -576,6 +579,12 @@ class Index:
         others listed in ``hit.also_in``); ``highlight=True`` marks the best
         sentences (``hit.highlights``; it embeds each sentence of the hits, so
         it costs a few milliseconds more).
+
+        A word the lexical index does not know (a typo: "chancelor") is searched for
+        as the closest word it does ("chancellor"), by every mode; the result, a
+        list of `Hit`, then has ``corrected_query``, the query as searched for (None
+        when nothing was corrected). ``correct=False`` searches for the words as
+        given. See `query.spelling` for what counts as close.
         """
         q = check_query(
             query,
@@ -589,13 +598,14 @@ class Index:
             collapse=collapse,
             highlight=highlight,
             fusion=fusion,
+            correct=correct,
         )
         with self.snapshot() as snap:
             return snap.run([q])[0]
 
     def search_many(
         self, queries: Sequence[str], k: int = 10, *, batch_size: int = 64, **options: Any
-    ) -> list[list[Hit]]:
+    ) -> list[Results]:
         """`search` for many queries at once, embedding them in batches (for evaluation)."""
         checked = [check_query(text, k, **options) for text in queries]
         if not checked:
@@ -1567,7 +1577,7 @@ class Snapshot:
         """The stored vectors of these passages, in order (unit length)."""
         return self._vectors.reconstruct(np.asarray(list(passage_ids), dtype=np.int64))
 
-    def search(self, query: str, k: int = 5, **options: Any) -> list[Hit]:
+    def search(self, query: str, k: int = 5, **options: Any) -> Results:
         """`Index.search` on this generation."""
         return self.run([check_query(query, k, **options)])[0]
 
@@ -1586,19 +1596,21 @@ class Snapshot:
             )
         return _similar(self._store, self._vectors, [rows[i] for i in ids], q)
 
-    def run(self, queries: Sequence[Query], batch_size: int = 64) -> list[list[Hit]]:
+    def run(self, queries: Sequence[Query], batch_size: int = 64) -> list[Results]:
         """Checked queries (all of one mode) on this generation."""
         self._check_thread()
         if not queries:
             return []
         mode = queries[0].mode
         embedder = None if mode == "lexical" else self._index._query_embedder(self.manifest)
-        searcher = Searcher(self._store, self._vectors, embedder)
+        searcher = Searcher(self._store, self._vectors, embedder, self._index._speller)
+        fixes = [searcher.spelling(q) for q in queries]
         qvecs = None
         if embedder is not None and len(queries) > 1:
-            qvecs = embedder.embed([q.text for q in queries], batch_size=batch_size)
+            qvecs = embedder.embed([f.text for f in fixes], batch_size=batch_size)
         return [
-            searcher.search(q, None if qvecs is None else qvecs[n]) for n, q in enumerate(queries)
+            searcher.search(q, None if qvecs is None else qvecs[n], fixes[n])
+            for n, q in enumerate(queries)
         ]
 
 

@@ -58,7 +58,7 @@ def test_query_json_shape(seeds_index: Path) -> None:
     )
     assert code == 0, err
     data = json.loads(out)
-    assert set(data) == {"query", "index", "model", "results"}
+    assert set(data) == {"query", "corrected_query", "index", "model", "results"}
     assert data["query"] == "who attends the parade"
     assert data["model"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert [r["rank"] for r in data["results"]] == [1, 2, 3]

@@ -78,7 +78,7 @@ def test_a_field_added_to_hit_appears_in_the_json_unlisted() -> None:
 def test_results_dict() -> None:
     hits = [hit(1), hit(2, text="Other.")]
     data = O.results_dict("the query", "ix", "some/model", hits)
-    assert list(data) == ["query", "index", "model", "results"]
+    assert list(data) == ["query", "corrected_query", "index", "model", "results"]
     assert data["results"] == [O.hit_dict(h) for h in hits]
     assert [json.loads(line) for line in O.jsonl_lines(hits)] == data["results"]
 

@@ -9,7 +9,7 @@ instead of a query's.
 
 from __future__ import annotations
 
-from .hits import Hit, Source, display_path, split_address
+from .hits import Hit, Results, Source, display_path, split_address
 from .options import (
     DEFAULT_MODE,
     MAX_K,
@@ -31,6 +31,7 @@ __all__ = [
     "MODES",
     "Hit",
     "Query",
+    "Results",
     "Source",
     "check_k",
     "check_mode",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -64,6 +65,19 @@ class Hit:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+
+
+class Results(list[Hit]):
+    """What a search returns: its hits, best first (a list), and ``corrected_query``, the
+    query as searched for when some of its words were corrected (see `query.spelling`),
+    None when none was."""
+
+    def __init__(self, hits: Iterable[Hit] = (), corrected_query: str | None = None) -> None:
+        super().__init__(hits)
+        self.corrected_query = corrected_query
+
+    def __repr__(self) -> str:
+        return f"Results({list.__repr__(self)}, corrected_query={self.corrected_query!r})"
 
 
 def make_hit(rank: int, score: float, row: PassageRow, scores: Scores | None = None) -> Hit:

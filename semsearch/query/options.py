@@ -51,6 +51,7 @@ class Query:
     collapse: bool = True
     highlight: bool = False
     fusion: Fusion = DEFAULT_FUSION
+    correct: bool = True  # search for close known words in place of unknown ones (spelling)
 
     @property
     def filtered(self) -> bool:
@@ -127,6 +128,7 @@ def check_query(
     collapse: bool = True,
     highlight: bool = False,
     fusion: Fusion | None = None,
+    correct: bool = True,
 ) -> Query:
     """A `Query`; raises `UsageError` for anything unusable (see `check_text`, `check_k`)."""
     text = check_text(query)
@@ -168,6 +170,7 @@ def check_query(
         collapse=collapse,
         highlight=highlight,
         fusion=fusion or DEFAULT_FUSION,
+        correct=bool(correct),
     )
 
 

@@ -6,7 +6,7 @@ same objects. Everything here is a pure function of a list of `Hit`s:
 - `hit_dict` is one hit as JSON: every field of `Hit` except those in
   `INTERNAL_FIELDS`, so a field added to `Hit` appears in the JSON without
   being listed here. `results_dict` is the whole answer
-  (``{"query", "index", "model", "results": [hit_dict, ...]}``).
+  (``{"query", "corrected_query", "index", "model", "results": [hit_dict, ...]}``).
 - `jsonl_lines` (one `hit_dict` a line), `csv_text`, `tsv_text`,
   `markdown_text` and `vimgrep_lines` (``path:line:column: text``, for
   editors' quickfix lists) format the same hits for scripts and editors.
@@ -64,9 +64,12 @@ def hit_dict(hit: Hit) -> dict[str, Any]:
 
 
 def results_dict(query: str, index: str, model: str, hits: Sequence[Hit]) -> dict[str, Any]:
-    """A query's whole answer: ``query`` as asked, the index folder, its model, the hits."""
+    """A query's whole answer: ``query`` as asked, ``corrected_query`` (the query as searched
+    for when typos were corrected, else None: `Results.corrected_query`), the index
+    folder, its model, the hits."""
     return {
         "query": query,
+        "corrected_query": getattr(hits, "corrected_query", None),
         "index": index,
         "model": model,
         "results": [hit_dict(h) for h in hits],

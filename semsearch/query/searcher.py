@@ -9,7 +9,7 @@ results or the index has no more.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -21,8 +21,9 @@ from . import lexical
 from .fusion import Fusion, fuse
 from .group import group
 from .highlight import highlight
-from .hits import Hit, Scores, scores_of
+from .hits import Results, Scores, scores_of
 from .options import HYBRID_DEPTH, Query
+from .spelling import Speller, Spelling
 
 Candidates = list[tuple[int, float]]  # (passage id, score), best first
 
@@ -54,10 +55,17 @@ def _ceiling(fusion: Fusion, c: HybridCandidates, depth: int, bound: float) -> f
 class Searcher:
     """Runs queries against one store + vector index + embedder."""
 
-    def __init__(self, store: Store, vectors: VectorIndex, embedder: Embedder | None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        vectors: VectorIndex,
+        embedder: Embedder | None,
+        speller: Speller | None = None,
+    ) -> None:
         self.store = store
         self.vectors = vectors
         self._embedder = embedder
+        self._speller = speller  # keeps the vocabulary between queries (see spelling)
 
     @property
     def embedder(self) -> Embedder:
@@ -65,16 +73,34 @@ class Searcher:
             raise RuntimeError("dense search needs an embedder")
         return self._embedder
 
-    def search(self, q: Query, qvec: npt.NDArray[np.float32] | None = None) -> list[Hit]:
+    def spelling(self, q: Query) -> Spelling:
+        """``q``'s text with its unknown words corrected (unchanged when ``q.correct`` is off
+        or no word needs it); see `query.spelling`."""
+        if not q.correct or not lexical.query_terms(q.text):
+            return Spelling(q.text)
+        return self.store.spelling(q.text, self._speller)
+
+    def search(
+        self,
+        q: Query,
+        qvec: npt.NDArray[np.float32] | None = None,
+        spelling: Spelling | None = None,
+    ) -> Results:
+        """The hits of ``q``. ``spelling`` is `spelling` (q) when the caller has it already
+        (and ``qvec`` then the vector of its text)."""
         if not lexical.query_terms(q.text):
             # only punctuation or symbols: BM25 has no term to look for, and the model's
             # vector of "?!" is noise, so no mode has anything that matches
-            return []
+            return Results()
+        fix = spelling if spelling is not None else self.spelling(q)
+        corrected = fix.text if fix.changed else None
+        # every retriever searches for the corrected query, the model too: see README, "Typos"
+        q = replace(q, text=fix.text)
         allowed: IdArray | None = None
         if q.filtered:
             allowed = self.store.filter_ids(since=q.since, until=q.until, path=q.path)
             if len(allowed) == 0:
-                return []
+                return Results(corrected_query=corrected)
         if qvec is None and q.mode != "lexical":
             qvec = self.embedder.embed([q.text])
         fetch = q.k * 4 if q.by_article else q.k * 2 if q.collapse else q.k
@@ -90,12 +116,16 @@ class Searcher:
         hits = hits[: q.k]
         if q.highlight and hits:
             hits = highlight(self._embedder, q, qvec, hits)
-        return hits
+        return Results(hits, corrected_query=corrected)
 
     # --- retrieval
 
     def _retrieve(
-        self, q: Query, qvec: npt.NDArray[np.float32] | None, n: int, allowed: IdArray | None
+        self,
+        q: Query,
+        qvec: npt.NDArray[np.float32] | None,
+        n: int,
+        allowed: IdArray | None,
     ) -> tuple[Candidates, bool, dict[int, Scores]]:
         """Up to ``n`` (id, score) candidates, best first, whether there are no more, and
         each candidate's scores by mode (`Hit.scores`)."""

@@ -154,6 +154,8 @@ def format_hits(data: dict[str, Any]) -> list[str]:
             "mode 'lexical' for exact names, or looser filters (since, until, path)."
         ]
     blocks = []
+    if data.get("corrected_query"):
+        blocks.append(f"showing results for: {data['corrected_query']}")
     for number, hit in enumerate(results, 1):
         block = f"{citation(hit, int(hit.get('rank') or number))}\n{hit.get('text', '')}"
         also = hit.get("also_in") or []

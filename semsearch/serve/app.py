@@ -132,7 +132,8 @@ def _install_routes(app: FastAPI, service: Service, security: Security) -> None:
         "/api/search",
         tags=["search"],
         summary="Search the index",
-        response_description="`query`, `index`, `model` and `results` (best first).",
+        response_description="`query`, `corrected_query`, `index`, `model` and `results` "
+        "(best first).",
         description="The passages that best match `q`, best first: exactly the object "
         "`semsearch query --json` prints for the same query and options.",
         responses=_ERRORS,
@@ -157,6 +158,14 @@ def _install_routes(app: FastAPI, service: Service, security: Security) -> None:
             bool,
             Query(description="Mark each passage's best sentence(s) (`highlights` spans)."),
         ] = True,
+        correct: Annotated[
+            bool,
+            Query(
+                description="Search for the closest known word in place of a word the index "
+                "does not know (a typo); `corrected_query` is then the query as searched for "
+                "(null when nothing was corrected). false: the words as given."
+            ),
+        ] = True,
     ) -> JSONResponse:
         return JSONResponse(
             service.search(
@@ -168,6 +177,7 @@ def _install_routes(app: FastAPI, service: Service, security: Security) -> None:
                 path=path,
                 by_article=by_article,
                 highlight=highlight,
+                correct=correct,
             )
         )
 

@@ -287,9 +287,15 @@ def results_fragment(service: Service, ask: Ask) -> tuple[str, int]:
     if not hits:
         return no_results(ask, f"for “{esc(ask.q.strip())}”"), 200
     n = len(hits)
+    corrected = data.get("corrected_query")
+    asked = esc(ask.q.strip())
     summary = (
         f'<p class="summary">{n} result{"s" if n != 1 else ""} for '
-        f"“{esc(ask.q.strip())}”, best first ({esc(ask.mode)})</p>"
+        f"“{asked}”, best first ({esc(ask.mode)})</p>"
+        if corrected is None
+        else f'<p class="summary corrected">{n} result{"s" if n != 1 else ""}, best first '
+        f"({esc(ask.mode)}): showing results for “<strong>{esc(corrected)}</strong>” "
+        f"(you typed “{asked}”)</p>"
     )
     return summary + hits_html(hits, ask), 200
 

@@ -44,8 +44,10 @@ class Service:
         path: str | None = None,
         by_article: bool = False,
         highlight: bool = True,
+        correct: bool = True,
     ) -> dict[str, Any]:
-        """`semsearch query --json`'s object for this query."""
+        """`semsearch query --json`'s object for this query (``corrected_query``: the query as
+        searched for when some of its words were typos, else None)."""
         check_k(k)
         hits = self.index.search(
             q,
@@ -56,6 +58,7 @@ class Service:
             path=path or None,
             by_article=by_article,
             highlight=highlight,
+            correct=correct,
         )
         return _output.results_dict(q, self.label, self.index.model, hits)
 

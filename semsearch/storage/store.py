@@ -49,7 +49,7 @@ from ..errors import (
     SchemaVersionError,
     SemsearchError,
 )
-from ..query import lexical
+from ..query import lexical, spelling
 from . import integrity
 from . import vectors as _vectors
 from .integrity import ID_CHECKSUM_VERSION, REBUILD_HINT, checksum_version, id_checksum
@@ -545,6 +545,20 @@ class Store:
         """`query.lexical.scores_of`: the BM25 of these passages (0.0 where no term matches)."""
         try:
             return lexical.scores_of(self.db, query, ids)
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(self.folder, exc) from exc
+
+    def spelling(
+        self, query: str, speller: spelling.Speller | None = None
+    ) -> spelling.Spelling:
+        """`query.spelling.correct` on this index: ``query`` with the words its lexical index
+        does not know replaced by close ones it does. ``speller`` keeps the vocabulary of
+        the generation read (see `Speller`)."""
+        manifest = self.manifest()
+        key = (manifest.get("generation"), manifest.get("created_at"), manifest.get("updated_at"))
+        try:
+            tokenizer = spelling.tokenizer_of(self.db, manifest.get("lexical_tokenizer"))
+            return spelling.correct(self.db, query, tokenizer, speller, key)
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.folder, exc) from exc
 
