@@ -1327,6 +1327,7 @@ class Index:
                         embed_hash(x.embed_text),
                         x.line,
                         x.column,
+                        x.page,
                     )
                     for x in ps
                 ],
