@@ -759,7 +759,7 @@ def _format_hits(
     if not hits:
         why = f" scored {min_score} or more" if min_score is not None else " was found"
         return f"No passage{why}.\n"
-    from .query.output import snippet
+    from .query.output import place, snippet
 
     style = _styler(color)
     bold_on, bold_off = ("\x1b[1m", "\x1b[22m") if color else ("", "")
@@ -773,9 +773,8 @@ def _format_hits(
         where = f"paragraph {h.paragraph}"
         if h.pieces > 1:
             where += f", part {h.piece} of {h.pieces}"
-        shown = display_path(h.abspath, h.path)
-        source = f"{shown}#{h.key}" if h.key else shown  # a record inside a JSON Lines file
-        out.append(style(f"   {source}, {where}", dim=True))
+        # the file, and the record of a JSON Lines file or the page of a PDF
+        out.append(style(f"   {place(h)}, {where}", dim=True))
         marked, spans = snippet(h.text, h.highlights, width)
         for a, b in sorted(spans, reverse=True):
             marked = marked[:a] + _BOLD_ON + marked[a:b] + _BOLD_OFF + marked[b:]
@@ -785,8 +784,8 @@ def _format_hits(
         out.append(wrapped.replace(_BOLD_ON, bold_on).replace(_BOLD_OFF, bold_off))
         for src in h.also_in:
             date = f", {src.date}" if src.date else ""
-            place = display_path(src.abspath, src.path)
-            line = f"   also in: {src.title}{date} ({place}, paragraph {src.paragraph})"
+            other = display_path(src.abspath, src.path) + (f" p.{src.page}" if src.page else "")
+            line = f"   also in: {src.title}{date} ({other}, paragraph {src.paragraph})"
             out.append(style(line, dim=True))
         out.append("")
     return "\n".join(out) + "\n"

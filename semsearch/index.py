@@ -35,7 +35,7 @@ from .errors import (
     SourceError,
     UsageError,
 )
-from .ingest import parse, walk
+from .ingest import Problem, parse, walk
 from .ingest.passages import UNITS, Chunking, Unit, make_passages
 from .query import Hit, Query, check_query
 from .query import language as _language
@@ -1174,16 +1174,23 @@ class Index:
             )
             _check_precision(manifest, embedder, self.folder)
         planned: list[Planned] = []
+        passed_over: list[Problem] = []  # why each file that gave no article gave none
         for source, digest, old_id in changed:
             assert embedder is not None
             docs, problems = parse(source)
             report.problems += problems
+            if not docs and problems:
+                passed_over.append(problems[-1])
             cut = [(d, make_passages(d, chunking, embedder.count_tokens)) for d in docs]
             planned.append(Planned(source, digest, cut, old_id))
         replaced_ids = [p.old_id for p in planned if p.old_id is not None]
         removed_file_ids = [r.id for r in gone]
         if not (unchanged_ids or replaced_ids or gone or any(p.docs for p in planned)):
-            raise SourceError(nothing_readable(paths, found, len(changed), unreadable))
+            raise SourceError(
+                nothing_readable(
+                    paths, found, len(changed) - len(passed_over), unreadable, passed_over
+                )
+            )
         requested = self._wanted_type or str(manifest.get("index_type_requested", "auto"))
         retype = requested != manifest.get("index_type_requested", "auto")
         _vectors.check_convertible(current, requested)  # before anything is embedded
@@ -1422,6 +1429,7 @@ class Index:
                         embed_hash(x.embed_text),
                         x.line,
                         x.column,
+                        x.page,
                     )
                     for x in ps
                 ],

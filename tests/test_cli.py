@@ -74,6 +74,7 @@ def test_query_json_shape(seeds_index: Path) -> None:
             "abspath",
             "line",
             "column",
+            "page",
             "paragraph",
             "passage_id",
             "piece",

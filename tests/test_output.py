@@ -59,6 +59,7 @@ def test_hit_dict_is_every_field_but_the_internal_ones() -> None:
             "paragraph": 3,
             "passage_id": 9,
             "abspath": "",
+            "page": None,
         }
     ]
     assert json.loads(json.dumps(d)) == d  # plain JSON, no tuples or objects

@@ -543,6 +543,8 @@ def tree(tmp_path: Path) -> Path:
         "e.pdf",
         "README",
         "f.DOCX",
+        "g.epub",
+        "photo.PNG",
         ".hidden.txt",
         ".git/config.txt",
         ".cache/x.md",
@@ -567,12 +569,15 @@ def test_walk_finds_supported_files_and_skips_the_rest(
         "articles/b.md",
         "articles/c.html",
         "articles/d.jsonl",
+        "articles/e.pdf",
+        "articles/f.DOCX",
+        "articles/g.epub",
         "articles/sub/g.TXT",
         "articles/sub/deeper/h.ndjson",
     ]
     assert [given for given, _ in result.files] == [os.path.normpath(p) for p in expected]
     assert [real for _, real in result.files] == [os.path.realpath(tmp_path / p) for p in expected]
-    assert result.skipped == 3  # e.pdf, README, f.DOCX; hidden files are not counted
+    assert result.skipped == 2  # README, photo.PNG; hidden files are not counted
     assert result.roots == [os.path.realpath(tree)]
 
 
@@ -590,7 +595,7 @@ def test_walk_deduplicates_a_file_given_twice(tree: Path, monkeypatch: pytest.Mo
     result = walk([".", "a.txt"], exclude=["index"])
     assert [g for g, _ in result.files].count(os.path.join(".", "a.txt")) == 1
     assert "a.txt" not in [g for g, _ in result.files]
-    assert len(result.files) == 6
+    assert len(result.files) == 9
 
 
 def test_walk_deduplicates_symlinked_file(tmp_path: Path) -> None:
@@ -603,7 +608,7 @@ def test_walk_deduplicates_symlinked_file(tmp_path: Path) -> None:
 
 
 def test_walk_explicit_unsupported_file_counts_as_skipped(tree: Path) -> None:
-    result = walk([tree / "e.pdf", tree / "a.txt"])
+    result = walk([tree / "photo.PNG", tree / "a.txt"])
     assert result.skipped == 1
     assert result.files == [(str(tree / "a.txt"), os.path.realpath(tree / "a.txt"))]
 

@@ -3,12 +3,14 @@ every format shares (decoding, line spans, blocks, dates).
 
 A paragraph's span is in character offsets of the file's decoded text for
 text and Markdown files, of the extracted text (paragraphs joined by a blank
-line) for HTML, and of the record's ``text`` field for JSON Lines.
+line) for HTML, PDF, DOCX and EPUB, and of the record's ``text`` field for JSON
+Lines.
 
 Where a passage starts in its file (1-based line, and column where known) is
 found from those offsets through the document's `LineIndex` for text and
 Markdown, and is the paragraph's own ``line`` for HTML (the line of its
-element) and JSON Lines (the record's line).
+element) and JSON Lines (the record's line); PDF, DOCX and EPUB have no lines
+(0), and PDF and EPUB paragraphs know their page (`Paragraph.page`) instead.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ class Paragraph:
     end: int
     exact: bool = True
     line: int = 0  # 1-based line of the file it starts on, for formats without a `LineIndex`
+    page: int = 0  # 1-based page (PDF) or chapter (EPUB) it starts on; 0 for formats without
+    # the headings it stands under ("Methods > Samples"), embedded with the title (DOCX, EPUB)
+    section: str = ""
 
 
 class LineIndex:
@@ -102,6 +107,12 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
+
+
+def describe(exc: BaseException) -> str:
+    """An exception in a few words for a `Problem`: its type and its message's first line."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def decode(data: bytes) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import SourceError
 from .documents import Problem, SourceFile
-from .formats import SUPPORTED_SUFFIXES
+from .formats import load_plugins, supported_suffixes
 
 
 class RealPaths:
@@ -96,7 +96,9 @@ def walk(paths: Sequence[str | os.PathLike[str]], exclude: Iterable[str] = ()) -
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     excluded = {os.path.realpath(p) for p in exclude}
-    out = Walk(files=[], roots=[], skipped=0)
+    # a format plugin that cannot be loaded is told once a process, on its first walk
+    out = Walk(files=[], roots=[], skipped=0, problems=load_plugins())
+    readable = supported_suffixes()
     seen: set[str] = set()
 
     real_path = RealPaths()
@@ -117,7 +119,7 @@ def walk(paths: Sequence[str | os.PathLike[str]], exclude: Iterable[str] = ()) -
         if not _valid_name(shown):
             safe = shown.encode("utf-8", "replace").decode("utf-8")
             out.problems.append(Problem(safe, "file name is not valid UTF-8; skipped"))
-        elif Path(shown).suffix.lower() in SUPPORTED_SUFFIXES:
+        elif Path(shown).suffix.lower() in readable:
             position[real] = len(out.files)
             out.files.append((shown, real))
             if where != real:

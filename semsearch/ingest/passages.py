@@ -10,7 +10,10 @@ The embedded text is the article title, a newline, then the passage: the
 title gives a paragraph the context it lacks on its own ("he said the deal
 was off"). A very long title is shortened for this purpose so that it never
 takes more than ``MAX_TITLE_TOKENS`` of the budget, nor more than half of it
-(a model that reads few tokens still gets most of each paragraph).
+(a model that reads few tokens still gets most of each paragraph). A paragraph
+under headings (`Paragraph.section`: DOCX headings, an EPUB chapter's title)
+gets them too, on a line after the title, shortened to ``MAX_SECTION_TOKENS``
+and never more than a quarter of what is left.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ TokenCounter = Callable[[Sequence[str]], list[int]]
 """Counts the word pieces of each text, without the model's special tokens."""
 
 MAX_TITLE_TOKENS = 48
+MAX_SECTION_TOKENS = 24
 SPECIAL_TOKENS = 2  # [CLS] and [SEP] for BERT-like models
 
 # A sentence ends at . ! ? or … (then any closing quotes or brackets, group 1)
@@ -47,6 +51,7 @@ class Passage:
     embed_text: str  # what is embedded: title and passage
     line: int = 0  # 1-based line of the file where it starts (0: not known)
     column: int = 0  # 1-based column there, in UTF-8 bytes (0: not known)
+    page: int = 0  # 1-based page (PDF) or chapter (EPUB) where it starts (0: no pages)
 
 
 Unit = Literal["paragraph", "document"]
@@ -214,17 +219,27 @@ def make_passages(doc: Document, chunking: Chunking, count: TokenCounter) -> lis
         embedded = f"{doc.title.strip()} {body}".strip() if chunking.title_in_embedding else body
         first, last = doc.paragraphs[0], doc.paragraphs[-1]
         line, column = doc.position(first, first.start)
-        return [Passage(0, 0, 1, first.start, last.end, body, embedded, line, column)]
+        return [
+            Passage(0, 0, 1, first.start, last.end, body, embedded, line, column, first.page)
+        ]
     if chunking.title_in_embedding:
         title, title_tokens = _title_prefix(doc.title, count, title_budget(chunking.max_tokens))
     else:
         title, title_tokens = "", 0
     # at least one token: a model reading almost nothing still gets every word, one by one
-    budget = max(1, chunking.max_tokens - SPECIAL_TOKENS - title_tokens)
-    prefix = f"{title}\n" if title else ""
+    room = chunking.max_tokens - SPECIAL_TOKENS - title_tokens
+    sections: dict[str, tuple[str, int]] = {}  # heading path -> (as embedded, its tokens)
     out: list[Passage] = []
     sizes = count([p.text for p in doc.paragraphs])
     for number, (para, size) in enumerate(zip(doc.paragraphs, sizes, strict=True)):
+        section, section_tokens = "", 0
+        if para.section and chunking.title_in_embedding:
+            if para.section not in sections:
+                limit = min(MAX_SECTION_TOKENS, max(0, room) // 4)
+                sections[para.section] = _title_prefix(para.section, count, limit)
+            section, section_tokens = sections[para.section]
+        budget = max(1, room - section_tokens)
+        prefix = "".join(f"{part}\n" for part in (title, section) if part)
         spans = [(0, len(para.text))] if size <= budget else split_text(para.text, budget, count)
         for piece, (a, b) in enumerate(spans):
             text = para.text[a:b].strip()
@@ -241,6 +256,7 @@ def make_passages(doc: Document, chunking: Chunking, count: TokenCounter) -> lis
                     embed_text=prefix + text,
                     line=line,
                     column=column,
+                    page=para.page,
                 )
             )
     return out

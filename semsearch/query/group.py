@@ -33,7 +33,15 @@ def group(
             if twin is not None:
                 kept = hits[twin]
                 kept.also_in.append(
-                    Source(row.title, row.date, row.path, row.paragraph + 1, row.id, row.abspath)
+                    Source(
+                        row.title,
+                        row.date,
+                        row.path,
+                        row.paragraph + 1,
+                        row.id,
+                        row.abspath,
+                        row.page or None,
+                    )
                 )
                 continue
             if len(hits) >= q.k:

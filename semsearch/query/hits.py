@@ -32,6 +32,7 @@ class Source:
     paragraph: int
     passage_id: int
     abspath: str = ""  # the file's absolute path (see `Hit.abspath`)
+    page: int | None = None  # see `Hit.page`
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,9 @@ class Hit:
     abspath: str = ""  # the file's absolute path (its real path at index time)
     line: int = 0  # 1-based line in the file where the passage starts; 0 when not known
     column: int = 0  # 1-based column there (UTF-8 bytes, as ripgrep counts); 0 when not known
+    # the 1-based page of a PDF (the chapter of an EPUB) where the passage starts; None for
+    # formats without pages
+    page: int | None = None
     # the score of each retriever: {"dense": cosine, "lexical": BM25, "fused": hybrid score},
     # None where the mode computes none (dense mode has no BM25, lexical mode no cosine)
     scores: Scores = field(default_factory=dict)
@@ -101,6 +105,7 @@ def make_hit(rank: int, score: float, row: PassageRow, scores: Scores | None = N
         abspath=row.abspath,
         line=row.line,
         column=row.column,
+        page=row.page or None,
     )
 
 

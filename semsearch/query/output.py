@@ -44,6 +44,7 @@ TABLE_COLUMNS = (
     "path",
     "abspath",
     "line",
+    "page",
     "paragraph",
     "passage_id",
     "key",
@@ -54,6 +55,17 @@ _MARKDOWN_COLUMNS = ("rank", "score", "title", "date", "path", "line", "paragrap
 ELLIPSIS = "…"
 _SNAP = 15  # a trimmed end moves back to a word boundary at most this many characters
 _SPACES = re.compile(r"\s+")
+
+
+def place(hit: Hit, cwd: str | None = None) -> str:
+    """Where a hit is, as a reader opens it: its file (`display_path`), then ``#KEY`` for a
+    JSON Lines record or `` p.N`` for a page of a PDF (a chapter of an EPUB)."""
+    shown = display_path(hit.abspath, hit.path, cwd)
+    if hit.key:
+        shown += f"#{hit.key}"
+    if hit.page:
+        shown += f" p.{hit.page}"
+    return shown
 
 
 def hit_dict(hit: Hit) -> dict[str, Any]:
@@ -241,9 +253,8 @@ def markdown_text(hits: Sequence[Hit], width: int | None = None) -> str:
             if col == "text":
                 text, spans = snippet(h.text, h.highlights, width)
                 cells.append(_bold_spans(text, spans))
-            elif col == "path":  # a path that opens from here, and the record it names
-                shown = display_path(h.abspath, h.path)
-                cells.append(_markdown_escape(f"{shown}#{h.key}" if h.key else shown).strip())
+            elif col == "path":  # a path that opens from here, the record or page it names
+                cells.append(_markdown_escape(place(h)).strip())
             else:
                 value = getattr(h, col)
                 cells.append(_markdown_escape("" if value is None else str(value)).strip())

@@ -133,11 +133,13 @@ def citation(hit: dict[str, Any], number: int | None = None) -> str:
 
 
 def _where(hit: dict[str, Any]) -> str:
-    """``file, paragraph N`` (``file#key`` for a JSON Lines record; the piece of a split
-    paragraph)."""
+    """``file, paragraph N`` (``file#key`` for a JSON Lines record, ``file p.N`` for a
+    page of a PDF; the piece of a split paragraph)."""
     file = hit.get("abspath") or hit.get("path") or ""
     if hit.get("key"):
         file = f"{file}#{hit['key']}"
+    if hit.get("page"):  # a PDF's page, an EPUB's chapter
+        file = f"{file} p.{hit['page']}"
     where = f"{file}, paragraph {hit['paragraph']}"
     if int(hit.get("pieces") or 1) > 1:
         where += f" (part {hit['piece']} of {hit['pieces']})"

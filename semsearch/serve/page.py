@@ -173,9 +173,14 @@ def highlighted(text: str, spans: Sequence[Sequence[int]]) -> str:
 
 
 def shown_path(item: Mapping[str, Any]) -> str:
-    """A hit's file as the command line shows it (relative when shorter), with its record key."""
+    """A hit's file as the command line shows it (relative when shorter), with its record key
+    and its page (PDF) or chapter (EPUB)."""
     path = display_path(item.get("abspath") or "", item.get("path") or "")
-    return f"{path}#{item['key']}" if item.get("key") else path
+    if item.get("key"):
+        path += f"#{item['key']}"
+    if item.get("page"):
+        path += f" p.{item['page']}"
+    return path
 
 
 def paragraph_label(item: Mapping[str, Any]) -> str:

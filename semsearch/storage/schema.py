@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from ..query.lexical import DEFAULT_TOKENIZER, fts_spec
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 def _run_script(db: sqlite3.Connection, script: str) -> None:
@@ -130,9 +130,21 @@ def _m003_lines_and_roots(db: sqlite3.Connection) -> None:
             db.execute(f"ALTER TABLE {table} ADD COLUMN {name} {kind}")
 
 
+def _m004_pages(db: sqlite3.Connection) -> None:
+    """The page (PDF) or chapter (EPUB) each passage starts on.
+
+    Rows of older indexes get 0 (no page), which is what their formats have:
+    nothing is re-read or re-embedded on open.
+    """
+    columns = {r[1] for r in db.execute("PRAGMA table_info(passages)")}
+    if "page" not in columns:  # (present when an index was downgraded by hand)
+        db.execute("ALTER TABLE passages ADD COLUMN page INTEGER NOT NULL DEFAULT 0")  # 1-based
+
+
 MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [
     _m001_create_tables,
     _m002_lexical_index,
     _m003_lines_and_roots,
+    _m004_pages,
 ]
 assert len(MIGRATIONS) == SCHEMA_VERSION

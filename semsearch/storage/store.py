@@ -117,6 +117,7 @@ class PassageRow:
     abspath: str = ""
     line: int = 0
     column: int = 0
+    page: int = 0  # 1-based page (PDF) or chapter (EPUB); 0 for formats without pages
 
 
 @dataclass(frozen=True)
@@ -708,7 +709,7 @@ class Store:
             for r in self._query(
                 "SELECT p.id, p.text, p.paragraph, p.piece, p.pieces, p.start, p.end, d.title, "
                 "d.date, f.path, d.key, d.fields, p.document_id, f.abspath, p.line, p.col, "
-                "f.root FROM passages p "
+                "f.root, p.page FROM passages p "
                 "JOIN documents d ON p.document_id = d.id "
                 f"JOIN files f ON d.file_id = f.id WHERE p.id IN ({marks})",
                 chunk,
@@ -730,6 +731,7 @@ class Store:
                     abspath=self.relocate(r[13], moved_from, r[16] or "", roots_found),
                     line=r[14],
                     column=r[15],
+                    page=r[17],
                 )
         return out
 
@@ -798,13 +800,13 @@ class Store:
         return int(cur.lastrowid or 0)
 
     def insert_passages(self, document_id: int, rows: Sequence[tuple[Any, ...]]) -> list[int]:
-        """Insert (paragraph, piece, pieces, start, end, text, embed_hash, line, column) rows;
-        returns their ids."""
+        """Insert (paragraph, piece, pieces, start, end, text, embed_hash, line, column, page)
+        rows; returns their ids."""
         ids = []
         for row in rows:
             cur = self.db.execute(
                 "INSERT INTO passages(document_id, paragraph, piece, pieces, start, end, text, "
-                "embed_hash, line, col) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "embed_hash, line, col, page) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (document_id, *row),
             )
             ids.append(int(cur.lastrowid or 0))

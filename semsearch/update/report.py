@@ -87,20 +87,37 @@ def count_changes(
 
 
 def nothing_readable(
-    paths: Sequence[str | os.PathLike[str]], found: Walk, empty: int, unreadable: list[Problem]
+    paths: Sequence[str | os.PathLike[str]],
+    found: Walk,
+    empty: int,
+    unreadable: list[Problem],
+    passed_over: Sequence[Problem] = (),
 ) -> str:
+    """The one line for a run that found no article to index, with why: files without
+    text, files that could not be read or were skipped by their format (``passed_over``:
+    a scanned or encrypted PDF), folders that could not be listed, other formats."""
     where = ", ".join(os.fspath(p) for p in paths)
     why = []
     if empty:
         why.append(f"{empty} article files without text")
     if unreadable:
         why.append(f"{len(unreadable)} files could not be read, e.g. {unreadable[0]}")
+    if passed_over:
+        why.append(f"{len(passed_over)} files skipped, e.g. {passed_over[0]}")
     if found.unreadable:
         why.append(f"{len(found.unreadable)} folders could not be read")
     if found.skipped:
         why.append(f"{found.skipped} files of other formats skipped")
     detail = f" ({'; '.join(why)})" if why else ""
+    from ..ingest.formats import FORMATS
+
+    names = sorted({fmt.suffixes[0] for fmt in FORMATS.values()}, key=_suffix_order)
     return (
-        f"no readable articles in {where}{detail}: semsearch reads .txt, .md, .html and "
-        ".jsonl files; the index was left unchanged"
+        f"no readable articles in {where}{detail}: semsearch reads {', '.join(names[:-1])} and "
+        f"{names[-1]} files; the index was left unchanged"
     )
+
+
+def _suffix_order(suffix: str) -> tuple[int, str]:
+    order = (".txt", ".md", ".html", ".jsonl", ".pdf", ".docx", ".epub")
+    return (order.index(suffix), "") if suffix in order else (len(order), suffix)

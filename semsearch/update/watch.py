@@ -33,7 +33,7 @@ from ..errors import (
     UsageError,
 )
 from ..ingest import lies_under
-from ..ingest.formats import SUPPORTED_SUFFIXES
+from ..ingest.formats import supported_suffixes
 from .report import AddReport
 
 if TYPE_CHECKING:
@@ -330,7 +330,7 @@ class Watcher:
         if any(part.startswith(".") for part in parts) or is_temp_name(parts[-1]):
             return False  # hidden (the walk skips these) or an editor's temp file
         suffix = os.path.splitext(parts[-1])[1].lower()
-        if suffix in SUPPORTED_SUFFIXES:
+        if suffix in supported_suffixes():
             return True
         if change == _DELETED:
             return not suffix  # perhaps a folder (whose files go with it)

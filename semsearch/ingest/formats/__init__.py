@@ -1,24 +1,35 @@
 """The formats semsearch reads, behind one registry: file suffix -> `Format`.
 
 Each format is a module with its parser; `parse` picks one by the file's
-suffix. A new format is one more module and one more `register` call.
+suffix. A new built-in format is one more module and one more `register` call;
+another package adds one through the ``semsearch.formats`` entry point group
+(see `load_plugins`). The parsers of binary formats (PDF, DOCX, EPUB) import
+their libraries only when such a file is read.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..documents import Document, Problem, SourceFile, decode, decode_lines
-from . import html, jsonl, markdown, text
+from ..documents import Document, Problem, SourceFile, decode, decode_lines, describe
+from . import docx, epub, html, jsonl, markdown, pdf, text
 
 Parser = Callable[[SourceFile], tuple[list[Document], list[Problem]]]
+
+ENTRY_POINT_GROUP = "semsearch.formats"
 
 
 @dataclass(frozen=True)
 class Format:
-    """A readable kind of file: its name, its suffixes and how to parse it."""
+    """A readable kind of file: its name, its suffixes and how to parse it.
+
+    ``parse`` gets the file's bytes (`SourceFile.data`, never decoded for it) and
+    returns its documents and the problems met; a file it cannot read is one
+    `Problem` and no document, never an exception.
+    """
 
     name: str
     suffixes: tuple[str, ...]
@@ -26,6 +37,7 @@ class Format:
 
 
 FORMATS: dict[str, Format] = {}  # lower-case suffix -> format
+_PLUGINS: list[Format] = []  # the formats that entry points gave
 
 
 def register(fmt: Format) -> None:
@@ -59,17 +71,98 @@ register(Format("text", text.SUFFIXES, one_article(text.parse_text)))
 register(Format("markdown", markdown.SUFFIXES, one_article(markdown.parse_markdown)))
 register(Format("html", html.SUFFIXES, one_article(html.parse_html)))
 register(Format("jsonl", jsonl.SUFFIXES, _parse_jsonl))
+register(Format("pdf", pdf.SUFFIXES, pdf.parse_pdf))
+register(Format("docx", docx.SUFFIXES, docx.parse_docx))
+register(Format("epub", epub.SUFFIXES, epub.parse_epub))
 
 SUPPORTED_SUFFIXES = frozenset(FORMATS)
-"""The suffixes of the built-in formats."""
+"""The suffixes of the built-in formats (`supported_suffixes` adds the plugins')."""
+
+# --------------------------------------------------------------------------- plugins
+
+_plugin_lock = threading.Lock()
+_plugin_problems: list[Problem] | None = None  # None: entry points not read yet
+
+
+def load_plugins() -> list[Problem]:
+    """Register the formats other packages declare in the ``semsearch.formats`` entry
+    point group, once per process; the first call returns the problems of plugins that
+    could not be loaded (later ones return none: a watcher's every run need not repeat it).
+
+    Each entry point names a `Format`, or a callable returning one. A plugin that
+    fails to import, raises, or gives something else is one `Problem` (its files
+    are then skipped as of a format semsearch does not read); it never stops a run.
+    A plugin's format wins over a built-in one for the suffixes it names.
+    """
+    global _plugin_problems
+    with _plugin_lock:
+        if _plugin_problems is not None:
+            return []  # told by the call that loaded them
+        _plugin_problems = _load_entry_points()
+        return list(_plugin_problems)
+
+
+def _load_entry_points() -> list[Problem]:
+    from importlib.metadata import entry_points
+
+    problems: list[Problem] = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        where = f"format plugin {ep.name!r} ({ep.value})"
+        try:
+            obj = ep.load()
+            fmt = obj if isinstance(obj, Format) or not callable(obj) else obj()
+        except Exception as exc:  # foreign code: whatever it raises, the run goes on
+            why = f"could not be loaded ({describe(exc)}); its files skipped"
+            problems.append(Problem(where, why))
+            continue
+        if not isinstance(fmt, Format) or not fmt.suffixes:
+            problems.append(
+                Problem(where, "gives no semsearch Format with suffixes; its files skipped")
+            )
+            continue
+        _PLUGINS.append(fmt)
+        register(fmt)
+    return problems
+
+
+def reset_plugins() -> None:
+    """Forget the plugins' formats, so the next `load_plugins` reads the entry points
+    again (for tests, and a program that installs a plugin while it runs)."""
+    global _plugin_problems
+    with _plugin_lock:
+        _plugin_problems = None
+        _PLUGINS.clear()
+        FORMATS.clear()
+        for fmt in _BUILT_IN:
+            register(fmt)
+
+
+_BUILT_IN = tuple(dict.fromkeys(FORMATS.values()))
+
+
+def supported_suffixes() -> frozenset[str]:
+    """The suffixes of every format semsearch reads: the built-in ones and the plugins'."""
+    load_plugins()
+    return frozenset(FORMATS)
 
 
 def format_of(path: str) -> Format | None:
     """The format that reads ``path``, by its suffix; None for a file semsearch skips."""
+    load_plugins()
     return FORMATS.get(Path(path).suffix.lower())
 
 
 def parse(source: SourceFile) -> tuple[list[Document], list[Problem]]:
-    """Parse one file into documents, with the problems met on the way."""
+    """Parse one file into documents, with the problems met on the way.
+
+    A plugin's parser that raises gives one `Problem` and no document: the run goes
+    on with the other files (the built-in parsers report what they cannot read).
+    """
     fmt = format_of(source.path) or FORMATS[".txt"]
-    return fmt.parse(source)
+    if not any(fmt is p for p in _PLUGINS):
+        return fmt.parse(source)
+    try:
+        return fmt.parse(source)
+    except Exception as exc:  # foreign code: one line for the user, not a traceback
+        why = f"format plugin {fmt.name!r} failed ({describe(exc)}); skipped"
+        return [], [Problem(source.path, why)]

@@ -1,0 +1,138 @@
+"""``.docx``: Word documents (python-docx, imported when one is read).
+
+The title is the core properties' title, else the first heading (the ``Title`` style or
+a ``Heading N`` one), else the file's name; the date is the core properties' creation
+date (else their last modification). The body is read in document order: each
+paragraph is a passage, consecutive list items one passage (joined by ``; ``, as
+Markdown lists are), each table one passage (a line a row, cells joined by `` | ``).
+Headings are not passages: each passage carries the headings it stands under
+(`Paragraph.section`, "Methods > Samples"), which are embedded with the title.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..documents import _WS, Document, Paragraph, Problem, SourceFile, describe
+
+SUFFIXES = (".docx",)
+
+SECTION_SEPARATOR = " > "
+_HEADING = re.compile(r"^heading\s*(\d)$", re.I)
+
+
+def parse_docx(source: SourceFile) -> tuple[list[Document], list[Problem]]:
+    """A Word document as one article (no document when it has no text)."""
+    try:
+        return _parse(source)
+    # python-docx reads a zip of XML parts from anywhere and raises what it meets in a
+    # damaged one (BadZipFile, KeyError, lxml's errors, its own): one line each.
+    except Exception as exc:
+        why = f"damaged DOCX, cannot be read ({describe(exc)}); skipped"
+        return [], [Problem(source.path, why)]
+
+
+def _parse(source: SourceFile) -> tuple[list[Document], list[Problem]]:
+    import docx
+
+    document = docx.Document(io.BytesIO(source.data))
+    props = document.core_properties
+    title = _WS.sub(" ", props.title or "").strip()
+    headings: list[tuple[int, str]] = []  # the path of headings above: (level, text)
+    texts: list[tuple[str, str]] = []  # (passage, the headings it stands under)
+    items: list[str] = []  # list items being read
+
+    def section() -> str:
+        return SECTION_SEPARATOR.join(text for _, text in headings)
+
+    def end_list() -> None:
+        if items:
+            texts.append(("; ".join(items), section()))
+            items.clear()
+
+    for block in _blocks(document):
+        if block[0] == "table":
+            end_list()
+            if block[1]:
+                texts.append((block[1], section()))
+            continue
+        _, text, level, is_item = block
+        if not text:
+            continue
+        if level is not None:
+            end_list()
+            if not title:
+                title = text
+            if level == 0:  # the Title style: the document's name, not a section
+                continue
+            while headings and headings[-1][0] >= level:
+                headings.pop()
+            headings.append((level, text))
+        elif is_item:
+            items.append(text)
+        else:
+            end_list()
+            texts.append((text, section()))
+    end_list()
+    paragraphs = []
+    pos = 0
+    for text, under in texts:
+        paragraphs.append(Paragraph(text, pos, pos + len(text), section=under))
+        pos += len(text) + 2
+    if not paragraphs:
+        return [], []
+    date = None
+    for when in (props.created, props.modified):
+        if when is not None:
+            date = when.date().isoformat()
+            break
+    fields: dict[str, Any] = {}
+    if props.author:
+        fields["author"] = props.author
+    doc = Document(
+        path=source.path,
+        title=title or Path(source.path).stem,
+        paragraphs=paragraphs,
+        date=date,
+        format="docx",
+        fields=fields,
+    )
+    return [doc], []
+
+
+def _blocks(document: Any) -> Iterator[tuple[Any, ...]]:
+    """The body in document order: ``("paragraph", text, heading level or None, is a list
+    item)`` (level 0 for the Title style) and ``("table", text)``."""
+    from docx.table import Table
+
+    for block in document.iter_inner_content():
+        if isinstance(block, Table):
+            yield "table", table_text(block)
+            continue
+        text = _WS.sub(" ", block.text).strip()
+        style = (block.style.name if block.style is not None else "") or ""
+        m = _HEADING.match(style)
+        level = 0 if style.lower() == "title" else int(m.group(1)) if m else None
+        numbered = block._p.pPr is not None and block._p.pPr.numPr is not None
+        yield "paragraph", text, level, numbered or style.lower().startswith("list")
+
+
+def table_text(table: Any) -> str:
+    """A table as text: a line a row, its cells' text joined by `` | `` (a merged cell,
+    which python-docx gives once per grid column it spans, once); empty rows left out."""
+    rows = []
+    for row in table.rows:
+        cells: list[str] = []
+        last = None
+        for cell in row.cells:
+            if last is not None and cell._tc is last:
+                continue
+            last = cell._tc
+            cells.append(_WS.sub(" ", cell.text).strip())
+        if any(cells):
+            rows.append(" | ".join(cells))
+    return "\n".join(rows)
