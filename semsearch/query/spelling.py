@@ -150,7 +150,9 @@ def tokenizer_of(db: sqlite3.Connection, manifest_value: object = None) -> str:
     """
     if isinstance(manifest_value, str) and manifest_value.strip():
         name = manifest_value.strip()
-        return lexical.FTS_TOKENIZER if name == "porter" else name
+        # the same spec the table was made with (`lexical.fts_spec`), so words are folded
+        # as the index folds them ("unicode61" alone would keep accents)
+        return lexical.fts_spec(name) if name in lexical.TOKENIZERS else name
     row = db.execute(
         "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'passages_fts'"
     ).fetchone()
