@@ -236,9 +236,18 @@ def test_path_that_does_not_exist(tmp_path: Path) -> None:
 
 def test_folder_without_articles(tmp_path: Path) -> None:
     (tmp_path / "docs").mkdir()
-    (tmp_path / "docs" / "report.pdf").write_bytes(b"%PDF-1.4")
+    (tmp_path / "docs" / "slides.pptx").write_bytes(b"PK\x03\x04")
     code, out, err = run("index", str(tmp_path / "docs"), "--index", str(tmp_path / "ix"))
     assert_one_line_error(code, out, err, "no readable articles", "1 files of other formats")
+
+
+def test_folder_with_only_a_damaged_pdf(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "report.pdf").write_bytes(b"%PDF-1.4")
+    code, out, err = run("index", str(tmp_path / "docs"), "--index", str(tmp_path / "ix"))
+    assert_one_line_error(
+        code, out, err, "no readable articles", "report.pdf: damaged PDF", "left unchanged"
+    )
 
 
 def test_query_before_any_index(tmp_path: Path) -> None:
