@@ -9,6 +9,10 @@ model's limit). Every mode is evaluated on both; nDCG@10 uses graded gains. For 
 hybrid mode it also checks what the fused scores mean on queries they were not
 fitted on: of the top 10 articles of every test query, by band of score, how
 many were relevant (any judged grade above 0).
+Then every query-time and lexical option on the default index (semsearch passages):
+typo correction off, the second stage (--rerank), each lexical tokenizer, with nDCG@10,
+Recall@100, MRR@10, the warm cost of one query (median ms of single queries, k=10) and
+the indexing cost per passage. The lexical index is switched back to what it was.
 Prints markdown tables and writes them to benchmarks/results/quality.md.
 """
 
@@ -20,6 +24,7 @@ import json
 import os
 import re
 import sqlite3
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -46,10 +51,13 @@ def main() -> None:
     ap.add_argument("--index-cache", help="folder for the indexes, reused between runs")
     ap.add_argument("--datasets", nargs="+", default=["scifact", "cranfield"])
     ap.add_argument("--json", action="store_true", help="also print the rows as JSON")
+    ap.add_argument("--timed-queries", type=int, default=100, help="queries timed one by one")
+    ap.add_argument("--no-options", action="store_true", help="skip the table of options")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     cache = Path(args.index_cache or tempfile.mkdtemp(prefix="semsearch-quality-"))
     rows = []
+    option_rows: list[dict[str, object]] = []
     calibrations: list[tuple[str, list[tuple[float, bool]]]] = []
     for name in args.datasets:
         dataset = load_dataset(DATA / name, "test")
@@ -75,15 +83,103 @@ def main() -> None:
                         }
                     )
                     print(json.dumps(rows[-1]), flush=True)
+                if unit == "paragraph" and not args.no_options:
+                    passages = report.passages_added + report.passages_unchanged
+                    per_passage = 1000 * index_s / passages if report.passages_added else None
+                    for row in options(name, dataset, index, per_passage, args.timed_queries):
+                        option_rows.append(row)
+                        print(json.dumps(row), flush=True)
     if "scifact" in args.datasets:
         rows.append(bm25_as_published(load_dataset(DATA / "scifact", "test")))
         print(json.dumps(rows[-1]), flush=True)
     table = render(rows) + "\n\n" + render_calibration(calibrations)
+    if option_rows:
+        table += "\n\n" + render_options(option_rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "quality.md").write_text(table + "\n")
     print(table)
     if args.json:
         print(json.dumps(rows))
+
+
+def warm_ms(
+    index: Index, dataset: Dataset, n: int, mode: str, **options: object
+) -> float:
+    """Median ms of one query at a time (k=10, by article, as eval asks), after a warm-up."""
+    texts = list(dataset.queries.values())[:n]
+    for t in texts[:5]:
+        index.search(t, k=10, mode=mode, by_article=True, **options)  # type: ignore[arg-type]
+    times = []
+    for t in texts:
+        started = time.perf_counter()
+        index.search(t, k=10, mode=mode, by_article=True, **options)  # type: ignore[arg-type]
+        times.append(1000 * (time.perf_counter() - started))
+    return statistics.median(times)
+
+
+# (label, mode, search options) of the query-time options measured on the default index
+QUERY_OPTIONS: list[tuple[str, str, dict[str, object]]] = [
+    ("hybrid (default)", "hybrid", {}),
+    ("hybrid --no-correct", "hybrid", {"correct": False}),
+    ("hybrid --rerank", "hybrid", {"rerank": True}),
+    ("dense", "dense", {}),
+    ("dense --rerank", "dense", {"rerank": True}),
+    ("lexical", "lexical", {}),
+]
+TOKENIZERS = ("porter", "unicode61", "trigram")
+
+
+def options(
+    name: str, dataset: Dataset, index: Index, index_ms: float | None, timed: int
+) -> list[dict[str, object]]:
+    """One row per option: its metrics, its warm cost a query, its indexing cost a passage."""
+    out: list[dict[str, object]] = []
+
+    def row(label: str, mode: str, opts: dict[str, object], idx: Index, cost: float | None) -> None:
+        result = evaluate(dataset, idx, mode=mode, **opts)  # type: ignore[arg-type]
+        out.append(
+            {
+                "dataset": name,
+                "option": label,
+                "queries": result.queries,
+                **result.metrics,
+                "ms_query": round(warm_ms(idx, dataset, timed, mode, **opts), 2),
+                "ms_passage": None if cost is None else round(cost, 3),
+            }
+        )
+
+    for label, mode, opts in QUERY_OPTIONS:
+        row(label, mode, opts, index, index_ms)
+    folder, was = index.folder, index.info().lexical
+    for tokenizer in TOKENIZERS:
+        started = time.perf_counter()
+        with Index.open(folder, lexical=tokenizer) as switched:
+            switched.add([dataset.corpus_path])  # rebuilds the lexical index alone
+            cost = 1000 * (time.perf_counter() - started) / max(switched.info().passages, 1)
+            for mode in ("lexical", "hybrid"):
+                row(f"{mode} --lexical {tokenizer}", mode, {}, switched, cost)
+    with Index.open(folder, lexical=was) as back:
+        back.add([dataset.corpus_path])
+    return out
+
+
+def render_options(rows: list[dict[str, object]]) -> str:
+    lines = [
+        "Options on the default index (semsearch passages, all-MiniLM-L6-v2), test queries. "
+        "ms a query: median of single warm queries (k=10); ms a passage: indexing cost "
+        "(for a tokenizer, building its lexical index from stored passages; the embedding "
+        "cost is the default's).",
+        "",
+        "| dataset | option | nDCG@10 | Recall@100 | MRR@10 | ms a query | ms a passage |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        cost = "" if r["ms_passage"] is None else f"{r['ms_passage']:.3f}"
+        lines.append(
+            f"| {r['dataset']} ({r['queries']} queries) | {r['option']} | {r['nDCG@10']:.4f} | "
+            f"{r['Recall@100']:.4f} | {r['MRR@10']:.4f} | {r['ms_query']:.1f} | {cost} |"
+        )
+    return "\n".join(lines)
 
 
 def bm25_as_published(dataset: Dataset) -> dict[str, object]:

@@ -133,6 +133,21 @@ IndexDir = Annotated[
     ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object for programs.")]
+RerankFlag = Annotated[bool, typer.Option("--rerank", help=OPTION_HELP["rerank"])]
+RerankMethodOption = Annotated[
+    str | None,
+    typer.Option("--rerank-method", help=OPTION_HELP["rerank_method"], show_default=False),
+]
+RerankDepthOption = Annotated[
+    int | None,
+    typer.Option("--rerank-depth", help=OPTION_HELP["rerank_depth"], show_default="50"),
+]
+
+
+def _rerank_choice(flag: bool, method: str | None) -> bool | str | None:
+    """What `check_query` takes as rerank: a method name, True (the best) or None."""
+    return method if method is not None else (True if flag else None)
+
 # the filters of `query` and `similar`
 SinceOption = Annotated[str | None, typer.Option(help=OPTION_HELP["since"])]
 UntilOption = Annotated[str | None, typer.Option(help=OPTION_HELP["until"])]
@@ -603,6 +618,9 @@ def query(
             "know (a typo), and say so. --no-correct searches for the words as given.",
         ),
     ] = True,
+    rerank: RerankFlag = False,
+    rerank_method: RerankMethodOption = None,
+    rerank_depth: RerankDepthOption = None,
 ) -> None:
     """Find the passages that best match TEXT, best first.
 
@@ -624,6 +642,8 @@ def query(
             # only what is shown is worked out: csv, tsv and vimgrep show no highlights
             highlight=highlight and (fmt in _SHOWS_HIGHLIGHTS or width is not None),
             correct=correct,
+            rerank=_rerank_choice(rerank, rerank_method),
+            rerank_depth=rerank_depth,
         )
         check_query(text, k, min_score, **options)  # argument errors before any slow work
         with _status_line(False) as status, _open(index_dir, model=model, status=status) as idx:
@@ -824,6 +844,16 @@ def eval_(
     backend: BackendOption = None,
     precision: PrecisionOption = None,
     lexical: LexicalOption = None,
+    rerank: RerankFlag = False,
+    rerank_method: RerankMethodOption = None,
+    rerank_depth: RerankDepthOption = None,
+    correct: Annotated[
+        bool,
+        typer.Option(
+            "--correct/--no-correct",
+            help="Correct words the index does not know in the queries, as `query` does.",
+        ),
+    ] = True,
     per_query: Annotated[
         Path | None,
         typer.Option("--per-query", help="Write each query's figures to this JSON Lines file."),
@@ -848,6 +878,9 @@ def eval_(
                 backend=backend,
                 precision=precision,
                 lexical=lexical,
+                correct=correct,
+                rerank=_rerank_choice(rerank, rerank_method),
+                rerank_depth=rerank_depth,
                 index_dir=None if index_dir is None else os.fspath(index_dir),
                 index_progress=index_bar,
                 query_progress=query_bar,
@@ -864,7 +897,8 @@ def eval_(
         else:
             typer.echo(
                 f"{result.dataset} ({result.split}, {result.queries} queries), "
-                f"{result.mode}, {result.model}"
+                f"{result.mode}{f' reranked ({result.rerank})' if result.rerank else ''}, "
+                f"{result.model}, {1000 * result.seconds / max(result.queries, 1):.1f} ms a query"
             )
             for name, value in result.metrics.items():
                 typer.echo(f"  {name:<11}{value:.4f}")

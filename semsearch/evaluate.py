@@ -24,8 +24,10 @@ from .errors import IndexCorruptError, SchemaVersionError, SourceError, UsageErr
 from .index import Index
 from .ingest import RealPaths
 from .ingest.passages import Unit
-from .query import DEFAULT_MODE, check_mode, check_text
+from .query import DEFAULT_MODE, check_text
 from .query.fusion import Fusion
+from .query.options import check_query
+from .query.rerank import Rerank
 from .storage.store import Store
 
 METRICS = ("nDCG@10", "Recall@10", "Recall@100", "MRR@10")
@@ -60,6 +62,7 @@ class EvalResult:
     seconds: float
     per_query: list[dict[str, Any]] = field(default_factory=list)
     run: dict[str, dict[str, float]] = field(default_factory=dict)  # query -> {doc: score}
+    rerank: str | None = None  # the second stage's method, with its depth ("prf@50")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +70,7 @@ class EvalResult:
             "split": self.split,
             "mode": self.mode,
             "model": self.model,
+            "rerank": self.rerank,
             "queries": self.queries,
             "metrics": self.metrics,
             "seconds": self.seconds,
@@ -193,8 +197,12 @@ def evaluate(
     progress: Callable[[int, int], None] | None = None,
     batch_size: int = 64,
     fusion: Fusion | None = None,
+    correct: bool = True,
+    rerank: bool | str | Rerank | None = None,
+    rerank_depth: int | None = None,
 ) -> EvalResult:
     """Run every judged query of ``dataset`` against ``index`` (already holding its corpus)."""
+    second = check_query("x", mode=mode, rerank=rerank, rerank_depth=rerank_depth).rerank
     started = time.perf_counter()
     qids = list(dataset.queries)
     run: dict[str, dict[str, float]] = {}
@@ -211,6 +219,9 @@ def evaluate(
             highlight=False,
             batch_size=batch_size,
             fusion=fusion,
+            correct=correct,
+            rerank=rerank,
+            rerank_depth=rerank_depth,
         )
         for qid, hits in zip(chunk, results, strict=True):
             run[qid] = {h.key: h.score for h in hits}
@@ -232,6 +243,7 @@ def evaluate(
         dataset=os.path.basename(os.path.normpath(dataset.folder)),
         split=dataset.split,
         mode=mode or DEFAULT_MODE,
+        rerank=None if second is None else f"{second.method}@{second.depth}",
         model=index.model,
         queries=len(qids),
         metrics=means,
@@ -280,6 +292,9 @@ def run_eval(
     backend: str | None = None,
     precision: str | None = None,
     lexical: str | None = None,
+    correct: bool = True,
+    rerank: bool | str | Rerank | None = None,
+    rerank_depth: int | None = None,
     index_progress: Callable[[int, int], None] | None = None,
     query_progress: Callable[[int, int], None] | None = None,
 ) -> EvalResult:
@@ -296,7 +311,7 @@ def run_eval(
     """
     if protocol not in PROTOCOLS:
         raise UsageError(f"protocol must be one of {', '.join(PROTOCOLS)} (got {protocol!r})")
-    check_mode(mode)  # before indexing a whole corpus
+    check_query("x", mode=mode, rerank=rerank, rerank_depth=rerank_depth)  # before indexing
     backend_, precision_ = check_choice(backend, precision)
     dataset = load_dataset(dataset_dir, split)
     if index_dir is not None:
@@ -319,7 +334,15 @@ def run_eval(
             lexical=lexical,
         ) as index:
             index.add([dataset.corpus_path], progress=index_progress)
-            return evaluate(dataset, index, mode=mode, progress=query_progress)
+            return evaluate(
+                dataset,
+                index,
+                mode=mode,
+                progress=query_progress,
+                correct=correct,
+                rerank=rerank,
+                rerank_depth=rerank_depth,
+            )
     finally:
         if temporary:
             shutil.rmtree(folder, ignore_errors=True)

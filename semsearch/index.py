@@ -43,6 +43,7 @@ from .query import lexical as lexical_
 from .query.fusion import Fusion
 from .query.hits import Results, make_hit
 from .query.options import Mode
+from .query.rerank import Rerank
 from .query.searcher import Searcher
 from .query.similar import similar as _similar
 from .query.spelling import Speller
@@ -568,6 +569,8 @@ class Index:
         highlight: bool = False,
         fusion: Fusion | None = None,
         correct: bool = True,
+        rerank: bool | str | Rerank | None = None,
+        rerank_depth: int | None = None,
     ) -> Results:
         """The ``k`` passages that best match ``query``, best first.
 
@@ -585,6 +588,10 @@ class Index:
         list of `Hit`, then has ``corrected_query``, the query as searched for (None
         when nothing was corrected). ``correct=False`` searches for the words as
         given. See `query.spelling` for what counts as close.
+
+        ``rerank=True`` (or a method name, see `query.rerank.METHODS`) re-scores the top
+        ``rerank_depth`` (default 50) candidates with a second stage before grouping;
+        hybrid and dense modes only.
         """
         q = check_query(
             query,
@@ -599,6 +606,8 @@ class Index:
             highlight=highlight,
             fusion=fusion,
             correct=correct,
+            rerank=rerank,
+            rerank_depth=rerank_depth,
         )
         with self.snapshot() as snap:
             return snap.run([q])[0]

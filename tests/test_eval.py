@@ -376,7 +376,9 @@ def test_cli_eval_json_and_per_query(dataset_dir: Path, tmp_path: Path) -> None:
     lines = out.strip().splitlines()
     assert len(lines) == 1, out
     data = json.loads(lines[0])
-    assert set(data) == {"dataset", "split", "mode", "model", "queries", "metrics", "seconds"}
+    assert set(data) == {
+        "dataset", "split", "mode", "rerank", "model", "queries", "metrics", "seconds"
+    }  # fmt: skip
     assert set(data["metrics"]) == {"nDCG@10", "Recall@10", "Recall@100", "MRR@10"}
     assert data["metrics"]["MRR@10"] == 1.0
     assert data["metrics"]["Recall@10"] == 1.0

@@ -372,7 +372,10 @@ def test_openapi_describes_every_endpoint_and_parameter(client: TestClient) -> N
             assert p.get("description"), (path, p["name"])
     assert set(paths["/login"]) == {"post"}
     names = [p["name"] for p in paths["/api/search"]["get"]["parameters"]]
-    assert names == ["q", "k", "mode", "since", "until", "path", "by_article", "highlight"]
+    assert names == [
+        "q", "k", "mode", "since", "until", "path", "by_article", "highlight", "correct",
+        "rerank", "rerank_depth",
+    ]  # fmt: skip
     assert "400" in paths["/api/search"]["get"]["responses"]
     assert "404" in paths["/api/passages/{id}"]["get"]["responses"]
     assert not [p for p, ops in paths.items() for op in ops.values() if "422" in op["responses"]]

@@ -14,6 +14,7 @@ from typing import Literal
 
 from ..errors import UsageError
 from .fusion import Fusion
+from .rerank import Rerank, check_rerank
 
 Mode = Literal["dense", "lexical", "hybrid"]
 MODES: tuple[Mode, ...] = ("dense", "lexical", "hybrid")
@@ -52,6 +53,7 @@ class Query:
     highlight: bool = False
     fusion: Fusion = DEFAULT_FUSION
     correct: bool = True  # search for close known words in place of unknown ones (spelling)
+    rerank: Rerank | None = None  # a second stage over the first ranking's top (see rerank)
 
     @property
     def filtered(self) -> bool:
@@ -129,6 +131,8 @@ def check_query(
     highlight: bool = False,
     fusion: Fusion | None = None,
     correct: bool = True,
+    rerank: bool | str | Rerank | None = None,
+    rerank_depth: int | None = None,
 ) -> Query:
     """A `Query`; raises `UsageError` for anything unusable (see `check_text`, `check_k`)."""
     text = check_text(query)
@@ -145,6 +149,12 @@ def check_query(
         raise UsageError(
             f"min-score is between {low:g} and 1 for {checked} scores (got {min_score}); "
             "only lexical (BM25) scores go above 1"
+        )
+    second = check_rerank(rerank, rerank_depth)
+    if second is not None and checked == "lexical":
+        raise UsageError(
+            "rerank re-scores with the model's vectors, which lexical mode does not use: "
+            "use --mode hybrid (the default) or dense"
         )
     since, until = _check_date("since", since), _check_date("until", until)
     if since and until and since > until:
@@ -171,6 +181,7 @@ def check_query(
         highlight=highlight,
         fusion=fusion or DEFAULT_FUSION,
         correct=bool(correct),
+        rerank=second,
     )
 
 

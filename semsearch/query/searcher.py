@@ -17,7 +17,7 @@ import numpy.typing as npt
 from ..embed import Embedder
 from ..storage.store import Store
 from ..storage.vectors import IdArray, VectorIndex
-from . import lexical
+from . import lexical, rerank
 from .fusion import Fusion, fuse
 from .group import group
 from .highlight import highlight
@@ -131,9 +131,13 @@ class Searcher:
         each candidate's scores by mode (`Hit.scores`)."""
         if q.mode == "dense":
             assert qvec is not None
-            dense = self._dense(qvec, n, allowed)
+            wanted = n if q.rerank is None else max(n, q.rerank.depth)
+            dense = self._dense(qvec, wanted, allowed)
+            exhausted = len(dense) < wanted
+            if q.rerank is not None:
+                dense = self._rerank(q, qvec, dense, None)[:n]
             only = {i: scores_of(dense=s) for i, s in dense}
-            return dense, len(dense) < n, only
+            return dense, exhausted, only
         if q.mode == "lexical":
             lex = self.store.bm25(q.text, n, allowed)
             return lex, len(lex) < n, {i: scores_of(lexical=s) for i, s in lex}
@@ -149,15 +153,60 @@ class Searcher:
             values = q.fusion.scores(cosines, bm25, bound)
             order = np.argsort(-values, kind="stable")
             fused = [(ids[j], float(values[j])) for j in order.tolist()]
-            if q.min_score is not None and not exhausted:
+            if q.rerank is not None:
+                fused = self._rerank(q, qvec, fused, (c.lexical, bound))
+            elif q.min_score is not None and not exhausted:
                 # No passage outside the candidates reaches the min-score: fetching deeper
                 # would find none, and the candidates past n are all below it too.
                 unreachable = _ceiling(q.fusion, c, depth, bound) < q.min_score
                 exhausted = unreachable and (len(fused) <= n or fused[n][1] < q.min_score)
         else:
             fused = fuse(c.dense_ranking, c.lexical_ranking, q.fusion, depth=HYBRID_DEPTH)
+            if q.rerank is not None:
+                fused = self._rerank_by_ranks(q, qvec, fused, c)
         fused = fused[:n]
         return fused, exhausted, {i: scores_of(c.dense[i], c.lexical[i], s) for i, s in fused}
+
+    def _rerank(
+        self,
+        q: Query,
+        qvec: npt.NDArray[np.float32],
+        ranked: Candidates,
+        lexical_scores: tuple[dict[int, float], float] | None,
+    ) -> Candidates:
+        """``ranked`` with its top ``q.rerank.depth`` re-scored by the second stage (see
+        `rerank`): their cosines with the feedback query, fused again with their BM25
+        scores (``lexical_scores``: each passage's and the bound) when given."""
+        second = q.rerank
+        assert second is not None
+        ids = [i for i, _ in ranked[: second.depth]]
+        if not ids:
+            return list(ranked)
+        stored = self.vectors.reconstruct(np.asarray(ids, dtype=np.int64))
+        moved = rerank.rocchio(qvec, stored[: second.feedback], second.beta)
+        cosines = np.minimum(stored @ moved, 1.0).astype(np.float64)
+        if lexical_scores is None:
+            return rerank.reorder(ranked, ids, cosines)
+        bm25_of, bound = lexical_scores
+        bm25 = np.array([bm25_of[i] for i in ids], dtype=np.float64)
+        return rerank.reorder(ranked, ids, q.fusion.scores(cosines, bm25, bound))
+
+    def _rerank_by_ranks(
+        self, q: Query, qvec: npt.NDArray[np.float32], fused: Candidates, c: HybridCandidates
+    ) -> Candidates:
+        """`_rerank` for a fusion of ranks (rrf, min-max): the top is fused again from its
+        dense ranking by the feedback query and its lexical ranking."""
+        second = q.rerank
+        assert second is not None
+        head = fused[: second.depth]
+        ids = [i for i, _ in head]
+        if not ids:
+            return list(fused)
+        dense = self._rerank(q, qvec, [(i, c.dense[i]) for i in ids], None)
+        keep = set(ids)
+        lex = [(i, s) for i, s in c.lexical_ranking if i in keep]
+        again = dict(fuse(dense, lex, q.fusion, depth=len(ids)))
+        return rerank.reorder(fused, ids, np.array([again.get(i, 0.0) for i in ids]))
 
     def candidates(
         self, text: str, qvec: npt.NDArray[np.float32], depth: int, allowed: IdArray | None

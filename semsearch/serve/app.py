@@ -166,6 +166,16 @@ def _install_routes(app: FastAPI, service: Service, security: Security) -> None:
                 "(null when nothing was corrected). false: the words as given."
             ),
         ] = True,
+        rerank: Annotated[
+            str | None,
+            Query(
+                description=OPTION_HELP["rerank"]
+                + " true: the best method; or a method's name (prf)."
+            ),
+        ] = None,
+        rerank_depth: Annotated[
+            int | None, Query(description=OPTION_HELP["rerank_depth"] + " Default 50.")
+        ] = None,
     ) -> JSONResponse:
         return JSONResponse(
             service.search(
@@ -178,6 +188,8 @@ def _install_routes(app: FastAPI, service: Service, security: Security) -> None:
                 by_article=by_article,
                 highlight=highlight,
                 correct=correct,
+                rerank=rerank,
+                rerank_depth=rerank_depth,
             )
         )
 

@@ -45,6 +45,8 @@ class Service:
         by_article: bool = False,
         highlight: bool = True,
         correct: bool = True,
+        rerank: bool | str | None = None,
+        rerank_depth: int | None = None,
     ) -> dict[str, Any]:
         """`semsearch query --json`'s object for this query (``corrected_query``: the query as
         searched for when some of its words were typos, else None)."""
@@ -59,6 +61,8 @@ class Service:
             by_article=by_article,
             highlight=highlight,
             correct=correct,
+            rerank=_rerank_arg(rerank),
+            rerank_depth=rerank_depth,
         )
         return _output.results_dict(q, self.label, self.index.model, hits)
 
@@ -136,3 +140,16 @@ __all__ = [
     "check_k",
     "error_status",
 ]
+
+
+def _rerank_arg(value: bool | str | None) -> bool | str | None:
+    """A query string's rerank: true/1/yes (the best method), false/0/no/empty (none), or a
+    method's name (checked by the search)."""
+    if not isinstance(value, str):
+        return value
+    word = value.strip().lower()
+    if word in ("true", "1", "yes", "on"):
+        return True
+    if word in ("false", "0", "no", "off", ""):
+        return None
+    return word

@@ -1,0 +1,205 @@
+"""The second ranking stage (semsearch.query.rerank): checking, Rocchio feedback, the reranked
+order in the library, and --rerank on the CLI, in eval and in the HTTP API."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from semsearch.errors import UsageError
+from semsearch.index import Index
+from semsearch.query import check_query, rerank
+from semsearch.serve.app import create_app
+from semsearch.serve.service import Service
+from tests import fake_cli
+from tests.cli_helpers import assert_one_line_error, run_faked
+from tests.fake_cli import NamedFake
+from tests.test_eval import make_dataset
+
+WORDS = [
+    "river", "flood", "bank", "water", "rain", "storm", "wind", "coast", "harbour", "ship",
+    "sail", "boat", "crew", "dock",
+]  # fmt: skip
+
+
+def article(n: int) -> str:
+    """A title and three paragraphs, each a different mix of `WORDS` (deterministic)."""
+    rng = np.random.default_rng(n)
+    paras = [" ".join(rng.choice(WORDS, size=9)) + "." for _ in range(3)]
+    return f"Report {n}\n\n" + "\n\n".join(paras) + "\n"
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("rerank")
+    (root / "docs").mkdir()
+    for n in range(40):
+        (root / "docs" / f"r{n}.txt").write_text(article(n), encoding="utf-8")
+    code, _, err = run_faked("index", str(root / "docs"), "--index", str(root / "ix"), "-q")
+    assert code == 0, err
+    return root
+
+
+@pytest.fixture
+def index(built: Path) -> Iterator[Index]:
+    with Index.open(built / "ix", embedder=NamedFake()) as opened:
+        yield opened
+
+
+QUERY = "flood water on the river bank"
+
+
+# --------------------------------------------------------------------------- checking
+
+
+def test_rerank_alone_is_the_best_method_at_depth_50() -> None:
+    assert check_query("x", rerank=True).rerank == rerank.Rerank("prf", 50)
+    assert check_query("x", rerank="best").rerank == rerank.Rerank(rerank.BEST_METHOD, 50)
+    assert check_query("x", rerank=" PRF ", rerank_depth=7).rerank == rerank.Rerank("prf", 7)
+    assert check_query("x").rerank is None and check_query("x", rerank=False).rerank is None
+
+
+@pytest.mark.parametrize(
+    ("options", "needle"),
+    [
+        ({"rerank": "cross-encoder"}, "rerank method must be one of prf"),
+        ({"rerank": True, "rerank_depth": 0}, "at least 1"),
+        ({"rerank": True, "rerank_depth": True}, "at least 1"),
+        ({"rerank": True, "rerank_depth": 1001}, "at most 1,000"),
+        ({"rerank_depth": 20}, "add --rerank"),
+        ({"rerank": True, "mode": "lexical"}, "use --mode hybrid"),
+        ({"rerank": 3}, "true or a method name"),
+    ],
+)
+def test_bad_rerank_options_are_refused(options: dict[str, object], needle: str) -> None:
+    with pytest.raises(UsageError, match=needle):
+        check_query("x", **options)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- the pieces
+
+
+def test_rocchio_moves_the_query_towards_the_feedback_and_keeps_unit_length() -> None:
+    q = np.array([1.0, 0.0, 0.0], np.float32)
+    fb = np.array([[0.0, 1.0, 0.0], [0.0, 0.6, 0.8]], np.float32)
+    moved = rerank.rocchio(q, fb, 0.5)
+    expected = np.array([1.0, 0.4, 0.2]) / np.linalg.norm([1.0, 0.4, 0.2])
+    assert np.allclose(moved, expected, atol=1e-6)
+    assert np.array_equal(rerank.rocchio(q, fb, 0.0), q)
+    assert np.array_equal(rerank.rocchio(q, fb[:0], 0.5), q)
+
+
+def test_reorder_sorts_the_head_and_keeps_the_rest_below_it_in_order() -> None:
+    ranked = [(1, 0.9), (2, 0.8), (3, 0.7), (4, 0.65), (5, 0.1)]
+    out = rerank.reorder(ranked, [1, 2, 3], np.array([0.2, 0.5, 0.3]))
+    assert [i for i, _ in out] == [2, 3, 1, 4, 5]
+    scores = [s for _, s in out]
+    assert scores[:3] == [0.5, 0.3, 0.2]
+    assert all(a > b for a, b in itertools.pairwise(scores))  # strictly: no ties
+    assert scores[4] == 0.1  # already below: kept as it was
+
+
+# --------------------------------------------------------------------------- the library
+
+
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+def test_rerank_only_reorders_the_top_depth(index: Index, mode: str) -> None:
+    plain = index.search(QUERY, k=20, mode=mode, collapse=False)  # type: ignore[arg-type]
+    again = index.search(
+        QUERY, k=20, mode=mode, collapse=False, rerank=True, rerank_depth=10  # type: ignore[arg-type]
+    )
+    assert {h.passage_id for h in plain[:10]} == {h.passage_id for h in again[:10]}
+    assert [h.passage_id for h in plain[10:]] == [h.passage_id for h in again[10:]]
+    scores = [h.score for h in again]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_depth_one_changes_nothing(index: Index) -> None:
+    plain = index.search(QUERY, k=15, collapse=False)
+    again = index.search(QUERY, k=15, collapse=False, rerank=True, rerank_depth=1)
+    assert [h.passage_id for h in again] == [h.passage_id for h in plain]
+
+
+def test_dense_rerank_ranks_by_the_cosine_with_the_feedback_query(index: Index) -> None:
+    """Worked out here from the stored vectors, without the module's own helpers."""
+    depth = 12
+    with index.snapshot() as snap:
+        first = snap.search(QUERY, k=depth, mode="dense", collapse=False)
+        ids = [h.passage_id for h in first]
+        vecs = snap.vectors(ids)
+        qvec = snap.embedder.embed([QUERY])[0]
+    moved = qvec + 0.5 * vecs[:3].mean(axis=0)
+    moved /= np.linalg.norm(moved)
+    expected = [ids[j] for j in np.argsort(-(vecs @ moved), kind="stable")]
+    got = index.search(
+        QUERY, k=depth, mode="dense", collapse=False, rerank="prf", rerank_depth=depth
+    )
+    assert [h.passage_id for h in got] == expected
+    assert expected != ids  # the feedback did move something, or this test shows nothing
+    assert got[0].score == pytest.approx(float(np.max(vecs @ moved)), abs=1e-5)
+
+
+def test_rerank_with_filters_and_by_article(index: Index) -> None:
+    hits = index.search(QUERY, k=5, by_article=True, path="*/r1*", rerank=True)
+    assert hits and all(Path(h.path).name.startswith("r1") for h in hits)
+    assert len({h.path for h in hits}) == len(hits)
+
+
+# --------------------------------------------------------------------------- front ends
+
+
+def q(built: Path, *args: str) -> tuple[int, str, str]:
+    return run_faked("query", *args, "--index", str(built / "ix"))
+
+
+def test_cli_rerank(built: Path) -> None:
+    code, out, err = q(built, QUERY, "--json", "--rerank", "-k", "3")
+    assert code == 0, err
+    assert len(json.loads(out)["results"]) == 3
+    code, out, _ = q(built, QUERY, "--json", "--rerank-method", "prf", "--rerank-depth", "5")
+    assert code == 0 and json.loads(out)["results"]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--rerank-method", "colbert"], "rerank method must be one of prf"),
+        (["--rerank", "--rerank-depth", "0"], "at least 1"),
+        (["--rerank-depth", "9"], "add --rerank"),
+        (["--rerank", "--mode", "lexical"], "use --mode hybrid"),
+    ],
+)
+def test_cli_rerank_errors_are_one_line(built: Path, args: list[str], needle: str) -> None:
+    code, out, err = q(built, QUERY, *args)
+    assert_one_line_error(code, out, err, needle, exit_code=2)
+
+
+def test_eval_reports_the_rerank(tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "tiny")
+    code, out, err = run_faked("eval", str(data), "--json", "--rerank", "--rerank-depth", "20")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["rerank"] == "prf@20" and 0.0 <= result["metrics"]["nDCG@10"] <= 1.0
+    code, out, err = run_faked("eval", str(data), "--rerank", "--mode", "lexical")
+    assert_one_line_error(code, out, err, "use --mode hybrid", exit_code=2)
+
+
+def test_the_api_reranks_and_refuses_an_unknown_method(built: Path) -> None:
+    with fake_cli.faked(), Index.open(built / "ix") as opened:
+        client = TestClient(create_app(Service(opened)), base_url="http://127.0.0.1")
+        plain = client.get("/api/search", params={"q": QUERY, "k": 10}).json()
+        again = client.get("/api/search", params={"q": QUERY, "k": 10, "rerank": "true"})
+        assert again.status_code == 200
+        direct = opened.search(QUERY, k=10, rerank=True, highlight=True)
+        assert [r["passage_id"] for r in again.json()["results"]] == [
+            h.passage_id for h in direct
+        ]
+        assert len(plain["results"]) == 10
+        bad = client.get("/api/search", params={"q": QUERY, "rerank": "colbert"})
+        assert bad.status_code == 400 and "rerank method must be one of prf" in bad.text
