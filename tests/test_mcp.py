@@ -100,6 +100,9 @@ def _expected(index_dir: Path) -> dict[str, Any]:
             "before": [h.passage_id for h in view.before],
             "after": [h.passage_id for h in view.after],
             "info": index.info().to_dict(),
+            "reranked": [
+                h.passage_id for h in index.search("bread starter", k=5, rerank=True)
+            ],
         }
 
 
@@ -132,7 +135,8 @@ def test_an_agent_searches_reads_and_gets_one_line_errors(built: Path, tmp_path:
                 search_schema = tools["search"].input_schema
                 assert search_schema["required"] == ["query"]
                 props = search_schema["properties"]
-                assert set(props) == {"query", "k", "mode", "since", "until", "path"}
+                assert set(props) == {"query", "k", "mode", "since", "until", "path", "rerank"}
+                assert props["rerank"]["type"] == "boolean" and not props["rerank"]["default"]
                 assert props["k"]["maximum"] == MAX_K and props["k"]["default"] == 10
                 assert set(props["mode"]["enum"]) == {"hybrid", "dense", "lexical"}
                 assert "YYYY-MM-DD" in props["since"]["description"]
@@ -172,6 +176,12 @@ def test_an_agent_searches_reads_and_gets_one_line_errors(built: Path, tmp_path:
                     "search", {"query": "bread starter", "path": "*/notes/*", "k": 5}
                 )
                 paths = [r["abspath"] for r in notes.structured_content["results"]]
+                reranked = await session.call_tool(
+                    "search", {"query": "bread starter", "k": 5, "rerank": True}
+                )
+                assert not reranked.is_error, _text(reranked)
+                got = [r["passage_id"] for r in reranked.structured_content["results"]]
+                assert got == expected["reranked"]
                 assert paths and all("/docs/notes/" in p for p in paths), paths
                 none = await session.call_tool(
                     "search", {"query": "parade", "path": "*/nowhere/*", "mode": "lexical"}

@@ -108,6 +108,7 @@ Mode = Annotated[
 Since = Annotated[str | None, Field(description=OPTION_HELP["since"])]
 Until = Annotated[str | None, Field(description=OPTION_HELP["until"])]
 PathGlob = Annotated[str | None, Field(description=OPTION_HELP["path"])]
+RerankFlag = Annotated[bool, Field(description=OPTION_HELP["rerank"])]
 PassageId = Annotated[int, Field(description="A passage_id from the results of search or similar.")]
 Neighbours = Annotated[
     int,
@@ -270,9 +271,12 @@ def build_server(service: Service) -> MCPServer[Any]:
         since: Since = None,
         until: Until = None,
         path: PathGlob = None,
+        rerank: RerankFlag = False,
     ) -> CallToolResult:
         return _answer(
-            lambda: service.search(query, k, mode=mode, since=since, until=until, path=path),
+            lambda: service.search(
+                query, k, mode=mode, since=since, until=until, path=path, rerank=rerank or None
+            ),
             format_hits,
         )
 
