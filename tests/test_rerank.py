@@ -203,3 +203,12 @@ def test_the_api_reranks_and_refuses_an_unknown_method(built: Path) -> None:
         assert len(plain["results"]) == 10
         bad = client.get("/api/search", params={"q": QUERY, "rerank": "colbert"})
         assert bad.status_code == 400 and "rerank method must be one of prf" in bad.text
+
+
+def test_min_score_applies_to_the_reranked_scores(index: Index) -> None:
+    full = index.search(QUERY, k=30, collapse=False, rerank=True)
+    middle = len(full) // 2
+    cut = (full[middle].score + full[middle - 1].score) / 2  # hits show scores rounded
+    kept = index.search(QUERY, k=30, collapse=False, rerank=True, min_score=cut)
+    assert [h.passage_id for h in kept] == [h.passage_id for h in full if h.score >= cut]
+    assert len(kept) < len(full)

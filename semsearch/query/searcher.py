@@ -153,9 +153,9 @@ class Searcher:
             values = q.fusion.scores(cosines, bm25, bound)
             order = np.argsort(-values, kind="stable")
             fused = [(ids[j], float(values[j])) for j in order.tolist()]
-            if q.rerank is not None:
+            if q.rerank is not None:  # re-scores the top of the candidates, never beyond them
                 fused = self._rerank(q, qvec, fused, (c.lexical, bound))
-            elif q.min_score is not None and not exhausted:
+            if q.min_score is not None and not exhausted:
                 # No passage outside the candidates reaches the min-score: fetching deeper
                 # would find none, and the candidates past n are all below it too.
                 unreachable = _ceiling(q.fusion, c, depth, bound) < q.min_score
