@@ -126,6 +126,21 @@ def docx_file(path: Path, build: Any) -> Path:
     return path
 
 
+def simple_docx(path: Path, sections: int = 3, title: str | None = None, seed: int = 0) -> Path:
+    """A Word file of ``sections`` headings ("Part N"), each over two paragraphs (the same
+    sentences as `simple_pdf`'s pages of that seed), ``title`` in its core properties."""
+
+    def build(document: Any) -> None:
+        if title is not None:
+            document.core_properties.title = title
+        for n in range(1, sections + 1):
+            document.add_heading(f"Part {n}", level=1)
+            for k in range(2):
+                document.add_paragraph(sentences(seed * 1000 + n * 10 + k, 4))
+
+    return docx_file(path, build)
+
+
 # --------------------------------------------------------------------------- EPUB
 
 _CONTAINER_XML = """<?xml version="1.0"?>

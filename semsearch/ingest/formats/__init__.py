@@ -14,7 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..documents import Document, Problem, SourceFile, decode, decode_lines, describe
+from ..documents import (
+    Document,
+    Problem,
+    SourceFile,
+    decode,
+    decode_lines,
+    describe,
+    file_title,
+)
 from . import docx, epub, html, jsonl, markdown, pdf, text
 
 Parser = Callable[[SourceFile], tuple[list[Document], list[Problem]]]
@@ -57,7 +65,7 @@ def one_article(read: Callable[[str, str], Document]) -> Parser:
         docs = [d for d in [read(decode(source.data), source.path)] if d.paragraphs]
         for d in docs:
             if not d.title:
-                d.title = Path(source.path).stem
+                d.title = file_title(source.path)
         return docs, []
 
     return parse_file

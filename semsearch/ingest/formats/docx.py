@@ -6,7 +6,10 @@ date (else their last modification). The body is read in document order: each
 paragraph is a passage, consecutive list items one passage (joined by ``; ``, as
 Markdown lists are), each table one passage (a line a row, cells joined by `` | ``).
 Headings are not passages: each passage carries the headings it stands under
-(`Paragraph.section`, "Methods > Samples"), which are embedded with the title.
+(`Paragraph.section`, "Methods > Samples"), which are embedded with the title (a heading
+that is the title is not repeated there). A password-protected or old-Word (``.doc``)
+file, a zip that is no Word document, a damaged one and one without text are one
+`Problem` each.
 """
 
 from __future__ import annotations
@@ -14,15 +17,17 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-from ..documents import _WS, Document, Paragraph, Problem, SourceFile, describe
+from ..documents import _WS, Document, Problem, SourceFile, describe, extracted, file_title
 
 SUFFIXES = (".docx",)
 
 SECTION_SEPARATOR = " > "
 _HEADING = re.compile(r"^heading\s*(\d)$", re.I)
+# an OLE compound file: Word 97-2003's .doc, and the wrapper of a password-protected DOCX
+_OLE_MAGIC = bytes.fromhex("d0cf11e0a1b11ae1")
+NO_TEXT = "no text (pictures only?); skipped"
 
 
 def parse_docx(source: SourceFile) -> tuple[list[Document], list[Problem]]:
@@ -37,17 +42,27 @@ def parse_docx(source: SourceFile) -> tuple[list[Document], list[Problem]]:
 
 
 def _parse(source: SourceFile) -> tuple[list[Document], list[Problem]]:
-    import docx
+    from docx.opc.constants import CONTENT_TYPE
+    from docx.package import Package
 
-    document = docx.Document(io.BytesIO(source.data))
+    if source.data.startswith(_OLE_MAGIC):
+        why = "password-protected DOCX, or an old Word (.doc) file renamed; skipped"
+        return [], [Problem(source.path, why)]
+    # what docx.Document(file) does, but a zip of another kind (a renamed .xlsx) is told
+    # as that, not as a ValueError naming the in-memory file
+    part: Any = Package.open(io.BytesIO(source.data)).main_document_part
+    if part.content_type != CONTENT_TYPE.WML_DOCUMENT_MAIN:
+        why = f"not a Word document (its main part is {part.content_type}); skipped"
+        return [], [Problem(source.path, why)]
+    document = part.document
     props = document.core_properties
     title = _WS.sub(" ", props.title or "").strip()
     headings: list[tuple[int, str]] = []  # the path of headings above: (level, text)
     texts: list[tuple[str, str]] = []  # (passage, the headings it stands under)
     items: list[str] = []  # list items being read
 
-    def section() -> str:
-        return SECTION_SEPARATOR.join(text for _, text in headings)
+    def section() -> str:  # the title is embedded already: not once more as a section
+        return SECTION_SEPARATOR.join(text for _, text in headings if text != title)
 
     def end_list() -> None:
         if items:
@@ -78,13 +93,9 @@ def _parse(source: SourceFile) -> tuple[list[Document], list[Problem]]:
             end_list()
             texts.append((text, section()))
     end_list()
-    paragraphs = []
-    pos = 0
-    for text, under in texts:
-        paragraphs.append(Paragraph(text, pos, pos + len(text), section=under))
-        pos += len(text) + 2
+    paragraphs = extracted((text, 0, under) for text, under in texts)
     if not paragraphs:
-        return [], []
+        return [], [Problem(source.path, NO_TEXT)]
     date = None
     for when in (props.created, props.modified):
         if when is not None:
@@ -95,7 +106,7 @@ def _parse(source: SourceFile) -> tuple[list[Document], list[Problem]]:
         fields["author"] = props.author
     doc = Document(
         path=source.path,
-        title=title or Path(source.path).stem,
+        title=title or file_title(source.path),
         paragraphs=paragraphs,
         date=date,
         format="docx",
