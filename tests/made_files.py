@@ -161,6 +161,17 @@ def chapter_xhtml(heading: str, paragraphs: Sequence[str]) -> str:
     )
 
 
+def nav_xhtml(entries: Sequence[tuple[str, str]]) -> str:
+    """An EPUB 3 navigation document: a table of contents of (file, label)."""
+    links = "".join(f'<li><a href="{href}">{label}</a></li>' for href, label in entries)
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        '<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops">'
+        "<head><title>Contents</title></head><body>"
+        f'<nav epub:type="toc"><h1>Contents</h1><ol>{links}</ol></nav></body></html>\n'
+    )
+
+
 def epub_file(
     path: Path,
     chapters: Sequence[tuple[str, str]],
@@ -169,13 +180,18 @@ def epub_file(
     date: str | None = None,
     opf: str = "OEBPS/content.opf",
     extra: dict[str, str] | None = None,
+    nav: str | None = None,
+    author: str | None = None,
 ) -> Path:
     """An EPUB: ``chapters`` are (file name beside the OPF, XHTML), ``spine`` the file
-    names in reading order (the manifest lists them in the order given)."""
+    names in reading order (the manifest lists them in the order given). ``nav`` names one
+    of the chapters as the EPUB 3 navigation document."""
     base = opf.rpartition("/")[0]
     prefix = f"{base}/" if base else ""
     items = "".join(
-        f'<item id="i{n}" href="{name}" media-type="application/xhtml+xml"/>'
+        f'<item id="i{n}" href="{name}" media-type="application/xhtml+xml"'
+        + (' properties="nav"' if name == nav else "")
+        + "/>"
         for n, (name, _) in enumerate(chapters)
     )
     ids = {name: f"i{n}" for n, (name, _) in enumerate(chapters)}
@@ -183,6 +199,8 @@ def epub_file(
     meta = f"<dc:title>{title}</dc:title>" if title is not None else ""
     if date is not None:
         meta += f"<dc:date>{date}</dc:date>"
+    if author is not None:
+        meta += f"<dc:creator>{author}</dc:creator>"
     package = (
         '<?xml version="1.0" encoding="utf-8"?>\n'
         '<package xmlns="http://www.idpf.org/2007/opf" version="3.0" unique-identifier="id">'
