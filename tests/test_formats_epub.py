@@ -233,3 +233,51 @@ def test_a_folder_with_a_book_is_indexed_and_hits_show_the_chapter(tmp_path: Pat
     code, out, err = run_faked("query", "lighthouse keeper", "--mode", "lexical", "--index", ix)
     assert code == 0, err
     assert "keeper.epub p.2, paragraph 2" in out
+
+
+def xhtml_chapter(heading: str, paragraphs: list[str]) -> str:
+    """A chapter as books write them: XML declaration, doctype, its </html> far down."""
+    body = "\n".join(f"<p>{p}</p>" for p in paragraphs)
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n<!DOCTYPE html>\n'
+        '<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops">'
+        f"\n<head><title>{heading}</title></head>\n<body>\n<h1>{heading}</h1>\n{body}\n"
+        "</body>\n</html>\n"
+    )
+
+
+def test_a_real_chapter_is_read_without_a_warning_from_the_html_parser(tmp_path: Path) -> None:
+    import warnings
+
+    from semsearch.ingest.formats.html import parse_html
+
+    chapter = xhtml_chapter("Morning", [sentences(1, 6), sentences(2, 6)])
+    assert chapter.index("</html>") > 500  # bs4 looks for it in the first 500 characters
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # bs4's XMLParsedAsHTMLWarning would raise here
+        doc = parse_html(chapter, "c.xhtml")
+        path = epub_file(tmp_path / "b.epub", [("c.xhtml", chapter)], ["c.xhtml"])
+        assert [p.text for p in one(path).paragraphs] == [sentences(1, 6), sentences(2, 6)]
+    # the blanked declaration keeps its line: the <p>s are on lines 7 and 8
+    assert (doc.title, [p.line for p in doc.paragraphs]) == ("Morning", [7, 8])
+
+
+def test_indexing_a_book_in_a_real_process_prints_nothing_else(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    chapters = [(f"c{n}.xhtml", xhtml_chapter(f"Part {n}", [sentences(n, 6)])) for n in (1, 2)]
+    epub_file(folder / "b.epub", chapters, ["c1.xhtml", "c2.xhtml"])
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run(
+        [sys.executable, str(root / "tests" / "fake_cli.py"), "index", str(folder),
+         "--index", str(tmp_path / "ix"), "-q"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        timeout=120,
+    )
+    assert (done.returncode, done.stderr) == (0, "")
