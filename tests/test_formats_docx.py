@@ -89,6 +89,17 @@ def test_the_title_style_is_the_title_and_no_passage(tmp_path: Path) -> None:
     assert [(p.section, p.text) for p in doc.paragraphs] == [("Ships", "Nine ships came in.")]
 
 
+def test_a_title_paragraph_other_than_the_core_title_is_a_passage(tmp_path: Path) -> None:
+    def build(d: Any) -> None:
+        d.core_properties.title = "Report template"
+        d.add_heading("Harbour Ledger for 1902", level=0)
+        d.add_paragraph("Nine ships came in.")
+
+    doc = one(docx_file(tmp_path / "c.docx", build))
+    assert doc.title == "Report template"
+    assert [p.text for p in doc.paragraphs] == ["Harbour Ledger for 1902", "Nine ships came in."]
+
+
 def test_a_document_without_any_title_is_named_after_its_file(tmp_path: Path) -> None:
     doc = one(docx_file(tmp_path / "minutes-2024.docx", lambda d: d.add_paragraph("We met.")))
     assert doc.title == "minutes-2024"
@@ -189,6 +200,41 @@ def test_a_table_is_one_passage_a_line_a_row(tmp_path: Path) -> None:
         ("Levels", "Gauge | Monday | Tuesday\nNorth bridge | 3.1 | 3.4\nMill weir | 2.9 rising"),
         ("Levels", "After the table."),
     ]
+
+
+def test_tracked_insertions_are_read_and_deletions_left_out(tmp_path: Path) -> None:
+    from docx.oxml import parse_xml
+    from docx.oxml.ns import nsdecls
+
+    changed = 'w:id="{}" w:author="Ed" w:date="2024-01-01T00:00:00Z"'
+
+    def build(d: Any) -> None:
+        p = d.add_paragraph("The council ")
+        w = nsdecls("w")
+        p._p.append(
+            parse_xml(f"<w:ins {w} {changed.format(1)}><w:r><w:t>closed</w:t></w:r></w:ins>")
+        )
+        p._p.append(
+            parse_xml(
+                f"<w:del {w} {changed.format(2)}><w:r><w:delText>opened</w:delText></w:r></w:del>"
+            )
+        )
+        p._p.append(
+            parse_xml(
+                f'<w:smartTag {w} w:uri="u" w:element="place"><w:r>'
+                '<w:t xml:space="preserve"> the Mill bridge</w:t></w:r></w:smartTag>'
+            )
+        )
+        p.add_run(" on Monday.")
+        table = d.add_table(rows=1, cols=1)
+        cell = table.cell(0, 0).paragraphs[0]
+        cell.add_run("Level ")
+        inserted = f"<w:ins {w} {changed.format(3)}><w:r><w:t>3.4</w:t></w:r></w:ins>"
+        cell._p.append(parse_xml(inserted))
+
+    got = [t for _, t in body(docx_file(tmp_path / "tracked.docx", build))]
+    # python-docx's Paragraph.text alone gives "The council  on Monday." and "Level"
+    assert got == ["The council closed the Mill bridge on Monday.", "Level 3.4"]
 
 
 def test_spans_are_offsets_of_the_paragraphs_joined_by_a_blank_line(tmp_path: Path) -> None:

@@ -7,9 +7,10 @@ paragraph is a passage, consecutive list items one passage (joined by ``; ``, as
 Markdown lists are), each table one passage (a line a row, cells joined by `` | ``).
 Headings are not passages: each passage carries the headings it stands under
 (`Paragraph.section`, "Methods > Samples"), which are embedded with the title (a heading
-that is the title is not repeated there). A password-protected or old-Word (``.doc``)
-file, a zip that is no Word document, a damaged one and one without text are one
-`Problem` each.
+that is the title is not repeated there); a ``Title`` paragraph other than the title is
+a passage. A paragraph's text includes tracked insertions not yet accepted, and leaves
+out tracked deletions. A password-protected or old-Word (``.doc``) file, a zip that is
+no Word document, a damaged one and one without text are one `Problem` each.
 """
 
 from __future__ import annotations
@@ -83,6 +84,8 @@ def _parse(source: SourceFile) -> tuple[list[Document], list[Problem]]:
             if not title:
                 title = text
             if level == 0:  # the Title style: the document's name, not a section
+                if text != title:  # shown on the page but not the title: its words kept
+                    texts.append((text, section()))
                 continue
             while headings and headings[-1][0] >= level:
                 headings.pop()
@@ -124,12 +127,28 @@ def _blocks(document: Any) -> Iterator[tuple[Any, ...]]:
         if isinstance(block, Table):
             yield "table", table_text(block)
             continue
-        text = _WS.sub(" ", block.text).strip()
+        text = paragraph_text(block)
         style = (block.style.name if block.style is not None else "") or ""
         m = _HEADING.match(style)
         level = 0 if style.lower() == "title" else int(m.group(1)) if m else None
         numbered = block._p.pPr is not None and block._p.pPr.numPr is not None
         yield "paragraph", text, level, numbered or style.lower().startswith("list")
+
+
+# A paragraph's runs, in document order: python-docx's `Paragraph.text` takes the runs
+# and hyperlinks that are its direct children, which leaves out the text of tracked
+# insertions (w:ins) not yet accepted, of smart tags, inline content controls and simple
+# fields. Deleted text (w:del, its w:delText) is left out, as if the changes were accepted.
+_RUNS = " | ".join(
+    f"{parent}{child}"
+    for parent in ("", "w:ins/", "w:smartTag/", "w:sdt/w:sdtContent/", "w:fldSimple/")
+    for child in ("w:r", "w:hyperlink")
+)
+
+
+def paragraph_text(paragraph: Any) -> str:
+    """The text of a python-docx paragraph, white space collapsed (see `_RUNS`)."""
+    return _WS.sub(" ", "".join(run.text for run in paragraph._p.xpath(_RUNS))).strip()
 
 
 def table_text(table: Any) -> str:
@@ -143,7 +162,7 @@ def table_text(table: Any) -> str:
             if last is not None and cell._tc is last:
                 continue
             last = cell._tc
-            cells.append(_WS.sub(" ", cell.text).strip())
+            cells.append(" ".join(t for t in map(paragraph_text, cell.paragraphs) if t))
         if any(cells):
             rows.append(" | ".join(cells))
     return "\n".join(rows)
