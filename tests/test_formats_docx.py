@@ -237,6 +237,37 @@ def test_tracked_insertions_are_read_and_deletions_left_out(tmp_path: Path) -> N
     assert got == ["The council closed the Mill bridge on Monday.", "Level 3.4"]
 
 
+def test_content_controls_are_read_but_a_table_of_contents(tmp_path: Path) -> None:
+    from docx.oxml import parse_xml
+    from docx.oxml.ns import nsdecls
+
+    w = nsdecls("w")
+
+    def control(gallery: str, *lines: str) -> Any:
+        paragraphs = "".join(f"<w:p><w:r><w:t>{line}</w:t></w:r></w:p>" for line in lines)
+        return parse_xml(
+            f"<w:sdt {w}><w:sdtPr><w:docPartObj><w:docPartGallery w:val='{gallery}'/>"
+            f"</w:docPartObj></w:sdtPr><w:sdtContent>{paragraphs}</w:sdtContent></w:sdt>"
+        )
+
+    def build(d: Any) -> None:
+        d.core_properties.title = "Survey"
+        d.add_paragraph("First.")
+        d.add_paragraph("Last.")
+        body = d.element.body
+        first = body[0]
+        first.addprevious(control("Cover Pages", "An abstract on the cover page."))
+        first.addprevious(control("Table of Contents", "Contents", "Methods 1", "Results 2"))
+        body[-2].addnext(control("", "A form field's text."))  # before the sectPr
+
+    assert [t for _, t in body(docx_file(tmp_path / "sdt.docx", build))] == [
+        "An abstract on the cover page.",
+        "First.",
+        "Last.",
+        "A form field's text.",
+    ]
+
+
 def test_spans_are_offsets_of_the_paragraphs_joined_by_a_blank_line(tmp_path: Path) -> None:
     def build(d: Any) -> None:
         for n in range(3):

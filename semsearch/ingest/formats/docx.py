@@ -9,7 +9,8 @@ Headings are not passages: each passage carries the headings it stands under
 (`Paragraph.section`, "Methods > Samples"), which are embedded with the title (a heading
 that is the title is not repeated there); a ``Title`` paragraph other than the title is
 a passage. A paragraph's text includes tracked insertions not yet accepted, and leaves
-out tracked deletions. A password-protected or old-Word (``.doc``) file, a zip that is
+out tracked deletions; content controls (a cover page, a form) are read, but for a table
+of contents. A password-protected or old-Word (``.doc``) file, a zip that is
 no Word document, a damaged one and one without text are one `Problem` each.
 """
 
@@ -123,7 +124,7 @@ def _blocks(document: Any) -> Iterator[tuple[Any, ...]]:
     item)`` (level 0 for the Title style) and ``("table", text)``."""
     from docx.table import Table
 
-    for block in document.iter_inner_content():
+    for block in _inner_content(document.element.body, document._body):
         if isinstance(block, Table):
             yield "table", table_text(block)
             continue
@@ -133,6 +134,31 @@ def _blocks(document: Any) -> Iterator[tuple[Any, ...]]:
         level = 0 if style.lower() == "title" else int(m.group(1)) if m else None
         numbered = block._p.pPr is not None and block._p.pPr.numPr is not None
         yield "paragraph", text, level, numbered or style.lower().startswith("list")
+
+
+_W = {"w": "http://schemas.openxmlformats.org/wordprocessingml/2006/main"}
+_TOC = "w:sdtPr/w:docPartObj/w:docPartGallery[@w:val='Table of Contents']"
+
+
+def _inner_content(element: Any, parent: Any) -> Iterator[Any]:
+    """The paragraphs and tables of a body in document order, as python-docx's
+    ``iter_inner_content`` gives them, and those inside block content controls (w:sdt:
+    a cover page, a form's fields) and custom XML, which it passes over; a table of
+    contents (a content control too) is left out: its lines are the headings again."""
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
+    for child in element.iterchildren():
+        tag = child.tag.rpartition("}")[2] if isinstance(child.tag, str) else ""
+        if tag == "p":
+            yield Paragraph(child, parent)
+        elif tag == "tbl":
+            yield Table(child, parent)
+        elif tag == "sdt" and not child.xpath(_TOC, namespaces=_W):
+            for content in child.xpath("w:sdtContent", namespaces=_W):
+                yield from _inner_content(content, parent)
+        elif tag == "customXml":
+            yield from _inner_content(child, parent)
 
 
 # A paragraph's runs, in document order: python-docx's `Paragraph.text` takes the runs
