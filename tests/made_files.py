@@ -126,6 +126,21 @@ def docx_file(path: Path, build: Any) -> Path:
     return path
 
 
+def simple_docx(path: Path, sections: int = 3, title: str | None = None, seed: int = 0) -> Path:
+    """A Word file of ``sections`` headings ("Part N"), each over two paragraphs (the same
+    sentences as `simple_pdf`'s pages of that seed), ``title`` in its core properties."""
+
+    def build(document: Any) -> None:
+        if title is not None:
+            document.core_properties.title = title
+        for n in range(1, sections + 1):
+            document.add_heading(f"Part {n}", level=1)
+            for k in range(2):
+                document.add_paragraph(sentences(seed * 1000 + n * 10 + k, 4))
+
+    return docx_file(path, build)
+
+
 # --------------------------------------------------------------------------- EPUB
 
 _CONTAINER_XML = """<?xml version="1.0"?>
@@ -146,6 +161,17 @@ def chapter_xhtml(heading: str, paragraphs: Sequence[str]) -> str:
     )
 
 
+def nav_xhtml(entries: Sequence[tuple[str, str]]) -> str:
+    """An EPUB 3 navigation document: a table of contents of (file, label)."""
+    links = "".join(f'<li><a href="{href}">{label}</a></li>' for href, label in entries)
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        '<html xmlns="http://www.w3.org/1999/xhtml" xmlns:epub="http://www.idpf.org/2007/ops">'
+        "<head><title>Contents</title></head><body>"
+        f'<nav epub:type="toc"><h1>Contents</h1><ol>{links}</ol></nav></body></html>\n'
+    )
+
+
 def epub_file(
     path: Path,
     chapters: Sequence[tuple[str, str]],
@@ -154,13 +180,18 @@ def epub_file(
     date: str | None = None,
     opf: str = "OEBPS/content.opf",
     extra: dict[str, str] | None = None,
+    nav: str | None = None,
+    author: str | None = None,
 ) -> Path:
     """An EPUB: ``chapters`` are (file name beside the OPF, XHTML), ``spine`` the file
-    names in reading order (the manifest lists them in the order given)."""
+    names in reading order (the manifest lists them in the order given). ``nav`` names one
+    of the chapters as the EPUB 3 navigation document."""
     base = opf.rpartition("/")[0]
     prefix = f"{base}/" if base else ""
     items = "".join(
-        f'<item id="i{n}" href="{name}" media-type="application/xhtml+xml"/>'
+        f'<item id="i{n}" href="{name}" media-type="application/xhtml+xml"'
+        + (' properties="nav"' if name == nav else "")
+        + "/>"
         for n, (name, _) in enumerate(chapters)
     )
     ids = {name: f"i{n}" for n, (name, _) in enumerate(chapters)}
@@ -168,6 +199,8 @@ def epub_file(
     meta = f"<dc:title>{title}</dc:title>" if title is not None else ""
     if date is not None:
         meta += f"<dc:date>{date}</dc:date>"
+    if author is not None:
+        meta += f"<dc:creator>{author}</dc:creator>"
     package = (
         '<?xml version="1.0" encoding="utf-8"?>\n'
         '<package xmlns="http://www.idpf.org/2007/opf" version="3.0" unique-identifier="id">'

@@ -18,8 +18,9 @@ from __future__ import annotations
 import bisect
 import datetime as _dt
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 _SEED_HEADER = re.compile(r"^\s*date\s+(\d{4}-\d{2}-\d{2})\s+(\d+)\s*$")
@@ -107,6 +108,23 @@ class Problem:
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
+
+
+def file_title(path: str) -> str:
+    """The title of an article that has none: its file's name without the suffix (a
+    better title than nothing)."""
+    return Path(path).stem
+
+
+def extracted(texts: Iterable[tuple[str, int, str]]) -> list[Paragraph]:
+    """The paragraphs of text a format extracted (PDF, DOCX, EPUB), from ``(text, page,
+    section)`` each: their spans are offsets of the paragraphs joined by a blank line."""
+    out = []
+    pos = 0
+    for text, page, section in texts:
+        out.append(Paragraph(text, pos, pos + len(text), page=page, section=section))
+        pos += len(text) + 2
+    return out
 
 
 def describe(exc: BaseException) -> str:

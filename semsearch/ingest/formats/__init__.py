@@ -14,7 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..documents import Document, Problem, SourceFile, decode, decode_lines, describe
+from ..documents import (
+    Document,
+    Problem,
+    SourceFile,
+    decode,
+    decode_lines,
+    describe,
+    file_title,
+)
 from . import docx, epub, html, jsonl, markdown, pdf, text
 
 Parser = Callable[[SourceFile], tuple[list[Document], list[Problem]]]
@@ -57,7 +65,7 @@ def one_article(read: Callable[[str, str], Document]) -> Parser:
         docs = [d for d in [read(decode(source.data), source.path)] if d.paragraphs]
         for d in docs:
             if not d.title:
-                d.title = Path(source.path).stem
+                d.title = file_title(source.path)
         return docs, []
 
     return parse_file
@@ -120,6 +128,11 @@ def _load_entry_points() -> list[Problem]:
                 Problem(where, "gives no semsearch Format with suffixes; its files skipped")
             )
             continue
+        undotted = [s for s in fmt.suffixes if not s.startswith(".")]
+        if undotted:  # ("org",) would never match a file: say so rather than read nothing
+            why = f"names suffixes without their dot ({', '.join(undotted)}); its files skipped"
+            problems.append(Problem(where, why))
+            continue
         _PLUGINS.append(fmt)
         register(fmt)
     return problems
@@ -155,14 +168,27 @@ def format_of(path: str) -> Format | None:
 def parse(source: SourceFile) -> tuple[list[Document], list[Problem]]:
     """Parse one file into documents, with the problems met on the way.
 
-    A plugin's parser that raises gives one `Problem` and no document: the run goes
-    on with the other files (the built-in parsers report what they cannot read).
+    A plugin's parser that raises, or returns something other than (documents,
+    problems), gives one `Problem` and no document: the run goes on with the other
+    files (the built-in parsers report what they cannot read). A plugin's article
+    without paragraphs is dropped, one without a title named after its file.
     """
     fmt = format_of(source.path) or FORMATS[".txt"]
     if not any(fmt is p for p in _PLUGINS):
         return fmt.parse(source)
     try:
-        return fmt.parse(source)
+        docs, problems = fmt.parse(source)
+        docs, problems = list(docs), list(problems)
     except Exception as exc:  # foreign code: one line for the user, not a traceback
         why = f"format plugin {fmt.name!r} failed ({describe(exc)}); skipped"
         return [], [Problem(source.path, why)]
+    if not all(isinstance(d, Document) for d in docs) or not all(
+        isinstance(p, Problem) for p in problems
+    ):
+        why = f"format plugin {fmt.name!r} gave no (documents, problems) pair; skipped"
+        return [], [Problem(source.path, why)]
+    # what the built-in formats see to themselves: no empty article, none without a title
+    docs = [d for d in docs if d.paragraphs]
+    for d in docs:
+        d.title = d.title or file_title(source.path)
+    return docs, problems

@@ -7,7 +7,8 @@ that have text are the book's chapters, numbered from 1 in reading order, and ea
 paragraph records its chapter as its ``page`` and the chapter's heading as its section
 (embedded with the book's title). The title is the OPF's ``dc:title`` (else the first
 chapter's heading, else the file's name), the date its ``dc:date``. A book whose
-chapters are encrypted (DRM) is skipped with one line.
+chapters are encrypted (DRM), one without its package document or any text, and a
+damaged one are skipped with one line each.
 """
 
 from __future__ import annotations
@@ -15,11 +16,20 @@ from __future__ import annotations
 import io
 import posixpath
 import zipfile
-from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from ..documents import _WS, Document, Paragraph, Problem, SourceFile, _iso_date, decode, describe
+from ..documents import (
+    _WS,
+    Document,
+    Problem,
+    SourceFile,
+    _iso_date,
+    decode,
+    describe,
+    extracted,
+    file_title,
+)
 from .html import parse_html
 
 SUFFIXES = (".epub",)
@@ -31,6 +41,7 @@ _FONT_OBFUSCATION = (  # fonts "encrypted" this way are not DRM: the text is rea
     "http://ns.adobe.com/pdf/enc#RC",
 )
 _HTML_TYPES = ("application/xhtml+xml", "text/html", "application/xml")
+NO_TEXT = "no text in its chapters (pictures only?); skipped"
 MAX_CHAPTER_BYTES = 64 * 1024 * 1024  # a chapter larger than this uncompressed is skipped
 
 
@@ -81,8 +92,7 @@ def _parse(source: SourceFile) -> tuple[list[Document], list[Problem]]:
             return [], [Problem(source.path, "encrypted EPUB (DRM); skipped")]
         title = _meta(opf, "title")
         date = _iso_date(_meta(opf, "date"))
-        paragraphs: list[Paragraph] = []
-        pos = 0
+        texts: list[tuple[str, int, str]] = []  # (paragraph, chapter, its heading)
         chapter = 0
         for path, media in spine:
             if path not in names or (media and media not in _HTML_TYPES):
@@ -97,20 +107,19 @@ def _parse(source: SourceFile) -> tuple[list[Document], list[Problem]]:
             heading = part.title
             if not title:
                 title = heading
-            for p in part.paragraphs:
-                paragraphs.append(
-                    Paragraph(p.text, pos, pos + len(p.text), page=chapter, section=heading)
-                )
-                pos += len(p.text) + 2
+            texts += [(p.text, chapter, heading) for p in part.paragraphs]
+    # a chapter's heading is embedded as its section, but not the title once more (many
+    # books give every chapter the book's <title>)
+    paragraphs = extracted((t, n, "" if h == title else h) for t, n, h in texts)
     if not paragraphs:
-        return [], []
+        return [], [Problem(source.path, NO_TEXT)]
     fields: dict[str, Any] = {"chapters": chapter}
     author = _meta(opf, "creator")
     if author:
         fields["author"] = author
     doc = Document(
         path=source.path,
-        title=title or Path(source.path).stem,
+        title=title or file_title(source.path),
         paragraphs=paragraphs,
         date=date,
         format="epub",

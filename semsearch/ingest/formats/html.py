@@ -4,11 +4,14 @@ element starts on."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..documents import _WS, Document, Paragraph, _iso_date
 
 SUFFIXES = (".html", ".htm")
+
+_XML_DECLARATION = re.compile(r"\A\ufeff?\s*<\?xml[^>]*\?>")
 
 _BLOCK_TAGS = (
     "div",
@@ -52,6 +55,10 @@ def parse_html(text: str, path: str) -> Document:
     """An HTML article: ``<h1>`` or ``<title>`` as title, ``<p>`` elements as paragraphs."""
     from bs4 import BeautifulSoup
 
+    # XHTML (every EPUB chapter) starts with an XML declaration, which HTML parsers
+    # ignore; bs4 warns on it (a dozen lines on the user's terminal, once a run), so it
+    # is blanked, its lines kept for the paragraphs' line numbers
+    text = _XML_DECLARATION.sub(lambda m: re.sub(r"[^\n]", " ", m[0]), text)
     try:
         soup = BeautifulSoup(text, "lxml")
     except Exception:  # lxml missing or refusing the input: the stdlib parser never does

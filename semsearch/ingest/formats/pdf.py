@@ -33,10 +33,9 @@ import logging
 import re
 import threading
 from collections.abc import Collection, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
-from ..documents import _WS, Document, Paragraph, Problem, SourceFile, describe
+from ..documents import _WS, Document, Problem, SourceFile, describe, extracted, file_title
 
 SUFFIXES = (".pdf",)
 
@@ -100,11 +99,7 @@ def _parse(source: SourceFile) -> tuple[list[Document], list[Problem]]:
     title = meta.get("title") or _title_from(runs, vocabulary)
     if len(paragraphs) > 1 and _same(paragraphs[0][1], title):
         paragraphs = paragraphs[1:]  # the title on lines of its own is not a passage too
-    out: list[Paragraph] = []
-    pos = 0
-    for page_number, text in paragraphs:
-        out.append(Paragraph(text, pos, pos + len(text), page=page_number))
-        pos += len(text) + 2
+    out = extracted((text, page_number, "") for page_number, text in paragraphs)
     if not out:
         return [], [*problems, Problem(source.path, NO_TEXT)]
     fields: dict[str, Any] = {"pages": len(pages)}
@@ -112,7 +107,7 @@ def _parse(source: SourceFile) -> tuple[list[Document], list[Problem]]:
         fields["author"] = meta["author"]
     doc = Document(
         path=source.path,
-        title=title or Path(source.path).stem,
+        title=title or file_title(source.path),
         paragraphs=out,
         date=meta.get("date"),
         format="pdf",
