@@ -29,9 +29,9 @@ shares by accident ("governess") would even outrank the correction.
 
 Words the index knows are never changed, nor words shorter than `SHORT_WORD`
 letters, words with digits, acronyms and names written with a capital inside
-(``EMAs``, ``iTregs``) or capitalised in a hyphenated name, or anything when the tokenizer is ``trigram``
-(it matches substrings already, and its vocabulary is of three-character
-pieces, not words).
+(``EMAs``, ``iTregs``) or capitalised in a hyphenated name, or anything when
+the tokenizer is ``trigram`` (it matches substrings already, and its
+vocabulary is of three-character pieces, not words).
 
 Words are stemmed by SQLite's own tokenizer: they are read through an FTS5
 table in the connection's ``temp`` schema made with the index's tokenizer, so
