@@ -212,3 +212,20 @@ def test_min_score_applies_to_the_reranked_scores(index: Index) -> None:
     kept = index.search(QUERY, k=30, collapse=False, rerank=True, min_score=cut)
     assert [h.passage_id for h in kept] == [h.passage_id for h in full if h.score >= cut]
     assert len(kept) < len(full)
+
+
+@pytest.mark.parametrize(
+    ("setting", "needle"),
+    [
+        (rerank.Rerank(feedback=0), "feedback must be a whole number of at least 1"),
+        (rerank.Rerank(feedback=-1), "feedback must be a whole number of at least 1"),
+        (rerank.Rerank(beta=-0.5), "beta must be a number of at least 0"),
+        (rerank.Rerank(beta=float("nan")), "beta must be a number of at least 0"),
+        (rerank.Rerank(method="colbert"), "rerank method must be one of prf"),  # type: ignore[arg-type]
+        (rerank.Rerank(depth=0), "at least 1"),
+    ],
+)
+def test_a_rerank_setting_given_whole_is_checked(setting: rerank.Rerank, needle: str) -> None:
+    # feedback=-1 sliced the candidates' vectors to all but the last one, silently
+    with pytest.raises(UsageError, match=needle):
+        check_query("x", rerank=setting)

@@ -59,7 +59,7 @@ def check_rerank(rerank: bool | str | Rerank | None, depth: object = None) -> Re
     else the named method (a `Rerank` as it is, its depth checked); raises `UsageError`
     for an unknown method or a bad depth."""
     if isinstance(rerank, Rerank):
-        _check_depth(rerank.depth)
+        _check_setting(rerank)
         if depth is not None:
             rerank = replace(rerank, depth=_check_depth(depth))
         return rerank
@@ -80,6 +80,23 @@ def check_rerank(rerank: bool | str | Rerank | None, depth: object = None) -> Re
         f"rerank method must be one of {', '.join(METHODS)} (got {rerank!r}); "
         "--rerank alone uses the best one"
     )
+
+
+def _check_setting(setting: Rerank) -> None:
+    """A `Rerank` built by hand (benchmarks/tune_rerank.py) is checked as the options are:
+    its feedback slices the candidates (0 or less would silently use none, or all but
+    the last ones) and its method picks the code that runs."""
+    if setting.method not in METHODS:
+        raise UsageError(
+            f"rerank method must be one of {', '.join(METHODS)} (got {setting.method!r})"
+        )
+    _check_depth(setting.depth)
+    fb = setting.feedback
+    if isinstance(fb, bool) or not isinstance(fb, int) or fb < 1:
+        raise UsageError(f"rerank feedback must be a whole number of at least 1 (got {fb!r})")
+    beta = setting.beta
+    if isinstance(beta, bool) or not isinstance(beta, int | float) or not 0 <= beta < float("inf"):
+        raise UsageError(f"rerank beta must be a number of at least 0 (got {beta!r})")
 
 
 def _check_depth(depth: object) -> int:
