@@ -229,3 +229,14 @@ def test_a_rerank_setting_given_whole_is_checked(setting: rerank.Rerank, needle:
     # feedback=-1 sliced the candidates' vectors to all but the last one, silently
     with pytest.raises(UsageError, match=needle):
         check_query("x", rerank=setting)
+
+
+@pytest.mark.parametrize("mode", ["dense", "hybrid"])
+def test_hit_scores_keep_the_cosine_with_the_query_after_reranking(index: Index, mode: str) -> None:
+    # scores["dense"] is the passage's cosine with the query (README, --json): in dense mode
+    # it held the cosine with the feedback query, and past the depth a lowered stand-in
+    plain = index.search(QUERY, k=20, mode=mode, collapse=False)  # type: ignore[arg-type]
+    cosine = {h.passage_id: h.scores["dense"] for h in plain}
+    again = index.search(QUERY, k=20, mode=mode, collapse=False, rerank=True, rerank_depth=10)  # type: ignore[arg-type]
+    assert {h.passage_id: h.scores["dense"] for h in again} == cosine
+    assert all(h.scores["fused"] == round(h.score, 6) for h in again)

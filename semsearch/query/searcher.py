@@ -134,10 +134,13 @@ class Searcher:
             wanted = n if q.rerank is None else max(n, q.rerank.depth)
             dense = self._dense(qvec, wanted, allowed)
             exhausted = len(dense) < wanted
-            if q.rerank is not None:
-                dense = self._rerank(q, qvec, dense, None)[:n]
-            only = {i: scores_of(dense=s) for i, s in dense}
-            return dense, exhausted, only
+            if q.rerank is None:
+                return dense, exhausted, {i: scores_of(dense=s) for i, s in dense}
+            # `Hit.scores` keeps each passage's cosine with the query (as hybrid mode does);
+            # the second stage's score is the hit's score, shown as fused
+            cosine = dict(dense)
+            dense = self._rerank(q, qvec, dense, None)[:n]
+            return dense, exhausted, {i: scores_of(cosine[i], None, s) for i, s in dense}
         if q.mode == "lexical":
             lex = self.store.bm25(q.text, n, allowed)
             return lex, len(lex) < n, {i: scores_of(lexical=s) for i, s in lex}
