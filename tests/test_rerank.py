@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from semsearch.errors import UsageError
 from semsearch.index import Index
 from semsearch.query import check_query, rerank
+from semsearch.query.fusion import Fusion
 from semsearch.serve.app import create_app
 from semsearch.serve.service import Service
 from tests import fake_cli
@@ -116,8 +117,40 @@ def test_rerank_only_reorders_the_top_depth(index: Index, mode: str) -> None:
     )
     assert {h.passage_id for h in plain[:10]} == {h.passage_id for h in again[:10]}
     assert [h.passage_id for h in plain[10:]] == [h.passage_id for h in again[10:]]
+    # the head did move: without this, a rerank that did nothing passed
+    assert [h.passage_id for h in plain[:10]] != [h.passage_id for h in again[:10]]
     scores = [h.score for h in again]
     assert scores == sorted(scores, reverse=True)
+
+
+@pytest.mark.parametrize("method", ["rrf", "convex"])
+def test_rerank_of_a_fusion_of_ranks_only_reorders_the_top_depth(index: Index, method: str) -> None:
+    """`Searcher._rerank_by_ranks` (rrf, min-max): no other test reached it."""
+    fusion = Fusion(method=method)  # type: ignore[arg-type]
+    plain = index.search(QUERY, k=20, collapse=False, fusion=fusion)
+    again = index.search(QUERY, k=20, collapse=False, fusion=fusion, rerank=True, rerank_depth=10)
+    assert {h.passage_id for h in plain[:10]} == {h.passage_id for h in again[:10]}
+    assert [h.passage_id for h in plain[:10]] != [h.passage_id for h in again[:10]]
+    assert [h.passage_id for h in plain[10:]] == [h.passage_id for h in again[10:]]
+    scores = [h.score for h in again]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_rerank_on_an_hnsw_index_reads_the_same_vectors(built: Path, index: Index) -> None:
+    # the candidates' vectors come from VectorIndex.reconstruct, whose code differs by kind
+    code, _, err = run_faked(
+        "index", str(built / "docs"), "--index", str(built / "hnsw"), "-q", "--index-type", "hnsw"
+    )
+    assert code == 0, err
+    with Index.open(built / "hnsw", embedder=NamedFake()) as graph:
+        assert graph.info().index_type == "hnsw"
+        for mode in ("dense", "hybrid"):
+            got = graph.search(QUERY, k=10, mode=mode, rerank=True)  # type: ignore[arg-type]
+            want = index.search(QUERY, k=10, mode=mode, rerank=True)  # type: ignore[arg-type]
+            assert [(h.path, h.paragraph, h.piece) for h in got] == [
+                (h.path, h.paragraph, h.piece) for h in want
+            ]
+            assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-5)
 
 
 def test_depth_one_changes_nothing(index: Index) -> None:
@@ -201,6 +234,8 @@ def test_the_api_reranks_and_refuses_an_unknown_method(built: Path) -> None:
             h.passage_id for h in direct
         ]
         assert len(plain["results"]) == 10
+        # rerank=true was heard: the order differs from the first stage's
+        assert [r["passage_id"] for r in plain["results"]] != [h.passage_id for h in direct]
         bad = client.get("/api/search", params={"q": QUERY, "rerank": "colbert"})
         assert bad.status_code == 400 and "rerank method must be one of prf" in bad.text
 
