@@ -31,6 +31,7 @@ from pathlib import Path
 
 from semsearch.evaluate import Dataset, evaluate, load_dataset, score_run
 from semsearch.index import Index
+from semsearch.query.lexical import TOKENIZERS
 from semsearch.query.options import DEFAULT_FUSION, DEFAULT_MODE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -126,7 +127,6 @@ QUERY_OPTIONS: list[tuple[str, str, dict[str, object]]] = [
     ("dense --rerank", "dense", {"rerank": True}),
     ("lexical", "lexical", {}),
 ]
-TOKENIZERS = ("porter", "unicode61", "trigram")
 
 
 def options(
@@ -150,16 +150,20 @@ def options(
 
     for label, mode, opts in QUERY_OPTIONS:
         row(label, mode, opts, index, index_ms)
-    folder, was = index.folder, index.info().lexical
-    for tokenizer in TOKENIZERS:
-        started = time.perf_counter()
-        with Index.open(folder, lexical=tokenizer) as switched:
-            switched.add([dataset.corpus_path])  # rebuilds the lexical index alone
-            cost = 1000 * (time.perf_counter() - started) / max(switched.info().passages, 1)
-            for mode in ("lexical", "hybrid"):
-                row(f"{mode} --lexical {tokenizer}", mode, {}, switched, cost)
-    with Index.open(folder, lexical=was) as back:
-        back.add([dataset.corpus_path])
+    # what was asked ("auto"), not what it chose: switching back to "porter" would record
+    # a choice the index never had
+    folder, was = index.folder, index.info().lexical_requested
+    try:
+        for tokenizer in TOKENIZERS:
+            started = time.perf_counter()
+            with Index.open(folder, lexical=tokenizer) as switched:
+                switched.add([dataset.corpus_path])  # rebuilds the lexical index alone
+                cost = 1000 * (time.perf_counter() - started) / max(switched.info().passages, 1)
+                for mode in ("lexical", "hybrid"):
+                    row(f"{mode} --lexical {tokenizer}", mode, {}, switched, cost)
+    finally:  # an interrupted run must not leave the cached index (--index-cache) on trigram
+        with Index.open(folder, lexical=was) as back:
+            back.add([dataset.corpus_path])
     return out
 
 
