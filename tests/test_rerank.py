@@ -59,6 +59,17 @@ QUERY = "flood water on the river bank"
 # --------------------------------------------------------------------------- checking
 
 
+@pytest.mark.parametrize(("given", "method"), [
+    ("true", "prf"), ("Yes", "prf"), ("best", "prf"), ("prf", "prf"),
+    ("false", None), ("none", None), ("", None), ("off", None),
+])  # fmt: skip
+def test_words_for_rerank_mean_the_same_in_every_front_end(
+    given: str, method: str | None
+) -> None:
+    second = check_query("x", rerank=given).rerank
+    assert (second and second.method) == method
+
+
 def test_rerank_alone_is_the_best_method_at_depth_50() -> None:
     assert check_query("x", rerank=True).rerank == rerank.Rerank("prf", 50)
     assert check_query("x", rerank="best").rerank == rerank.Rerank(rerank.BEST_METHOD, 50)
@@ -73,8 +84,8 @@ def test_rerank_alone_is_the_best_method_at_depth_50() -> None:
         ({"rerank": True, "rerank_depth": 0}, "at least 1"),
         ({"rerank": True, "rerank_depth": True}, "at least 1"),
         ({"rerank": True, "rerank_depth": 1001}, "at most 1,000"),
-        ({"rerank_depth": 20}, "add --rerank"),
-        ({"rerank": True, "mode": "lexical"}, "use --mode hybrid"),
+        ({"rerank_depth": 20}, r"ask for rerank too \(--rerank\)"),
+        ({"rerank": True, "mode": "lexical"}, "use mode hybrid"),
         ({"rerank": 3}, "true or a method name"),
     ],
 )
@@ -204,8 +215,8 @@ def test_cli_rerank(built: Path) -> None:
     [
         (["--rerank-method", "colbert"], "rerank method must be one of prf"),
         (["--rerank", "--rerank-depth", "0"], "at least 1"),
-        (["--rerank-depth", "9"], "add --rerank"),
-        (["--rerank", "--mode", "lexical"], "use --mode hybrid"),
+        (["--rerank-depth", "9"], "ask for rerank too (--rerank)"),
+        (["--rerank", "--mode", "lexical"], "use mode hybrid"),
     ],
 )
 def test_cli_rerank_errors_are_one_line(built: Path, args: list[str], needle: str) -> None:
@@ -220,7 +231,7 @@ def test_eval_reports_the_rerank(tmp_path: Path) -> None:
     result = json.loads(out)
     assert result["rerank"] == "prf@20" and 0.0 <= result["metrics"]["nDCG@10"] <= 1.0
     code, out, err = run_faked("eval", str(data), "--rerank", "--mode", "lexical")
-    assert_one_line_error(code, out, err, "use --mode hybrid", exit_code=2)
+    assert_one_line_error(code, out, err, "use mode hybrid", exit_code=2)
 
 
 def test_the_api_reranks_and_refuses_an_unknown_method(built: Path) -> None:

@@ -154,7 +154,7 @@ def check_query(
     if second is not None and checked == "lexical":
         raise UsageError(
             "rerank re-scores with the model's vectors, which lexical mode does not use: "
-            "use --mode hybrid (the default) or dense"
+            "use mode hybrid (the default) or dense"
         )
     since, until = _check_date("since", since), _check_date("until", until)
     if since and until and since > until:

@@ -54,20 +54,29 @@ class Rerank:
     beta: float = BETA
 
 
+# The words a query string or a form may give for rerank (the API: ?rerank=true), read the
+# same by every front end; any other word is a method's name.
+_YES = frozenset({"true", "yes", "on", "1", "best"})
+_NO = frozenset({"false", "no", "off", "0", "none", ""})
+
+
 def check_rerank(rerank: bool | str | Rerank | None, depth: object = None) -> Rerank | None:
-    """The second stage asked for: None for none, `BEST_METHOD` for True (or ``"best"``),
-    else the named method (a `Rerank` as it is, its depth checked); raises `UsageError`
-    for an unknown method or a bad depth."""
+    """The second stage asked for: None for none (False, or ``"false"``, ``"none"``, ``""``),
+    `BEST_METHOD` for True (or ``"true"``, ``"best"``), else the named method (a `Rerank`
+    as it is, checked); raises `UsageError` for an unknown method or a bad setting."""
     if isinstance(rerank, Rerank):
         _check_setting(rerank)
         if depth is not None:
             rerank = replace(rerank, depth=_check_depth(depth))
         return rerank
-    if rerank is None or rerank is False:
+    word = rerank.strip().lower() if isinstance(rerank, str) else None
+    if rerank is None or rerank is False or word in _NO:
         if depth is not None:
-            raise UsageError("rerank-depth applies to a reranked search: add --rerank")
+            raise UsageError(
+                "rerank-depth applies to a reranked search: ask for rerank too (--rerank)"
+            )
         return None
-    if rerank is True or (isinstance(rerank, str) and rerank.strip().lower() in ("", "best")):
+    if rerank is True or word in _YES:
         method: str = BEST_METHOD
     elif isinstance(rerank, str):
         method = rerank.strip().lower()
@@ -78,7 +87,7 @@ def check_rerank(rerank: bool | str | Rerank | None, depth: object = None) -> Re
             return Rerank(method=known, depth=_check_depth(depth))
     raise UsageError(
         f"rerank method must be one of {', '.join(METHODS)} (got {rerank!r}); "
-        "--rerank alone uses the best one"
+        "rerank alone (--rerank, rerank=true) uses the best one"
     )
 
 

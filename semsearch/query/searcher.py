@@ -156,12 +156,19 @@ class Searcher:
             values = q.fusion.scores(cosines, bm25, bound)
             order = np.argsort(-values, kind="stable")
             fused = [(ids[j], float(values[j])) for j in order.tolist()]
+            first = fused
             if q.rerank is not None:  # re-scores the top of the candidates, never beyond them
                 fused = self._rerank(q, qvec, fused, (c.lexical, bound))
             if q.min_score is not None and not exhausted:
                 # No passage outside the candidates reaches the min-score: fetching deeper
                 # would find none, and the candidates past n are all below it too.
-                unreachable = _ceiling(q.fusion, c, depth, bound) < q.min_score
+                ceiling = _ceiling(q.fusion, c, depth, bound)
+                unreachable = ceiling < q.min_score
+                if q.rerank is not None:
+                    # ...nor one that could join the reranked top, and be lifted there:
+                    # the top's last must rank above anything a deeper fetch could bring
+                    top = q.rerank.depth
+                    unreachable = unreachable and len(first) >= top and first[top - 1][1] > ceiling
                 exhausted = unreachable and (len(fused) <= n or fused[n][1] < q.min_score)
         else:
             fused = fuse(c.dense_ranking, c.lexical_ranking, q.fusion, depth=HYBRID_DEPTH)

@@ -61,7 +61,7 @@ class Service:
             by_article=by_article,
             highlight=highlight,
             correct=correct,
-            rerank=_rerank_arg(rerank),
+            rerank=rerank,
             rerank_depth=rerank_depth,
         )
         return _output.results_dict(q, self.label, self.index.model, hits)
@@ -140,16 +140,3 @@ __all__ = [
     "check_k",
     "error_status",
 ]
-
-
-def _rerank_arg(value: bool | str | None) -> bool | str | None:
-    """A query string's rerank: true/1/yes (the best method), false/0/no/empty (none), or a
-    method's name (checked by the search)."""
-    if not isinstance(value, str):
-        return value
-    word = value.strip().lower()
-    if word in ("true", "1", "yes", "on"):
-        return True
-    if word in ("false", "0", "no", "off", ""):
-        return None
-    return word
