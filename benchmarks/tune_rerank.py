@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results"
 
-FEEDBACK = (1, 3, 5)
-BETAS = (0.25, 0.5, 1.0)
+FEEDBACK = (1, 3, 5)  # --quick: 1 and 3
+BETAS = (0.25, 0.5, 1.0)  # --quick: 0.25 and 0.5
 DEPTHS = (20, 50, 100)
 
 
@@ -38,6 +38,9 @@ def main() -> None:
     ap.add_argument("--index-cache", help="folder for the index, reused between runs")
     ap.add_argument("--dataset", default="scifact")
     ap.add_argument("--timed-queries", type=int, default=100)
+    ap.add_argument(
+        "--quick", action="store_true", help="feedback 1, 3; beta 0.25, 0.5; depth 50"
+    )
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     cache = Path(args.index_cache or tempfile.mkdtemp(prefix="semsearch-tune-"))
@@ -59,9 +62,10 @@ def main() -> None:
 
             if mode == "hybrid":
                 # feedback x beta at depth 50, then the depth for the best of them
-                grid = {(f, b): trial(f, b, 50) for f, b in itertools.product(FEEDBACK, BETAS)}
+                feedback, betas = ((1, 3), (0.25, 0.5)) if args.quick else (FEEDBACK, BETAS)
+                grid = {(f, b): trial(f, b, 50) for f, b in itertools.product(feedback, betas)}
                 fb, beta = max(grid, key=lambda key: grid[key])
-                for depth in DEPTHS:
+                for depth in () if args.quick else DEPTHS:
                     if depth != 50:
                         trial(fb, beta, depth)
             else:  # dense: hybrid's choice, and the shipped default if that differs
