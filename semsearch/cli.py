@@ -925,6 +925,12 @@ def _lexical_line(i: IndexInfo) -> str:
     return f"{i.lexical} (as asked)" if i.lexical_reason else i.lexical
 
 
+def _prefixes_line(i: IndexInfo) -> str:
+    """``query "query: ", passage "passage: "``: the model's prompts, quoted to show spaces."""
+    q, p = (json.dumps(x, ensure_ascii=False) for x in (i.query_prefix, i.passage_prefix))
+    return f"query {q}, passage {p}"
+
+
 def _format_info(i: IndexInfo) -> str:
     rows = [
         ("index", i.path),
@@ -932,6 +938,7 @@ def _format_info(i: IndexInfo) -> str:
         ("passages", f"{i.passages:,}"),
         ("files", f"{i.files:,}"),
         ("model", i.model),
+        *([("prefixes", _prefixes_line(i))] if i.query_prefix or i.passage_prefix else []),
         ("dimension", str(i.dimension)),
         ("embedded by", f"{i.backend} {i.precision}"),
         ("index type", i.index_type),

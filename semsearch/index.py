@@ -17,10 +17,11 @@ import numpy as np
 import numpy.typing as npt
 
 from . import __version__
-from .embed import Embedder, backends, export
+from .embed import Embedder, backends, export, prompts_of
 from .embed.backends import Backend, Precision
 from .embed.model import SentenceTransformerEmbedder, canonical_model_name
 from .embed.onnx import OnnxEmbedder
+from .embed.prompts import Prompts
 from .errors import (
     BackendMismatchError,
     IndexAccessError,
@@ -133,6 +134,8 @@ class IndexInfo:
     lexical: str = lexical_.DEFAULT_TOKENIZER  # the BM25 index's tokenizer (`--lexical`)
     lexical_requested: str = lexical_.DEFAULT_TOKENIZER  # what was asked: auto or the same
     lexical_reason: str = ""  # why auto chose it ("" for an index older than the choice)
+    query_prefix: str = ""  # put before each query (the model's prompt: `embed.prompts`)
+    passage_prefix: str = ""  # put before each passage as it is embedded
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -771,6 +774,8 @@ class Index:
                 lexical=store.lexical_tokenizer(),
                 lexical_requested=str(m.get("lexical_requested") or store.lexical_tokenizer()),
                 lexical_reason=str(m.get("lexical_reason", "")),
+                query_prefix=Prompts.from_manifest(m).query,
+                passage_prefix=Prompts.from_manifest(m).passage,
             )
 
     def files(self) -> list[IndexedFile]:
@@ -1107,13 +1112,17 @@ class Index:
             return _LexicalPlan(choice.tokenizer, now, asked, choice.reason)
         return _LexicalPlan(asked, now, asked, "as asked")
 
-    def _chunking(self, manifest: dict[str, Any], embedder: Embedder | None) -> Chunking:
-        """How articles become passages: the index's own settings, or new ones."""
+    def _chunking(
+        self, manifest: dict[str, Any], embedder: Embedder | None, prompts: Prompts
+    ) -> Chunking:
+        """How articles become passages: the index's own settings, or new ones (the room the
+        passage prefix takes left out, so that no passage loses its end to it)."""
         recorded = dict(manifest.get("chunking") or {})
         if embedder is None:  # an existing index: its recorded settings
             return Chunking(max_tokens=int(recorded["max_tokens"]), unit=str(recorded["unit"]))
         unit = self._wanted_unit or str(recorded.get("unit", "paragraph"))
-        return Chunking(max_tokens=embedder.max_tokens, unit=unit)
+        taken = embedder.count_tokens([prompts.passage])[0] if prompts.passage else 0
+        return Chunking(max_tokens=max(1, embedder.max_tokens - taken), unit=unit)
 
     def _add_locked(
         self,
@@ -1148,14 +1157,16 @@ class Index:
                 early_export = _cached_export(model, self.folder)  # spares loading torch
                 looked_in_cache = True
             embedder = self._with_backend(model, backend, precision, self.folder, early_export)
+            prompts = prompts_of(model)  # the new model's own, recorded with the index
         else:
+            prompts = Prompts.from_manifest(manifest)  # those the index was built with
             built_unit = dict(manifest.get("chunking") or {}).get("unit", "paragraph")
             if self._wanted_unit and built_unit != self._wanted_unit:
                 raise UsageError(
                     f"the index in {self.folder} has one passage per {built_unit}: switch with "
                     f"`semsearch index --rebuild --unit {self._wanted_unit} PATH`"
                 )
-        chunking = self._chunking(manifest, embedder)
+        chunking = self._chunking(manifest, embedder, prompts)
 
         # 1. Which files are new, changed, unchanged or gone (no model needed).
         report = AddReport(files_skipped=found.skipped, problems=list(found.problems))
@@ -1244,7 +1255,7 @@ class Index:
             if embedder.precision == "int8" and not embed_model:
                 self._say(f"Quantising {_short_name(embedder.name)} to int8 on your passages...")
             embed_model = embedder.prepare(
-                self.folder, graph, embed_model, [texts[i] for i in to_embed]
+                self.folder, graph, embed_model, [prompts.passage + texts[i] for i in to_embed]
             )
 
         # 4. Embed what is new; reuse the vectors of passages whose text is unchanged
@@ -1254,7 +1265,7 @@ class Index:
         if to_embed:
             assert embedder is not None
             vecs[to_embed] = self._embed(
-                [texts[i] for i in to_embed], embedder, batch_size, progress
+                [prompts.passage + texts[i] for i in to_embed], embedder, batch_size, progress
             )
         if reuse_rows and current is not None:
             vecs[reuse_rows] = current.reconstruct(
@@ -1330,6 +1341,7 @@ class Index:
                         precision=embedder.precision,
                         created_at=now_iso(),
                         created_by=__version__,
+                        **prompts.as_manifest(),
                     )
                 generation = store.commit(index, values)
         finally:
@@ -1620,11 +1632,14 @@ class Snapshot:
             return []
         mode = queries[0].mode
         embedder = None if mode == "lexical" else self._index._query_embedder(self.manifest)
-        searcher = Searcher(self._store, self._vectors, embedder, self._index._speller)
+        prompts = Prompts.from_manifest(self.manifest)  # those the passages were embedded with
+        searcher = Searcher(
+            self._store, self._vectors, embedder, self._index._speller, prompts=prompts
+        )
         fixes = [searcher.spelling(q) for q in queries]
         qvecs = None
         if embedder is not None and len(queries) > 1:
-            qvecs = embedder.embed([f.text for f in fixes], batch_size=batch_size)
+            qvecs = embedder.embed([prompts.query + f.text for f in fixes], batch_size=batch_size)
         return [
             searcher.search(q, None if qvecs is None else qvecs[n], fixes[n])
             for n, q in enumerate(queries)

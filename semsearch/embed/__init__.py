@@ -10,7 +10,8 @@ and normalises through the one `normalize` here:
   checked against sentence-transformers;
 - `onnx`: onnxruntime on that export (queries, and ``--backend onnx``);
 - `backends`: the indexing backends on the export (onnxruntime, OpenVINO, int8);
-- `words`: the model's input word-piece vectors, for highlights without running it.
+- `words`: the model's input word-piece vectors, for highlights without running it;
+- `prompts`: what each model wants before queries and passages (e5's ``query: ``).
 
 torch and sentence-transformers are imported only when a model is loaded.
 """
@@ -24,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
+    from .prompts import Prompts
     from .words import WordVectors
 
 Progress = Callable[[int], None]
@@ -69,6 +71,23 @@ class HasWordVectors(Protocol):
     def word_vectors(self) -> WordVectors | None:
         """The model's input word-piece vectors, or None when it has none to give."""
         ...
+
+
+@runtime_checkable
+class HasPrompts(Protocol):
+    """An embedder whose model wants texts before queries and passages (`embed.prompts`)."""
+
+    @property
+    def prompts(self) -> Prompts:
+        """What a new index records and puts before each query and passage."""
+        ...
+
+
+def prompts_of(embedder: object) -> Prompts:
+    """The prompts an embedder's model was trained with; none for an embedder without any."""
+    from .prompts import NO_PROMPTS
+
+    return embedder.prompts if isinstance(embedder, HasPrompts) else NO_PROMPTS
 
 
 def batch_order(lengths: Sequence[int], batch_size: int) -> list[npt.NDArray[np.intp]]:

@@ -32,7 +32,8 @@ import numpy.typing as npt
 
 from ..errors import IndexCorruptError, ModelLoadError, UsageError
 from ..storage import integrity
-from . import export, normalize, onnx
+from . import export, normalize, onnx, prompts_of
+from .prompts import Prompts
 
 Backend = Literal["torch", "onnx", "openvino"]
 Precision = Literal["fp32", "int8"]
@@ -99,6 +100,10 @@ class ExportedEmbedder:
     @property
     def fingerprint(self) -> str:
         return str(self.reference.fingerprint)
+
+    @property
+    def prompts(self) -> Prompts:
+        return prompts_of(self.reference)
 
     @property
     def dimension(self) -> int:

@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from ..errors import ModelLoadError
 from . import Progress, batch_order, normalize
+from .prompts import Prompts, prompts_for
 
 if TYPE_CHECKING:
     from .words import WordVectors
@@ -86,6 +87,7 @@ class SentenceTransformerEmbedder:
         self._words: WordVectors | None = None
         self._fingerprint: str | None = None
         self._export_key: str | None = None
+        self._prompts: Prompts | None = None
         self.on_load: Callable[[], None] | None = None  # called just before the weights load
 
     @property
@@ -167,6 +169,14 @@ class SentenceTransformerEmbedder:
                     h.update(tensor.detach().cpu().numpy().tobytes())
                 self._fingerprint = "params-sha256:" + h.hexdigest()
         return self._fingerprint
+
+    @property
+    def prompts(self) -> Prompts:
+        """The model's own prompts (its folder's, else its family's: see `embed.prompts`),
+        read without loading it."""
+        if self._prompts is None:
+            self._prompts = prompts_for(self.name, self._local_dir())
+        return self._prompts
 
     @property
     def dimension(self) -> int:

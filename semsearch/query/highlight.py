@@ -37,15 +37,20 @@ MARGIN = 0.05  # a second sentence scoring this close to the best is highlighted
 
 
 def highlight(
-    embedder: Embedder | None, q: Query, qvec: npt.NDArray[np.float32] | None, hits: list[Hit]
+    embedder: Embedder | None,
+    q: Query,
+    qvec: npt.NDArray[np.float32] | None,
+    hits: list[Hit],
+    passage_prefix: str = "",
 ) -> list[Hit]:
-    """The sentence(s) of each passage that best match the query, as spans of its text."""
+    """The sentence(s) of each passage that best match the query, as spans of its text
+    (``passage_prefix``: the index's, put before each sentence the model embeds)."""
     spans = [sentence_spans(h.text) for h in hits]
     # a passage of one sentence has nothing to choose from: only the others are scored
     sentences = [
         h.text[a:b] for h, ss in zip(hits, spans, strict=True) if len(ss) > 1 for a, b in ss
     ]
-    scores = sentence_scores(embedder, q, qvec, sentences) if sentences else []
+    scores = sentence_scores(embedder, q, qvec, sentences, passage_prefix) if sentences else []
     out = []
     pos = 0
     for h, ss in zip(hits, spans, strict=True):
@@ -63,6 +68,7 @@ def sentence_scores(
     q: Query,
     qvec: npt.NDArray[np.float32] | None,
     sentences: Sequence[str],
+    passage_prefix: str = "",
 ) -> list[float]:
     """How well each sentence matches the query (comparable within one query only)."""
     terms = lexical.query_terms(q.text)
@@ -75,7 +81,7 @@ def sentence_scores(
         cosines = vecs[1:] @ vecs[0]
         share = LEXICAL_WEIGHT / max(1, len(terms))
         return [float(c) + share * n for c, n in zip(cosines, overlap, strict=True)]
-    vecs = embedder.embed(sentences)
+    vecs = embedder.embed([passage_prefix + s for s in sentences])
     return [float(x) for x in vecs @ qvec.reshape(-1)]
 
 

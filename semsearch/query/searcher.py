@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..embed import Embedder
+from ..embed.prompts import NO_PROMPTS, Prompts
 from ..storage.store import Store
 from ..storage.vectors import IdArray, VectorIndex
 from . import lexical, rerank
@@ -61,8 +62,11 @@ class Searcher:
         vectors: VectorIndex,
         embedder: Embedder | None,
         speller: Speller | None = None,
+        *,
+        prompts: Prompts = NO_PROMPTS,
     ) -> None:
         self.store = store
+        self.prompts = prompts  # the index's: before each query and each sentence embedded
         self.vectors = vectors
         self._embedder = embedder
         self._speller = speller  # keeps the vocabulary between queries (see spelling)
@@ -102,7 +106,7 @@ class Searcher:
             if len(allowed) == 0:
                 return Results(corrected_query=corrected)
         if qvec is None and q.mode != "lexical":
-            qvec = self.embedder.embed([q.text])
+            qvec = self.embedder.embed([self.prompts.query + q.text])
         fetch = q.k * 4 if q.by_article else q.k * 2 if q.collapse else q.k
         while True:
             candidates, exhausted, scores = self._retrieve(q, qvec, fetch, allowed)
@@ -115,7 +119,7 @@ class Searcher:
             fetch *= 4
         hits = hits[: q.k]
         if q.highlight and hits:
-            hits = highlight(self._embedder, q, qvec, hits)
+            hits = highlight(self._embedder, q, qvec, hits, self.prompts.passage)
         return Results(hits, corrected_query=corrected)
 
     # --- retrieval

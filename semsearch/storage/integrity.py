@@ -263,6 +263,8 @@ _TOP: dict[str, _Rule] = {
     "lexical_reason": _TEXT,
     "model": ("a model name", lambda v: isinstance(v, str) and bool(v)),
     "model_fingerprint": _TEXT,
+    "query_prefix": _TEXT,
+    "passage_prefix": _TEXT,
     "backend": _TEXT,
     "precision": _TEXT,
     "metric": _TEXT,
