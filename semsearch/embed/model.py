@@ -13,7 +13,8 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ModelLoadError
-from . import Progress, batch_order, normalize
+from . import Progress, batch_order, normalize, packaged
+from .packaged import MPNET_ALIASES, MPNET_MODEL
 from .prompts import Prompts, prompts_for
 
 if TYPE_CHECKING:
@@ -35,6 +36,8 @@ def canonical_model_name(name: str | None) -> str:
         return DEFAULT_MODEL
     if name.lower() in _DEFAULT_ALIASES:
         return DEFAULT_MODEL
+    if name.lower() in MPNET_ALIASES:
+        return MPNET_MODEL
     if os.path.exists(name):
         return os.path.abspath(name)
     return name
@@ -88,18 +91,28 @@ class SentenceTransformerEmbedder:
         self._fingerprint: str | None = None
         self._export_key: str | None = None
         self._prompts: Prompts | None = None
+        self._packaged: str | None = None  # the unpacked folder of a packaged model
         self.on_load: Callable[[], None] | None = None  # called just before the weights load
 
     @property
     def loaded(self) -> bool:
         """True once the weights are in memory (in this embedder or another of the process)."""
-        return self._model is not None or (self._model_path(), self._device) in _LOADED
+        if self._model is not None:
+            return True
+        try:
+            return (self._model_path(), self._device) in _LOADED
+        except ModelLoadError:  # a packaged model not installed: nothing loaded
+            return False
 
     # --- loading
 
     def _model_path(self) -> str:
         if self.name == DEFAULT_MODEL:
             return str(_bundled_default())
+        if self.name == MPNET_MODEL:  # from the registry's packages, checked (`embed.packaged`)
+            if self._packaged is None:
+                self._packaged = str(packaged.model_dir())
+            return self._packaged
         return self.name
 
     @property
@@ -160,7 +173,9 @@ class SentenceTransformerEmbedder:
     def fingerprint(self) -> str:
         if self._fingerprint is None:
             local = self._local_dir()
-            if local is not None:
+            if local is not None and self.name == MPNET_MODEL:
+                self._fingerprint = "sha256:" + packaged.MPNET_SHA256  # checked when resolved
+            elif local is not None:
                 self._fingerprint = weights_fingerprint(local)
             else:
                 # weights we cannot see as a file: hash the loaded parameters instead
