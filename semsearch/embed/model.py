@@ -286,6 +286,9 @@ class SentenceTransformerEmbedder:
                     convert_to_numpy=True,
                     normalize_embeddings=True,
                     show_progress_bar=False,
+                    # never the model's default prompt: the index puts its own prefixes
+                    # before the texts (`embed.prompts`), the same on every engine
+                    prompt="",
                 )
             out[idx] = vecs
             if progress is not None:
