@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from semsearch.embed.prompts import Prompts
 from semsearch.evaluate import Dataset, evaluate, load_dataset, score_run
 from semsearch.index import Index
 from semsearch.query.fusion import Fusion
@@ -74,9 +75,11 @@ def collect(dataset: Dataset, index: Index) -> dict[str, QueryCandidates]:
     out: dict[str, QueryCandidates] = {}
     with index.snapshot() as snap:
         embedder = snap.embedder
-        vectors = embedder.embed([dataset.queries[q] for q in qids], batch_size=64)
+        prompts = Prompts.from_manifest(snap.manifest)  # the index's query prefix, if any
+        texts = [prompts.query + dataset.queries[q] for q in qids]
+        vectors = embedder.embed(texts, batch_size=64)
         store = snap._store  # the snapshot's own store: one generation for every query
-        searcher = Searcher(store, snap.vector_index, embedder)
+        searcher = Searcher(store, snap.vector_index, embedder, prompts=prompts)
         for qvec, qid in zip(vectors, qids, strict=True):
             text = dataset.queries[qid]
             c = searcher.candidates(text, qvec, HYBRID_DEPTH, None)
