@@ -267,6 +267,24 @@ def index(
     backend: BackendOption = None,
     precision: PrecisionOption = None,
     lexical: LexicalOption = None,
+    query_prefix: Annotated[
+        str | None,
+        typer.Option(
+            "--query-prefix",
+            help="Put before each query instead of the model's own prompt (e5: 'query: '); "
+            "'' for none. A new index or --rebuild; an existing index keeps its own.",
+            show_default=False,
+        ),
+    ] = None,
+    passage_prefix: Annotated[
+        str | None,
+        typer.Option(
+            "--passage-prefix",
+            help="Put before each passage as it is embedded, instead of the model's own "
+            "prompt (e5: 'passage: '); '' for none. A new index or --rebuild.",
+            show_default=False,
+        ),
+    ] = None,
     batch_size: Annotated[
         int | None,
         typer.Option(
@@ -303,6 +321,8 @@ def index(
             precision=precision,
             status=status,
             lexical=lexical,
+            query_prefix=query_prefix,
+            passage_prefix=passage_prefix,
         )
         with idx:
             with _progress_bar(quiet, status=status) as progress:

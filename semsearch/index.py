@@ -234,6 +234,7 @@ class Index:
         self._wanted_backend: str | None = None
         self._wanted_precision: str | None = None
         self._wanted_lexical: str | None = None
+        self._wanted_prefixes: tuple[str | None, str | None] = (None, None)  # query, passage
         self._status: StatusCallback | None = None
 
     # ------------------------------------------------------------------ opening
@@ -252,6 +253,8 @@ class Index:
         precision: Precision | None = None,
         status: StatusCallback | None = None,
         lexical: str | None = None,
+        query_prefix: str | None = None,
+        passage_prefix: str | None = None,
     ) -> Index:
         """Open the index in ``path``; with ``create=True`` one is made on the first `add`.
 
@@ -279,6 +282,9 @@ class Index:
         Japanese, Korean, Thai). An existing index keeps its own unless another is
         given: the next `add` then rebuilds the lexical index alone, from the stored
         passages, in its atomic commit (nothing is re-embedded).
+        ``query_prefix`` and ``passage_prefix`` replace the model's own prompts
+        (see `embed.prompts`; ``""`` for none) in a new index or a rebuild; an
+        existing index keeps those it was built with, and refuses others.
         """
         if unit is not None and unit not in UNITS:
             raise UsageError(f"unit must be one of {', '.join(UNITS)} (got {unit!r})")
@@ -312,6 +318,7 @@ class Index:
         opened._wanted_backend = backend
         opened._wanted_precision = precision
         opened._wanted_lexical = lexical
+        opened._wanted_prefixes = (query_prefix, passage_prefix)
         opened._status = status
         return opened
 
@@ -1112,6 +1119,20 @@ class Index:
             return _LexicalPlan(choice.tokenizer, now, asked, choice.reason)
         return _LexicalPlan(asked, now, asked, "as asked")
 
+    def _check_prefixes(self, built: Prompts) -> None:
+        """Refuse prefixes other than those an index was built with: its vectors would mix."""
+        for option, wanted, held in (
+            ("--query-prefix", self._wanted_prefixes[0], built.query),
+            ("--passage-prefix", self._wanted_prefixes[1], built.passage),
+        ):
+            if wanted is not None and wanted != held:
+                said, asked = json.dumps(held), json.dumps(wanted)
+                raise UsageError(
+                    f"the index in {self.folder} was built with {option} {said}, not {asked}: "
+                    "leave it out to keep the index's own, or re-embed everything with "
+                    f"`semsearch index --rebuild {option} {asked} PATH`"
+                )
+
     def _chunking(
         self, manifest: dict[str, Any], embedder: Embedder | None, prompts: Prompts
     ) -> Chunking:
@@ -1157,9 +1178,14 @@ class Index:
                 early_export = _cached_export(model, self.folder)  # spares loading torch
                 looked_in_cache = True
             embedder = self._with_backend(model, backend, precision, self.folder, early_export)
-            prompts = prompts_of(model)  # the new model's own, recorded with the index
+            own = prompts_of(model)  # the new model's own, recorded with the index
+            query, passage = self._wanted_prefixes
+            prompts = Prompts(
+                own.query if query is None else query, own.passage if passage is None else passage
+            )
         else:
             prompts = Prompts.from_manifest(manifest)  # those the index was built with
+            self._check_prefixes(prompts)
             built_unit = dict(manifest.get("chunking") or {}).get("unit", "paragraph")
             if self._wanted_unit and built_unit != self._wanted_unit:
                 raise UsageError(

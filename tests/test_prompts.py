@@ -347,3 +347,53 @@ def test_a_model_s_prompts_reach_it_on_the_onnx_query_path(tmp_path: Path, corpu
     assert {r.tobytes() for r in stored.values()} == {r.tobytes() for r in again}
     plain = st.embed([t.removeprefix("passage: ") for t in passages])
     assert not np.allclose(np.sort(again, axis=0), np.sort(plain, axis=0))
+
+
+# --------------------------------------------------------------------------- overrides
+
+
+def test_prefixes_given_replace_the_model_s_own(tmp_path: Path, corpus: Path) -> None:
+    fake = PromptedFake()
+    folder = tmp_path / "idx"
+    given = {"query_prefix": "", "passage_prefix": "P| "}
+    with Index.open(folder, create=True, embedder=fake, **given) as ix:  # type: ignore[arg-type]
+        ix.add([corpus])
+        assert fake.embedded and all(t.startswith("P| ") for t in fake.embedded)
+        fake.calls.clear()
+        ix.search("bakery", k=1, mode="dense")
+        assert fake.calls == [["bakery"]]  # "" is no prefix, not the model's
+    manifest = read_manifest(folder)
+    assert (manifest["query_prefix"], manifest["passage_prefix"]) == ("", "P| ")
+
+
+def test_an_existing_index_refuses_other_prefixes(tmp_path: Path, corpus: Path) -> None:
+    from semsearch.errors import UsageError
+
+    folder = tmp_path / "idx"
+    with Index.open(folder, create=True, embedder=PromptedFake()) as index:
+        index.add([corpus])
+    (corpus / "d.txt").write_text("Snow closes the pass\nThe mountain road shut.\n")
+    fake = PromptedFake()
+    with Index.open(folder, embedder=fake, query_prefix="query: ") as index:
+        index.add([corpus])  # the same as the index's: goes on
+    with Index.open(folder, embedder=fake, passage_prefix="") as index:
+        with pytest.raises(UsageError, match='built with --passage-prefix "passage: ", not ""'):
+            index.add([corpus])
+        index.add([corpus], rebuild=True)  # a rebuild takes them
+    assert read_manifest(folder)["passage_prefix"] == ""
+
+
+def test_the_cli_passes_the_prefixes_on(tmp_path: Path, corpus: Path) -> None:
+    from tests.cli_helpers import run_faked
+
+    folder = tmp_path / "idx"
+    code, out, err = run_faked(
+        "index", str(corpus), "--index", str(folder), "-q", "--query-prefix", "search: "
+    )
+    assert code == 0, err
+    assert (read_manifest(folder)["query_prefix"], read_manifest(folder)["passage_prefix"]) == (
+        "search: ",
+        "",
+    )
+    code, out, err = run_faked("info", "--index", str(folder))
+    assert 'prefixes:     query "search: ", passage ""' in out
