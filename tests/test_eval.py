@@ -296,6 +296,7 @@ def test_evaluate_lexical_finds_every_relevant_document_first(
         "dataset",
         "split",
         "mode",
+        "rerank",
         "model",
         "queries",
         "metrics",
