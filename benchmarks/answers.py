@@ -8,7 +8,8 @@ collection, before any run: "who won the Australian Open" is answered by a parag
 naming Safin or Serena Williams as winning, not by a preview of the draw). For every
 question and every ranking (hybrid, hybrid --rerank, dense, dense --rerank, lexical) it
 prints the rank of the first answering hit in the top 10 and how many of the top 3
-answer, then totals: questions answered first, answering hits in the top 3, MRR@10.
+answer (also written to benchmarks/results/answers.md), then totals: questions
+answered first, answering hits in the top 3, MRR@10.
 How many paragraphs of the collection answer each question is printed too (a question
 that nothing answers would measure nothing).
 """
@@ -134,7 +135,11 @@ def main() -> None:
     ]
     for name, (first, top3, rr) in totals.items():
         lines.append(f"| {name} | {first} of {n} | {top3} of {3 * n} | {rr / n:.3f} |")
-    print("\n".join(lines))
+    text = "\n".join(lines)
+    print(text)
+    results = Path(__file__).resolve().parent / "results"
+    results.mkdir(exist_ok=True)
+    (results / "answers.md").write_text(text + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -54,6 +54,10 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="also print the rows as JSON")
     ap.add_argument("--timed-queries", type=int, default=100, help="queries timed one by one")
     ap.add_argument("--no-options", action="store_true", help="skip the table of options")
+    ap.add_argument(
+        "--protocols", nargs="+", choices=list(PROTOCOLS), default=list(PROTOCOLS),
+        help="which indexes of each dataset (the options table needs 'semsearch passages')",
+    )  # fmt: skip
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     cache = Path(args.index_cache or tempfile.mkdtemp(prefix="semsearch-quality-"))
@@ -63,6 +67,8 @@ def main() -> None:
     for name in args.datasets:
         dataset = load_dataset(DATA / name, "test")
         for protocol, unit in PROTOCOLS.items():
+            if protocol not in args.protocols:
+                continue
             started = time.perf_counter()
             with Index.open(cache / f"{name}-{unit}", create=True, unit=unit) as index:
                 report = index.add([dataset.corpus_path])
