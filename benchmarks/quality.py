@@ -13,7 +13,8 @@ Then every query-time and lexical option on the default index (semsearch passage
 typo correction off, the second stage (--rerank), each lexical tokenizer, with nDCG@10,
 Recall@100, MRR@10, the warm cost of one query (median ms of single queries, k=10) and
 the indexing cost per passage. The lexical index is switched back to what it was.
-Prints markdown tables and writes them to benchmarks/results/quality.md.
+Prints markdown tables and writes them to benchmarks/results/quality.md (all protocols)
+and quality_options.md.
 """
 
 from __future__ import annotations
@@ -100,10 +101,13 @@ def main() -> None:
         rows.append(bm25_as_published(load_dataset(DATA / "scifact", "test")))
         print(json.dumps(rows[-1]), flush=True)
     table = render(rows) + "\n\n" + render_calibration(calibrations)
-    if option_rows:
-        table += "\n\n" + render_options(option_rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "quality.md").write_text(table + "\n")
+    if set(args.protocols) == set(PROTOCOLS):  # the full table only: a part would hide rows
+        (RESULTS / "quality.md").write_text(table + "\n")
+    if option_rows:
+        options_table = render_options(option_rows)
+        (RESULTS / "quality_options.md").write_text(options_table + "\n")
+        table += "\n\n" + options_table
     print(table)
     if args.json:
         print(json.dumps(rows))
