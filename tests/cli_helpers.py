@@ -65,3 +65,14 @@ def assert_one_line_error(
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
     return lines[0]
+
+
+def index_articles(root: Path, articles: dict[str, str]) -> Path:
+    """``root``/docs holding ``articles`` (file name -> text) and ``root``/ix, their index
+    built by the CLI with the fake model; ``root``."""
+    (root / "docs").mkdir()
+    for name, text in articles.items():
+        (root / "docs" / name).write_text(text, encoding="utf-8")
+    code, _, err = run_faked("index", str(root / "docs"), "--index", str(root / "ix"), "-q")
+    assert code == 0, err
+    return root

@@ -11,6 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from semsearch.ingest import Document, read_file
+from semsearch.ingest.formats import parse
+
 _WORD_LIST = (
     "river flood bank town rain council bridge water level gauge staff morning ledger "
     "harbour ship crew cargo storm coast village market farmer harvest wheat barley "
@@ -216,3 +219,17 @@ def epub_file(
         for name, data in (extra or {}).items():
             z.writestr(name, data)
     return path
+
+
+def read(path: Path) -> tuple[list[Document], list[str]]:
+    """The documents a file is read as, and its problems as text."""
+    docs, problems = parse(read_file(str(path), str(path)))
+    return docs, [str(p) for p in problems]
+
+
+def one(path: Path) -> Document:
+    """The one document a file is read as, without a problem."""
+    docs, problems = read(path)
+    assert problems == []
+    assert len(docs) == 1
+    return docs[0]

@@ -16,25 +16,11 @@ from typing import Any
 import pytest
 
 from semsearch.index import Index
-from semsearch.ingest import Document, read_file
 from semsearch.ingest.formats import docx as D
-from semsearch.ingest.formats import parse
 from semsearch.ingest.passages import Chunking, make_passages
 from tests.cli_helpers import run_faked
 from tests.fakes import FakeEmbedder
-from tests.made_files import docx_file, sentences, simple_docx
-
-
-def read(path: Path) -> tuple[list[Document], list[str]]:
-    docs, problems = parse(read_file(str(path), str(path)))
-    return docs, [str(p) for p in problems]
-
-
-def one(path: Path) -> Document:
-    docs, problems = read(path)
-    assert problems == []
-    assert len(docs) == 1
-    return docs[0]
+from tests.made_files import docx_file, one, read, sentences, simple_docx
 
 
 def body(path: Path) -> list[tuple[str, str]]:

@@ -11,28 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from semsearch.ingest import Document, read_file
 from semsearch.ingest.formats import epub as E
-from semsearch.ingest.formats import parse
 from tests.cli_helpers import run_faked
-from tests.made_files import chapter_xhtml, epub_file, nav_xhtml, sentences
+from tests.made_files import chapter_xhtml, epub_file, nav_xhtml, one, read, sentences
 
 COVER = (
     '<?xml version="1.0" encoding="utf-8"?>\n<html xmlns="http://www.w3.org/1999/xhtml">'
     '<head><title>Cover</title></head><body><img src="cover.jpg" alt=""/></body></html>'
 )
-
-
-def read(path: Path) -> tuple[list[Document], list[str]]:
-    docs, problems = parse(read_file(str(path), str(path)))
-    return docs, [str(p) for p in problems]
-
-
-def one(path: Path) -> Document:
-    docs, problems = read(path)
-    assert problems == []
-    assert len(docs) == 1
-    return docs[0]
 
 
 def book(path: Path, **kw: object) -> Path:

@@ -11,17 +11,12 @@ from pathlib import Path
 import pytest
 
 from semsearch.index import Index
-from semsearch.ingest import Document, Problem, SourceFile, read_file
-from semsearch.ingest.formats import FORMATS, Format, parse
+from semsearch.ingest import Document, Problem, SourceFile
+from semsearch.ingest.formats import FORMATS, Format
 from semsearch.ingest.formats import pdf as P
 from tests.cli_helpers import run_faked
 from tests.fakes import FakeEmbedder
-from tests.made_files import PdfMaker, encrypt_pdf, sentences, simple_pdf, wrap
-
-
-def read(path: Path) -> tuple[list[Document], list[str]]:
-    docs, problems = parse(read_file(str(path), str(path)))
-    return docs, [str(p) for p in problems]
+from tests.made_files import PdfMaker, encrypt_pdf, read, sentences, simple_pdf, wrap
 
 
 def texts(path: Path) -> list[tuple[int, str]]:

@@ -19,7 +19,7 @@ from semsearch.query.fusion import Fusion
 from semsearch.serve.app import create_app
 from semsearch.serve.service import Service
 from tests import fake_cli
-from tests.cli_helpers import assert_one_line_error, run_faked
+from tests.cli_helpers import assert_one_line_error, index_articles, run_faked
 from tests.fake_cli import NamedFake
 from tests.test_eval import make_dataset
 
@@ -38,13 +38,8 @@ def article(n: int) -> str:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("rerank")
-    (root / "docs").mkdir()
-    for n in range(40):
-        (root / "docs" / f"r{n}.txt").write_text(article(n), encoding="utf-8")
-    code, _, err = run_faked("index", str(root / "docs"), "--index", str(root / "ix"), "-q")
-    assert code == 0, err
-    return root
+    articles = {f"r{n}.txt": article(n) for n in range(40)}
+    return index_articles(tmp_path_factory.mktemp("rerank"), articles)
 
 
 @pytest.fixture

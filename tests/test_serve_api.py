@@ -26,7 +26,7 @@ from semsearch.index import Index
 from semsearch.serve.app import create_app, validation_line
 from semsearch.serve.service import MAX_K, MAX_QUERY_CHARS, Service
 from tests import fake_cli
-from tests.cli_helpers import run_faked
+from tests.cli_helpers import index_articles, run_faked
 
 ROOT = Path(__file__).resolve().parent.parent
 FAKE_CLI = str(Path(fake_cli.__file__).resolve())
@@ -59,13 +59,7 @@ def cli_error(*args: str) -> str:
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """docs/ (three articles) and ix/, their index built by the CLI with the fake model."""
-    root = tmp_path_factory.mktemp("serve")
-    (root / "docs").mkdir()
-    for name, text in ARTICLES.items():
-        (root / "docs" / name).write_text(text, encoding="utf-8")
-    code, _, err = cli("index", str(root / "docs"), "--index", str(root / "ix"), "-q")
-    assert code == 0, err
-    return root
+    return index_articles(tmp_path_factory.mktemp("serve"), ARTICLES)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from semsearch.serve import page
 from semsearch.serve.app import create_app
 from semsearch.serve.service import Service
 from tests import fake_cli
-from tests.cli_helpers import run_faked
+from tests.cli_helpers import index_articles, run_faked
 from tests.fake_cli import NamedFake
 
 ARTICLES = {
@@ -45,13 +45,7 @@ RIGHT = "what did the chancellor say about the budget"
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """docs/ (four articles) and ix/, their index built with the fake model."""
-    root = tmp_path_factory.mktemp("spelling")
-    (root / "docs").mkdir()
-    for name, text in ARTICLES.items():
-        (root / "docs" / name).write_text(text, encoding="utf-8")
-    code, _, err = run_faked("index", str(root / "docs"), "--index", str(root / "ix"), "-q")
-    assert code == 0, err
-    return root
+    return index_articles(tmp_path_factory.mktemp("spelling"), ARTICLES)
 
 
 @pytest.fixture
