@@ -143,11 +143,6 @@ RerankDepthOption = Annotated[
     typer.Option("--rerank-depth", help=OPTION_HELP["rerank_depth"], show_default="50"),
 ]
 
-
-def _rerank_choice(flag: bool, method: str | None) -> bool | str | None:
-    """What `check_query` takes as rerank: a method name, True (the best) or None."""
-    return method if method is not None else (True if flag else None)
-
 # the filters of `query` and `similar`
 SinceOption = Annotated[str | None, typer.Option(help=OPTION_HELP["since"])]
 UntilOption = Annotated[str | None, typer.Option(help=OPTION_HELP["until"])]
@@ -662,7 +657,7 @@ def query(
             # only what is shown is worked out: csv, tsv and vimgrep show no highlights
             highlight=highlight and (fmt in _SHOWS_HIGHLIGHTS or width is not None),
             correct=correct,
-            rerank=_rerank_choice(rerank, rerank_method),
+            rerank=rerank_method or rerank,  # a named method implies --rerank
             rerank_depth=rerank_depth,
         )
         check_query(text, k, min_score, **options)  # argument errors before any slow work
@@ -899,7 +894,7 @@ def eval_(
                 precision=precision,
                 lexical=lexical,
                 correct=correct,
-                rerank=_rerank_choice(rerank, rerank_method),
+                rerank=rerank_method or rerank,  # a named method implies --rerank
                 rerank_depth=rerank_depth,
                 index_dir=None if index_dir is None else os.fspath(index_dir),
                 index_progress=index_bar,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -76,3 +77,16 @@ def index_articles(root: Path, articles: dict[str, str]) -> Path:
     code, _, err = run_faked("index", str(root / "docs"), "--index", str(root / "ix"), "-q")
     assert code == 0, err
     return root
+
+
+def index_and_list(folder: Path, tmp_path: Path) -> tuple[str, list[str], list[dict[str, object]]]:
+    """Index ``folder`` with the fake model (it must succeed, without a traceback), then
+    list up to 100 hits: (stdout, stderr's lines, the hits of a lexical query for "ok")."""
+    ix = str(tmp_path / "ix")
+    code, out, err = run_faked("index", str(folder), "--index", ix, "-q")
+    assert code == 0, err
+    assert "Traceback" not in out + err
+    code, found, _ = run_faked(
+        "query", "ok", "--mode", "lexical", "--json", "-k", "100", "--index", ix
+    )
+    return out, err.strip().splitlines(), json.loads(found)["results"]

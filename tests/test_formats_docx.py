@@ -18,7 +18,7 @@ import pytest
 from semsearch.index import Index
 from semsearch.ingest.formats import docx as D
 from semsearch.ingest.passages import Chunking, make_passages
-from tests.cli_helpers import run_faked
+from tests.cli_helpers import index_and_list, run_faked
 from tests.fakes import FakeEmbedder
 from tests.made_files import docx_file, one, read, sentences, simple_docx
 
@@ -269,15 +269,8 @@ def test_spans_are_offsets_of_the_paragraphs_joined_by_a_blank_line(tmp_path: Pa
 
 def index_folder(folder: Path, tmp_path: Path) -> tuple[list[str], list[str]]:
     """Index ``folder`` with the fake model: (stderr's lines, the file name of every hit)."""
-    ix = str(tmp_path / "ix")
-    code, out, err = run_faked("index", str(folder), "--index", ix, "-q")
-    assert code == 0, err
-    assert "Traceback" not in out + err
-    code, found, _ = run_faked(
-        "query", "ok", "--mode", "lexical", "--json", "-k", "100", "--index", ix
-    )
-    hits = [Path(str(h["path"])).name for h in json.loads(found)["results"]]
-    return err.strip().splitlines(), hits
+    _, lines, hits = index_and_list(folder, tmp_path)
+    return lines, [Path(str(h["path"])).name for h in hits]
 
 
 def good_file(folder: Path) -> None:

@@ -14,7 +14,7 @@ from semsearch.index import Index
 from semsearch.ingest import Document, Problem, SourceFile
 from semsearch.ingest.formats import FORMATS, Format
 from semsearch.ingest.formats import pdf as P
-from tests.cli_helpers import run_faked
+from tests.cli_helpers import index_and_list, run_faked
 from tests.fakes import FakeEmbedder
 from tests.made_files import PdfMaker, encrypt_pdf, read, sentences, simple_pdf, wrap
 
@@ -312,16 +312,7 @@ def test_the_date_comes_from_the_metadata(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- skipped files
 
 
-def index_lines(folder: Path, tmp_path: Path) -> tuple[str, list[str], list[dict[str, object]]]:
-    """Index ``folder`` with the fake model: (stdout, stderr's lines, every indexed hit)."""
-    ix = str(tmp_path / "ix")
-    code, out, err = run_faked("index", str(folder), "--index", ix, "-q")
-    assert code == 0, err
-    assert "Traceback" not in out + err
-    code, found, _ = run_faked(
-        "query", "ok", "--mode", "lexical", "--json", "-k", "100", "--index", ix
-    )
-    return out, err.strip().splitlines(), json.loads(found)["results"]
+index_lines = index_and_list  # (stdout, stderr's lines, every indexed hit)
 
 
 def good_file(folder: Path) -> None:
