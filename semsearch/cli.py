@@ -303,8 +303,35 @@ def index(
             "last change), one line per commit, until Ctrl-C.",
         ),
     ] = False,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            metavar="ADDRESS",
+            help="Parse and embed on Ray (pip install 'semsearch[ray]'): local:N (a Ray "
+            "instance on this machine, N workers), auto (the cluster this machine is part "
+            "of) or ray://HOST:10001. The index is still written here, in one commit; "
+            "--watch then re-indexes changes in this process.",
+            show_default=False,
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Embedding workers on Ray (default: N of local:N, else the cluster's CPUs).",
+            show_default=False,
+        ),
+    ] = None,
+    threads_per_worker: Annotated[
+        int,
+        typer.Option("--threads-per-worker", min=1, help="Threads of each Ray embedding worker."),
+    ] = 1,
 ) -> None:
     """Index the articles under PATHS; only new or changed files are embedded."""
+    if ray is None and (workers is not None or threads_per_worker != 1):
+        with _errors():
+            raise UsageError("--workers and --threads-per-worker go with --ray ADDRESS")
     with _errors(), _status_line(quiet) as status:
         idx = _open(
             index_dir,
@@ -320,20 +347,30 @@ def index(
             passage_prefix=passage_prefix,
         )
         with idx:
-            with _progress_bar(quiet, status=status) as progress:
-                try:
-                    report = idx.add(
-                        [os.fspath(p) for p in paths],
-                        rebuild=rebuild,
-                        batch_size=batch_size,
-                        progress=progress,
-                    )
-                except SourceError as exc:  # an empty folder to watch: wait for articles
-                    if not (watch and all(p.exists() for p in paths)):
-                        raise
-                    status.clear()
-                    typer.echo(f"note: {exc}", err=True)
-                    report = None
+            runner = None
+            if ray is not None:
+                from .cluster import connect
+
+                runner = connect(ray, workers=workers, threads=threads_per_worker)
+            try:
+                with _progress_bar(quiet, status=status) as progress:
+                    try:
+                        report = idx.add(
+                            [os.fspath(p) for p in paths],
+                            rebuild=rebuild,
+                            batch_size=batch_size,
+                            progress=progress,
+                            runner=runner,
+                        )
+                    except SourceError as exc:  # an empty folder to watch: wait for articles
+                        if not (watch and all(p.exists() for p in paths)):
+                            raise
+                        status.clear()
+                        typer.echo(f"note: {exc}", err=True)
+                        report = None
+            finally:
+                if runner is not None:
+                    runner.close()
             status.clear()
             if report is not None:
                 _print_problems(report)
@@ -487,6 +524,8 @@ def _format_report(
         f"  passages:  {report.passages_added} added, {report.passages_removed} removed, "
         f"{report.passages_unchanged} unchanged; {report.passages_embedded} embedded",
     ]
+    if report.embedded_by.startswith("Ray"):
+        lines[-1] += f" on {report.embedded_by}"
     if report.lexical_replaced:
         lines.append(
             f"  lexical:   {report.lexical_tokenizer} ({report.lexical_reason}), was "

@@ -15,7 +15,8 @@ The tree::
     ├── ModelMismatchError    the index was built with another model
     ├── ModelLoadError        the embedding model cannot be found or loaded
     ├── IndexLockedError      another process is writing to the index
-    └── ServeError            the server cannot listen on the given host and port
+    ├── ServeError            the server cannot listen on the given host and port
+    └── ClusterError          the Ray cluster cannot be reached, or its workers failed
 
 The library never prints or exits: it raises these. The command line turns
 each one into a single line on stderr and a non-zero exit code. Every message
@@ -86,7 +87,14 @@ class ServeError(SemsearchError):
     """The server cannot listen on the given host and port (in use, not allowed)."""
 
 
+class ClusterError(SemsearchError):
+    """The Ray cluster of ``--ray`` cannot be reached or started, or its workers failed
+    past Ray's retries; the index is as it was."""
+
+
 __all__ = [
+    "BackendMismatchError",
+    "ClusterError",
     "IndexAccessError",
     "IndexClosedError",
     "IndexCorruptError",

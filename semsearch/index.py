@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from . import __version__
+from .cluster import LocalRunner, Runner
 from .embed import Embedder, backends, export, prompts_of
 from .embed.backends import Backend, Precision
 from .embed.model import SentenceTransformerEmbedder, canonical_model_name
@@ -36,8 +37,8 @@ from .errors import (
     SourceError,
     UsageError,
 )
-from .ingest import Problem, parse, walk
-from .ingest.passages import UNITS, Chunking, Unit, make_passages
+from .ingest import Problem, walk
+from .ingest.passages import UNITS, Chunking, Unit
 from .query import Hit, Query, check_query
 from .query import language as _language
 from .query import lexical as lexical_
@@ -867,13 +868,16 @@ class Index:
         rebuild: bool = False,
         batch_size: int | None = None,
         progress: ProgressCallback | None = None,
+        runner: Runner | None = None,
     ) -> AddReport:
         """Index the articles under ``paths``, embedding only what is new or changed.
 
         Files that have disappeared from a folder being indexed are removed.
         The whole run is one atomic commit: if it fails or is interrupted, the
         index is as it was before. ``rebuild=True`` starts from scratch (in the
-        same atomic way).
+        same atomic way). ``runner`` does the parsing and embedding elsewhere
+        (`semsearch.cluster.connect("local:2")`: on Ray); this process plans the
+        run and writes the index either way, and the caller closes the runner.
         """
         self._check_open()  # (it would open the store again, behind the caller's back)
         if isinstance(paths, (str, os.PathLike)):
@@ -898,7 +902,11 @@ class Index:
         self._created_db = False
         try:
             report = self._add_locked(
-                list(paths), rebuild=rebuild, batch_size=batch_size, progress=progress
+                list(paths),
+                rebuild=rebuild,
+                batch_size=batch_size,
+                progress=progress,
+                runner=runner if runner is not None else LocalRunner(),
             )
         except BaseException:
             if (self._created_db or created_folder) and not self._has_commit():
@@ -1152,6 +1160,7 @@ class Index:
         rebuild: bool,
         batch_size: int | None,
         progress: ProgressCallback | None,
+        runner: Runner,
     ) -> AddReport:
         if not paths:
             raise SourceError("give at least one file or folder to index")
@@ -1221,14 +1230,14 @@ class Index:
             _check_precision(manifest, embedder, self.folder)
         planned: list[Planned] = []
         passed_over: list[Problem] = []  # why each file that gave no article gave none
-        for source, digest, old_id in changed:
+        if changed:
             assert embedder is not None
-            docs, problems = parse(source)
-            report.problems += problems
-            if not docs and problems:
-                passed_over.append(problems[-1])
-            cut = [(d, make_passages(d, chunking, embedder.count_tokens)) for d in docs]
-            planned.append(Planned(source, digest, cut, old_id))
+            cuts = runner.cut([source for source, _, _ in changed], chunking, embedder)
+            for (source, digest, old_id), (cut, problems) in zip(changed, cuts, strict=True):
+                report.problems += problems
+                if not cut and problems:
+                    passed_over.append(problems[-1])
+                planned.append(Planned(source, digest, cut, old_id))
         replaced_ids = [p.old_id for p in planned if p.old_id is not None]
         removed_file_ids = [r.id for r in gone]
         if not (unchanged_ids or replaced_ids or gone or any(p.docs for p in planned)):
@@ -1291,7 +1300,11 @@ class Index:
         if to_embed:
             assert embedder is not None
             vecs[to_embed] = self._embed(
-                [prompts.passage + texts[i] for i in to_embed], embedder, batch_size, progress
+                [prompts.passage + texts[i] for i in to_embed],
+                embedder,
+                batch_size,
+                progress,
+                runner,
             )
         if reuse_rows and current is not None:
             vecs[reuse_rows] = current.reconstruct(
@@ -1310,6 +1323,8 @@ class Index:
         report.passages_unchanged = len(store.passage_ids(unchanged_ids)) + len(reuse_rows)
         report.passages_added = len(to_embed)
         report.passages_embedded = len(to_embed)
+        if planned:
+            report.embedded_by = runner.description
 
         # 6. One transaction: rows, vectors, manifest.
         index = current if current is not None else _vectors.create(requested, dimension)
@@ -1354,6 +1369,8 @@ class Index:
                 elif put_back:
                     values["query_model"] = put_back
                 values["embed_model"] = embed_model
+                if to_embed:  # what embedded the last passages it added
+                    values["embedded_by"] = runner.description
                 if rebuild or fresh:
                     assert embedder is not None
                     values.update(
@@ -1426,6 +1443,7 @@ class Index:
         embedder: Embedder,
         batch_size: int | None,
         progress: ProgressCallback | None,
+        runner: Runner,
     ) -> npt.NDArray[np.float32]:
         done = 0
 
@@ -1439,7 +1457,7 @@ class Index:
             progress(0, len(texts))
         if batch_size is None:  # each engine's fastest here: torch 16, OpenVINO 8
             batch_size = embedder.batch_size
-        return embedder.embed(texts, batch_size=batch_size, progress=tick)
+        return runner.embed(texts, embedder, batch_size, tick)
 
     @staticmethod
     def _insert(store: Store, p: Planned) -> list[int]:

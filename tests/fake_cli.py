@@ -5,7 +5,9 @@
 Every model name (the default included) gets a `NamedFake` of that name. Its
 vectors are salted by the name, so two "models" give different vectors, as two
 real models would. ``$SEMSEARCH_FAKE_SLEEP`` (seconds per batch, default 0)
-slows embedding down so that a kill can land in the middle of a write.
+slows embedding down so that a kill can land in the middle of a write;
+``$SEMSEARCH_FAKE_STARTED`` names a file made when the first batch is embedded
+(in whichever process embeds: a Ray worker too).
 """
 
 from __future__ import annotations
@@ -32,11 +34,15 @@ class NamedFake(FakeEmbedder):
         super().__init__(name=name, fingerprint=f"fake:{name}")
         self._salt = "" if name == DEFAULT_MODEL else f"model {name} "
         self._sleep = float(os.environ.get("SEMSEARCH_FAKE_SLEEP") or 0)
+        self._started = os.environ.get("SEMSEARCH_FAKE_STARTED") or ""
 
     def vector(self, text: str) -> npt.NDArray[np.float32]:
         return super().vector(self._salt + text)
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 32, progress: Any = None) -> Any:
+        if self._started and texts:
+            with open(self._started, "a") as fh:
+                fh.write(f"{os.getpid()}\n")
         if self._sleep:
             for _ in range(0, len(texts), batch_size):
                 time.sleep(self._sleep)

@@ -96,6 +96,9 @@ class ExportedEmbedder:
         self._pad_id = 0
         self.batch_size = 16
         self._width_multiple = 1
+        self.threads: int | None = None  # None: every core (a Ray worker sets its share)
+        # (folder, query model, int8 model entry) once `prepare` has loaded the engine
+        self.prepared: tuple[str, export.QueryModel, dict[str, Any] | None] | None = None
 
     @property
     def fingerprint(self) -> str:
@@ -123,6 +126,12 @@ class ExportedEmbedder:
             return [len(e.ids) for e in encs]
         return list(self.reference.count_tokens(texts))
 
+    def counting_tokenizer(self) -> Any:
+        """The fast tokenizer that `count_tokens` counts with (None: the model's own)."""
+        if self._counter is not None:
+            return self._counter
+        return self.reference._counting_tokenizer()
+
     # --- the engine
 
     def prepare(
@@ -148,9 +157,13 @@ class ExportedEmbedder:
         )
         if self.backend == "onnx":
             encoder = onnx.OnnxEncoder(
-                onnx_path, os.path.join(folder, query_model.tokenizer), query_model.max_tokens
+                onnx_path,
+                os.path.join(folder, query_model.tokenizer),
+                query_model.max_tokens,
+                threads=self.threads,
             )
             self._run = encoder.run
+            self.prepared = (folder, query_model, None)
             return None
         ov = _import_openvino()
         core = ov.Core()
@@ -163,9 +176,10 @@ class ExportedEmbedder:
                 model, entry = self._quantize(ov, core.read_model(onnx_path), folder, calibration)
         else:
             model = core.read_model(onnx_path)
-        compiled = core.compile_model(
-            model, "CPU", {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
-        )
+        config = {"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"}
+        if self.threads is not None:
+            config["INFERENCE_NUM_THREADS"] = str(self.threads)
+        compiled = core.compile_model(model, "CPU", config)
         request = compiled.create_infer_request()
         output = compiled.output(0)
 
@@ -175,6 +189,7 @@ class ExportedEmbedder:
         self._run = run
         self.batch_size = 8  # small batches stay in cache: measured fastest here
         self._width_multiple = 16  # few distinct shapes: OpenVINO prepares each one once
+        self.prepared = (folder, query_model, entry)
         return entry
 
     def _quantize(

@@ -40,6 +40,7 @@ class AddReport:
     lexical_tokenizer: str = ""
     lexical_reason: str = ""
     lexical_replaced: str = ""
+    embedded_by: str = ""  # where the parsing and embedding ran ("this process", "Ray ...")
 
     @property
     def changed(self) -> bool:
