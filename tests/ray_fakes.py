@@ -33,3 +33,12 @@ class FailingFake(FakeEmbedder):
 
     def embed(self, texts: Sequence[str], *, batch_size: int = 32, progress: Any = None) -> Any:
         raise ZeroDivisionError("the embedder divided by zero")
+
+
+class UnloadableFake(FakeEmbedder):
+    """Fails as a model that a worker cannot load does: with semsearch's own error."""
+
+    def embed(self, texts: Sequence[str], *, batch_size: int = 32, progress: Any = None) -> Any:
+        from semsearch.errors import ModelLoadError
+
+        raise ModelLoadError("model fake-embedder is not installed on this worker")

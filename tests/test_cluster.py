@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 
 from semsearch import Index
-from semsearch.cluster import LocalRunner, check_address, connect
+from semsearch.cluster import check_address, connect
 from semsearch.errors import ClusterError, UsageError
-from tests.cli_helpers import assert_one_line_error, run, run_faked
+from tests.cli_helpers import assert_one_line_error, run_faked
 from tests.conftest import BBC, ROOT, SEEDS
 from tests.fakes import FakeEmbedder
 
@@ -76,14 +76,19 @@ def test_other_addresses_are_one_line_errors(tmp_path: Path, address: str) -> No
     with pytest.raises(UsageError):
         check_address(address)
     docs = _articles(tmp_path / "docs", 2)
-    code, out, err = run_faked("index", str(docs), "--index", str(tmp_path / "ix"), "--ray", address)
+    code, out, err = run_faked(
+        "index", str(docs), "--index", str(tmp_path / "ix"),
+        "--ray", address
+    )
     assert_one_line_error(code, out, err, "--ray")
     assert not (tmp_path / "ix").exists()  # nothing was written
 
 
 def test_workers_need_ray(tmp_path: Path) -> None:
     docs = _articles(tmp_path / "docs", 2)
-    code, out, err = run_faked("index", str(docs), "--index", str(tmp_path / "ix"), "--workers", "2")
+    code, out, err = run_faked(
+        "index", str(docs), "--index", str(tmp_path / "ix"), "--workers", "2"
+    )
     assert_one_line_error(code, out, err, "--workers", "--ray")
 
 
@@ -92,12 +97,16 @@ def test_without_ray_installed_says_how_to_install(
 ) -> None:
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray: ImportError
     docs = _articles(tmp_path / "docs", 2)
-    code, out, err = run_faked("index", str(docs), "--index", str(tmp_path / "ix"), "--ray", "local:2")
+    code, out, err = run_faked(
+        "index", str(docs), "--index", str(tmp_path / "ix"), "--ray", "local:2"
+    )
     assert_one_line_error(code, out, err, "pip install 'semsearch[ray]'")
     assert not (tmp_path / "ix").exists()
 
 
-def test_no_running_cluster_is_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_no_running_cluster_is_one_line_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
     docs = _articles(tmp_path / "docs", 2)
     code, out, err = run_faked("index", str(docs), "--index", str(tmp_path / "ix"), "--ray", "auto")
@@ -187,3 +196,132 @@ def test_ray_vectors_equal_local_vectors_with_the_real_model(tmp_path: Path, on_
     assert a.keys() == b.keys()
     cosines = np.array([float(a[i] @ b[i]) for i in a])
     assert cosines.min() >= 0.9999, cosines.min()
+
+
+def test_a_worker_that_dies_is_restarted_and_its_batch_retried(
+    tmp_path: Path, on_path: None
+) -> None:
+    from tests.ray_fakes import DyingOnceFake
+
+    docs = _articles(tmp_path / "docs", 30)
+    marker = tmp_path / "died"
+    runner = connect("local:2")
+    try:
+        with Index.open(tmp_path / "ray", create=True, embedder=DyingOnceFake(str(marker))) as ix:
+            report = ix.add(docs, runner=runner)
+    finally:
+        runner.close()
+    assert marker.exists()  # a worker did die, in the middle of its first batch
+    with Index.open(tmp_path / "local", create=True, embedder=FakeEmbedder()) as ix:
+        ix.add(docs)
+    assert report.passages_embedded == len(_contents(tmp_path / "local"))
+    a, b = _vectors(tmp_path / "local", FakeEmbedder()), _vectors(tmp_path / "ray", FakeEmbedder())
+    assert a.keys() == b.keys() and all(np.allclose(a[i], b[i]) for i in a)
+
+
+def test_an_error_in_a_worker_is_one_line_and_leaves_the_index(
+    tmp_path: Path, on_path: None
+) -> None:
+    from tests.ray_fakes import FailingFake
+
+    docs = _articles(tmp_path / "docs", 4)
+    with Index.open(tmp_path / "ix", create=True, embedder=FakeEmbedder()) as ix:
+        ix.add(docs)
+    before = _contents(tmp_path / "ix")
+    _articles(tmp_path / "docs", 8, "again")  # four more files, four changed
+    runner = connect("local:2")
+    try:
+        with (
+            Index.open(tmp_path / "ix", embedder=FailingFake()) as ix,
+            pytest.raises(ClusterError) as caught,
+        ):
+            ix.add(docs, runner=runner)
+    finally:
+        runner.close()
+    message = str(caught.value)
+    assert "\n" not in message and "divided by zero" in message and "as it was" in message
+    assert _contents(tmp_path / "ix") == before
+
+
+def test_semsearch_errors_in_a_worker_come_back_as_themselves(
+    tmp_path: Path, on_path: None
+) -> None:
+    from semsearch.errors import ModelLoadError
+    from tests.ray_fakes import UnloadableFake
+
+    docs = _articles(tmp_path / "docs", 3)
+    runner = connect("local:2")
+    try:
+        with (
+            Index.open(tmp_path / "new", create=True, embedder=UnloadableFake()) as ix,
+            pytest.raises(ModelLoadError, match=r"not installed on this worker$"),
+        ):
+            ix.add(docs, runner=runner)
+    finally:
+        runner.close()
+    assert not (tmp_path / "new").exists()  # no half-made index left behind
+
+
+def _fake_cli(*args: str, **env: str) -> subprocess.Popen[str]:
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "tests" / "fake_cli.py"), *args],
+        env={**os.environ, "PYTHONPATH": path, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_the_command_says_where_it_embedded_and_nothing_of_ray(tmp_path: Path) -> None:
+    docs = _articles(tmp_path / "docs", 5)
+    proc = _fake_cli("index", str(docs), "--index", str(tmp_path / "ix"), "--ray", "local:2")
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    assert err == ""  # none of Ray's logging, warnings or progress bars
+    assert "embedded on Ray local:2, 2 embedding workers" in out
+    assert len(_contents(tmp_path / "ix")) == 10
+
+
+def _raylets() -> set[int]:
+    out = subprocess.run(["pgrep", "-f", "raylet"], capture_output=True, text=True).stdout
+    return {int(p) for p in out.split()}
+
+
+def test_killing_the_driver_leaves_the_previous_index(tmp_path: Path) -> None:
+    docs = _articles(tmp_path / "docs", 6)
+    index = tmp_path / "ix"
+    code, _, err = run_faked("index", str(docs), "--index", str(index), "-q")
+    assert code == 0, err
+    before = _contents(index)
+    _articles(tmp_path / "docs", 200, "and more")  # 194 new articles, 6 changed
+    started = tmp_path / "started"
+    raylets = _raylets()
+    driver = _fake_cli(
+        "index", str(docs), "--index", str(index), "--ray", "local:2", "-q",
+        SEMSEARCH_FAKE_SLEEP="0.5",  # seconds per batch of 32: the run takes a while
+        SEMSEARCH_FAKE_STARTED=str(started),
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while not started.exists() and driver.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert started.exists() and driver.poll() is None  # embedding on Ray, not done
+        time.sleep(1.0)
+        driver.send_signal(signal.SIGKILL)
+        driver.wait(timeout=30)
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+    assert driver.returncode == -signal.SIGKILL
+    assert _contents(index) == before  # the previous commit, whole
+    assert Index.check_folder(index).ok
+    # the Ray instance the driver started goes with it (Ray's reaper), within a while
+    deadline = time.monotonic() + 60
+    while _raylets() - raylets and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not _raylets() - raylets
+    # and the index takes the next run (its write lock went with the driver)
+    code, _, err = run_faked("index", str(docs), "--index", str(index), "-q")
+    assert code == 0, err
+    assert len(_contents(index)) > len(before)

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import os
 import pickle
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -31,6 +32,7 @@ from typing import Any, TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from .. import errors as _errors
 from ..embed import Embedder
 from ..errors import ClusterError, SemsearchError
 from ..ingest import SourceFile
@@ -81,7 +83,8 @@ class RayRunner:
             if self.address.startswith("local:"):
                 self.workers = int(self.address.split(":", 1)[1])
             else:
-                cpus = int(ray.cluster_resources().get("CPU", 1))
+                resources: Any = ray.cluster_resources  # (untyped)
+                cpus = int(resources().get("CPU", 1))
                 self.workers = max(1, cpus // self.threads)
         _quiet_ray_data()
         self.stats["start_s"] = time.perf_counter() - began
@@ -99,7 +102,7 @@ class RayRunner:
         workers = self._start()
         recipe = Recipe.counting(embedder)
         rows = [{"i": i, "source": pickle.dumps(s)} for i, s in enumerate(sources)]
-        ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), 4 * workers))
+        ds: Any = ray.data.from_items(rows, override_num_blocks=min(len(rows), 4 * workers))
         with _ray_warnings_off():  # (Ray 2.60 warns of max_retries, which we want bounded)
             ds = ds.map_batches(
                 _cut_batch,
@@ -139,7 +142,7 @@ class RayRunner:
         rows = [{"i": i, "text": texts[i]} for i in order]
         # batches of up to EMBED_ROWS texts, at least 4 per worker so that none waits
         per_batch = max(16, min(EMBED_ROWS, -(-len(rows) // (4 * workers))))
-        ds = ray.data.from_items(rows, override_num_blocks=-(-len(rows) // per_batch))
+        ds: Any = ray.data.from_items(rows, override_num_blocks=-(-len(rows) // per_batch))
         with _ray_warnings_off():  # (of max_restarts: Ray's default restarts forever)
             ds = ds.map_batches(
                 _EmbedWorker,
@@ -325,25 +328,56 @@ def _worker_errors(address: str) -> Iterator[None]:
         cause = _semsearch_cause(exc)
         if cause is not None:
             raise cause from None
+        told = _told_exception(exc)
+        if told is not None and told[0] in _errors.__all__:  # semsearch's own, told as text
+            raise getattr(_errors, told[0])(told[1]) from None
+        if told is not None:
+            why = f"{told[0]}: {told[1]}"
+        else:
+            root = _causes(exc)[-1]
+            why = _one_line(root)
         raise ClusterError(
-            f"the Ray workers failed ({_one_line(exc)}): the index is as it was; see the "
-            f"Ray logs (/tmp/ray/session_latest/logs) and index again (--ray {address})"
+            f"the Ray workers failed ({why}): the index is as it was; see the Ray logs "
+            f"(/tmp/ray/session_latest/logs) and index again (--ray {address})"
         ) from None
 
 
-def _semsearch_cause(exc: BaseException) -> SemsearchError | None:
-    seen: set[int] = set()
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what caused it, outermost first (Ray keeps a worker's exception as
+    ``cause``, Ray Data's wrappers as ``__cause__``)."""
+    chain: list[BaseException] = []
     node: BaseException | None = exc
-    while node is not None and id(node) not in seen:
-        seen.add(id(node))
-        if isinstance(node, SemsearchError):
-            return node
-        inner = getattr(node, "cause", None)  # RayTaskError keeps the worker's exception
-        node = inner if isinstance(inner, BaseException) else (node.__cause__ or node.__context__)
+    while node is not None and all(node is not c for c in chain):
+        chain.append(node)
+        inner = getattr(node, "cause", None)
+        node = inner if isinstance(inner, BaseException) else node.__cause__
+    return chain
+
+
+def _semsearch_cause(exc: BaseException) -> SemsearchError | None:
+    return next((c for c in _causes(exc) if isinstance(c, SemsearchError)), None)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_RAISED = re.compile(r"^((?:[A-Za-z_][\w]*\.)*)([A-Za-z_]\w*(?:Error|Exception)): (.+)$")
+
+
+def _told_exception(exc: BaseException) -> tuple[str, str] | None:
+    """(class name, message) of the exception a worker raised, from the traceback Ray
+    tells it in (Ray Data keeps a UDF's exception only as text): the first line of the
+    form ``[module.]Name: message`` not of Ray's own exceptions."""
+    for line in _ANSI.sub("", str(exc)).splitlines():
+        match = _RAISED.match(line.strip())
+        if (
+            match is not None
+            and not match.group(1).startswith("ray.")
+            and match.group(2) not in ("RayTaskError", "UserCodeException")
+        ):
+            return match.group(2), match.group(3).strip()[:300]
     return None
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    first = text[0] if text else type(exc).__name__
+    text = _ANSI.sub("", str(exc)).strip().splitlines()
+    first = text[0].strip() if text else type(exc).__name__
     return first[:200]
