@@ -43,8 +43,10 @@ browser:
 	  echo "not root and no sudo: install chromium (apt-get install chromium) for the browser tests" >&2; \
 	fi
 
+# pytest in a network namespace whose only interface is loopback (tests/loopback.py): Ray's
+# processes listen on the machine's address otherwise, and nothing may talk to another one
 test: lint browser
-	$(BIN)/python -m pytest
+	$(BIN)/python tests/loopback.py $(BIN)/python -m pytest
 
 clean:
 	rm -rf $(VENV) .semsearch .pytest_cache .mypy_cache .ruff_cache

@@ -23,8 +23,17 @@ from semsearch.errors import ClusterError, UsageError
 from tests.cli_helpers import assert_one_line_error, run_faked
 from tests.conftest import BBC, ROOT, SEEDS
 from tests.fakes import FakeEmbedder
+from tests.loopback import only_loopback
 
 pytest.importorskip("ray")
+
+# Ray's processes listen on the machine's address; in `make test`'s namespace of loopback
+# only (tests/loopback.py) they listen on 127.0.0.1, as every server in the tests must.
+needs_loopback = pytest.mark.skipif(
+    not only_loopback(),
+    reason="starts Ray, whose servers would listen on this machine's address: run through "
+    "`make test` or `python tests/loopback.py python -m pytest`",
+)
 
 
 @pytest.fixture
@@ -128,6 +137,7 @@ def test_a_run_with_nothing_to_do_never_starts_ray(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- on Ray
 
 
+@needs_loopback
 def test_ray_run_equals_a_local_run_and_updates_incrementally(
     tmp_path: Path, on_path: None
 ) -> None:
@@ -176,6 +186,7 @@ def test_ray_run_equals_a_local_run_and_updates_incrementally(
     assert not any(f == "a007.txt" for f, _ in contents.values())
 
 
+@needs_loopback
 @pytest.mark.slow
 def test_ray_vectors_equal_local_vectors_with_the_real_model(tmp_path: Path, on_path: None) -> None:
     docs = tmp_path / "docs"
@@ -198,6 +209,7 @@ def test_ray_vectors_equal_local_vectors_with_the_real_model(tmp_path: Path, on_
     assert cosines.min() >= 0.9999, cosines.min()
 
 
+@needs_loopback
 def test_a_worker_that_dies_is_restarted_and_its_batch_retried(
     tmp_path: Path, on_path: None
 ) -> None:
@@ -219,6 +231,7 @@ def test_a_worker_that_dies_is_restarted_and_its_batch_retried(
     assert a.keys() == b.keys() and all(np.allclose(a[i], b[i]) for i in a)
 
 
+@needs_loopback
 def test_an_error_in_a_worker_is_one_line_and_leaves_the_index(
     tmp_path: Path, on_path: None
 ) -> None:
@@ -243,6 +256,7 @@ def test_an_error_in_a_worker_is_one_line_and_leaves_the_index(
     assert _contents(tmp_path / "ix") == before
 
 
+@needs_loopback
 def test_semsearch_errors_in_a_worker_come_back_as_themselves(
     tmp_path: Path, on_path: None
 ) -> None:
@@ -273,6 +287,7 @@ def _fake_cli(*args: str, **env: str) -> subprocess.Popen[str]:
     )
 
 
+@needs_loopback
 def test_the_command_says_where_it_embedded_and_nothing_of_ray(tmp_path: Path) -> None:
     docs = _articles(tmp_path / "docs", 5)
     proc = _fake_cli("index", str(docs), "--index", str(tmp_path / "ix"), "--ray", "local:2")
@@ -288,6 +303,7 @@ def _raylets() -> set[int]:
     return {int(p) for p in out.split()}
 
 
+@needs_loopback
 def test_killing_the_driver_leaves_the_previous_index(tmp_path: Path) -> None:
     docs = _articles(tmp_path / "docs", 6)
     index = tmp_path / "ix"

@@ -246,6 +246,7 @@ class _EmbedWorker:
 def _init(ray: Any, address: str, workers: int | None, threads: int) -> None:
     env = {k: os.environ[k] for k in _ENV if k in os.environ}
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     options: dict[str, Any] = {
         "include_dashboard": False,
         "log_to_driver": False,
@@ -259,6 +260,8 @@ def _init(ray: Any, address: str, workers: int | None, threads: int) -> None:
             options["num_cpus"] = max(count, workers or count) * threads
     else:
         options["address"] = address
+    # local first: Ray would otherwise report usage statistics to its makers
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # Ray's C++ core logs to the driver's stderr: only fatal errors, and not even the
     # line saying so that it prints while starting
     os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "fatal")
