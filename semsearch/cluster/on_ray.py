@@ -155,7 +155,9 @@ class RayRunner:
                 max_task_retries=RETRIES,
             )
         seen = np.zeros(len(texts), dtype=bool)
-        rss: dict[int, float] = {}
+        rss: dict[int, float] = {}  # peak RSS of each worker process, MB
+        busy: dict[int, float] = {}  # seconds each spent embedding
+        loads: dict[int, float] = {}  # seconds each took to load the model
         first: float | None = None
         with _worker_errors(self.address), _ray_warnings_off():
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
@@ -166,8 +168,12 @@ class RayRunner:
                     len(idx), dimension
                 )
                 seen[idx] = True
-                for pid, mb in zip(batch["pid"], batch["rss_mb"], strict=True):
+                for pid, mb, b, load in zip(
+                    batch["pid"], batch["rss_mb"], batch["busy_s"], batch["load_s"], strict=True
+                ):
                     rss[int(pid)] = max(rss.get(int(pid), 0.0), float(mb))
+                    busy[int(pid)] = busy.get(int(pid), 0.0) + float(b)
+                    loads[int(pid)] = float(load)
                 if progress is not None:
                     progress(len(idx))
         if not seen.all():
@@ -175,7 +181,11 @@ class RayRunner:
                 f"Ray gave back no vector for {int((~seen).sum())} passage(s): index again"
             )
         self.stats.update(
-            first_batch_s=first, embed_s=time.perf_counter() - began, worker_rss_mb=rss
+            first_batch_s=first,
+            embed_s=time.perf_counter() - began,
+            worker_rss_mb=rss,
+            worker_busy_s=busy,
+            worker_load_s=loads,
         )
         return out
 
@@ -222,21 +232,28 @@ class _EmbedWorker:
     """One embedding actor: loads the run's embedder once, then embeds batch after batch."""
 
     def __init__(self, recipe: Recipe, batch_size: int) -> None:
+        began = time.perf_counter()
         self._embedder = recipe.embedder()
+        self._embedder.embed(["warm"], batch_size=1)  # the weights load now, not in a batch
+        self._load_s = time.perf_counter() - began
         self._batch_size = batch_size
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         import resource
 
         texts = [str(t) for t in batch["text"]]
+        began = time.perf_counter()
         vectors = self._embedder.embed(texts, batch_size=self._batch_size)
+        busy = time.perf_counter() - began
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
         n = len(texts)
-        return {
+        return {  # the worker's figures, spread over the rows (a batch has no columns else)
             "i": batch["i"],
             "vector": vectors,
             "pid": np.full(n, os.getpid(), dtype=np.int64),
             "rss_mb": np.full(n, rss, dtype=np.float64),
+            "busy_s": np.full(n, busy / max(n, 1), dtype=np.float64),
+            "load_s": np.full(n, self._load_s, dtype=np.float64),
         }
 
 
