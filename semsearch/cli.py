@@ -985,6 +985,10 @@ def _prefixes_line(i: IndexInfo) -> str:
     return f"query {q}, passage {p}"
 
 
+def _on_ray(i: IndexInfo) -> bool:
+    return i.embedded_on.startswith("Ray")
+
+
 def _format_info(i: IndexInfo) -> str:
     rows = [
         ("index", i.path),
@@ -995,6 +999,7 @@ def _format_info(i: IndexInfo) -> str:
         *([("prefixes", _prefixes_line(i))] if i.query_prefix or i.passage_prefix else []),
         ("dimension", str(i.dimension)),
         ("embedded by", f"{i.backend} {i.precision}"),
+        *([("embedded on", f"{i.embedded_on} (its last run)")] if _on_ray(i) else []),
         ("index type", i.index_type),
         ("lexical", _lexical_line(i)),
         ("size on disk", _size_on_disk(i)),

@@ -137,6 +137,7 @@ class IndexInfo:
     lexical_reason: str = ""  # why auto chose it ("" for an index older than the choice)
     query_prefix: str = ""  # put before each query (the model's prompt: `embed.prompts`)
     passage_prefix: str = ""  # put before each passage as it is embedded
+    embedded_on: str = ""  # where the last run that embedded ran ("this process", "Ray ...")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -784,6 +785,7 @@ class Index:
                 lexical_reason=str(m.get("lexical_reason", "")),
                 query_prefix=Prompts.from_manifest(m).query,
                 passage_prefix=Prompts.from_manifest(m).passage,
+                embedded_on=str(m.get("embedded_on", "")),
             )
 
     def files(self) -> list[IndexedFile]:
@@ -1369,8 +1371,8 @@ class Index:
                 elif put_back:
                     values["query_model"] = put_back
                 values["embed_model"] = embed_model
-                if to_embed:  # what embedded the last passages it added
-                    values["embedded_by"] = runner.description
+                if to_embed:  # where the last passages it added were embedded
+                    values["embedded_on"] = runner.description
                 if rebuild or fresh:
                     assert embedder is not None
                     values.update(

@@ -303,6 +303,9 @@ def test_the_command_says_where_it_embedded_and_nothing_of_ray(tmp_path: Path) -
     assert err == ""  # none of Ray's logging, warnings or progress bars
     assert "embedded on Ray local:2, 2 embedding workers" in out
     assert len(_contents(tmp_path / "ix")) == 10
+    info = _fake_cli("info", "--index", str(tmp_path / "ix"))
+    out, err = info.communicate(timeout=60)
+    assert "embedded on:  Ray local:2, 2 embedding workers (its last run)" in out, out
 
 
 def _raylets() -> set[int]:
