@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import pickle
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -101,7 +100,8 @@ class RayRunner:
             return []
         workers = self._start()
         recipe = Recipe.counting(embedder)
-        rows = [{"i": i, "source": pickle.dumps(s)} for i, s in enumerate(sources)]
+        # the sources travel as Python objects: Ray serialises them itself (cloudpickle)
+        rows = [{"i": i, "source": s} for i, s in enumerate(sources)]
         ds: Any = ray.data.from_items(rows, override_num_blocks=min(len(rows), 4 * workers))
         with _ray_warnings_off():  # (Ray 2.60 warns of max_retries, which we want bounded)
             ds = ds.map_batches(
@@ -116,7 +116,7 @@ class RayRunner:
         with _worker_errors(self.address), _ray_warnings_off():
             for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
                 for i, blob in zip(batch["i"], batch["cut"], strict=True):
-                    out[int(i)] = pickle.loads(bytes(blob))
+                    out[int(i)] = blob
         missing = [i for i, c in enumerate(out) if c is None]
         if missing:
             raise ClusterError(f"Ray gave back no result for {len(missing)} file(s): index again")
@@ -211,10 +211,10 @@ class RayRunner:
 
 def _cut_batch(batch: dict[str, Any], recipe: Recipe, chunking: Chunking) -> dict[str, Any]:
     count = _counter(recipe)
-    cuts = [
-        pickle.dumps(cut_file(pickle.loads(bytes(b)), chunking, count)) for b in batch["source"]
-    ]
-    return {"i": batch["i"], "cut": np.array(cuts, dtype=object)}
+    cuts = np.empty(len(batch["source"]), dtype=object)
+    for j, source in enumerate(batch["source"]):
+        cuts[j] = cut_file(source, chunking, count)
+    return {"i": batch["i"], "cut": cuts}
 
 
 _COUNTERS: dict[int, Any] = {}  # one tokenizer per worker process and recipe

@@ -7,7 +7,7 @@ or a name or path the worker can load), the backend and precision, and for the
 ONNX and OpenVINO backends the very files the index embeds with (its ONNX
 export and tokenizer, and its int8 model), sent as bytes so that a worker needs
 no view of the driver's index folder. A custom embedder (one given to
-`Index.open(embedder=...)`) travels as itself, pickled.
+`Index.open(embedder=...)`) travels as itself (Ray serialises it).
 
 Cutting needs only a token counter: the model's fast tokenizer, as JSON.
 """
