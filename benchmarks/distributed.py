@@ -33,10 +33,12 @@ each worker. Prints a markdown table and writes benchmarks/results/distributed.m
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -112,6 +114,7 @@ def start_cluster(tmp: str) -> subprocess.Popen[str]:
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"},
+        start_new_session=True,  # its processes in one group, stopped together at the end
     )
     assert head.stdout is not None
     said = []
@@ -123,6 +126,17 @@ def start_cluster(tmp: str) -> subprocess.Popen[str]:
             break
     head.terminate()
     sys.exit("ray start --head failed:\n" + "".join(said[-20:]))
+
+
+def stop_cluster(head: subprocess.Popen[str]) -> None:
+    """The head and every process it started (one process group): asked, then killed."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(head.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        head.wait(timeout=30)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(head.pid, signal.SIGKILL)
+    head.wait(timeout=30)
 
 
 def subset(limit: int | None, into: Path) -> Path:
@@ -201,6 +215,8 @@ def main() -> None:
             "no network namespace of loopback only: Ray would listen on this machine's "
             "address (run as root, or where unshare is allowed)"
         )
+    # a SIGTERM (a timeout's) stops the cluster too, through the `finally` below
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("stopped (SIGTERM)"))
     with tempfile.TemporaryDirectory(prefix="semsearch-distributed-") as tmp:
         folder = subset(args.limit, Path(tmp) / "bbc")
         head = start_cluster(tmp)
@@ -237,8 +253,7 @@ def main() -> None:
                 print(f"{label}: {row['wall_s']:.1f} s", file=sys.stderr)
                 shutil.rmtree(index, ignore_errors=True)
         finally:
-            head.terminate()
-            head.wait(timeout=60)
+            stop_cluster(head)
     base, ray1, ray2, _ = rows
     summary = {
         "speed_up_2_workers": ray1["wall_s"] / ray2["wall_s"],
