@@ -251,10 +251,11 @@ def index(
         ),
     ] = None,
     index_type: Annotated[
-        Literal["auto", "flat", "hnsw", "ivf", "ivfpq"] | None,
+        Literal["auto", "flat", "hnsw", "ivf", "ivfpq", "ivfpq-disk"] | None,
         typer.Option(
             "--index-type",
-            help="auto: exact (flat) up to 100,000 passages, IVF above; an existing index "
+            help="auto: exact (flat) up to 100,000 passages, IVF to 2 million, IVF-PQ on "
+            "disk (ivfpq-disk: for vectors that do not fit in RAM) above; an existing index "
             "keeps its own, and switching converts it without re-embedding.",
             show_default="auto",
         ),

@@ -268,7 +268,7 @@ class Index:
         ``unit`` is how a new index cuts articles: ``"paragraph"`` (default) or
         ``"document"`` (one passage per article, the BEIR protocol).
         ``index_type`` is ``"auto"`` (default: exact up to 100,000 passages, IVF
-        above), ``"flat"``, ``"hnsw"``, ``"ivf"`` or ``"ivfpq"``; the next
+        above), ``"flat"``, ``"hnsw"``, ``"ivf"``, ``"ivfpq"`` or ``"ivfpq-disk"``; the next
         `add` converts an existing index to it without re-embedding anything.
         ``backend`` embeds passages with ``"torch"`` (sentence-transformers, the
         default), ``"onnx"`` or ``"openvino"``; ``precision="int8"`` (OpenVINO
@@ -1350,8 +1350,12 @@ class Index:
                 new_ids: list[int] = []
                 for p in planned:
                     new_ids += self._insert(store, p)
+                if isinstance(index, _vectors.DiskIVFIndex):
+                    index.map_shards = runner.map  # its shards filled by the run's workers
                 index.add(np.asarray(new_ids, dtype=np.int64), vecs)
-                index = _vectors.adapt(index, requested)  # auto: exact while small, IVF above
+                # auto: exact while small, IVF above (an on-disk index's shards filled by the
+                # run's workers)
+                index = _vectors.adapt(index, requested, map_shards=runner.map)
                 if lexical.rebuild_table:  # from the passages as they now are
                     store.replace_lexical(lexical.tokenizer)
                 values: dict[str, Any] = {

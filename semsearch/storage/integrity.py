@@ -256,8 +256,8 @@ _TOP: dict[str, _Rule] = {
     "schema_version": _POSITIVE,
     "file_count": _WHOLE,
     "document_count": _WHOLE,
-    "index_type": _one_of("flat", "hnsw", "ivf", "ivfpq"),
-    "index_type_requested": _one_of("auto", "flat", "hnsw", "ivf", "ivfpq"),
+    "index_type": _one_of("flat", "hnsw", "ivf", "ivfpq", "ivfpq-disk"),
+    "index_type_requested": _one_of("auto", "flat", "hnsw", "ivf", "ivfpq", "ivfpq-disk"),
     "lexical_tokenizer": _one_of("porter", "unicode61", "trigram"),
     "lexical_requested": _one_of("auto", "porter", "unicode61", "trigram"),
     "lexical_reason": _TEXT,
@@ -801,11 +801,11 @@ def _ids(ids: npt.NDArray[np.int64]) -> str:
 
 
 def _stored_norms(index: VectorIndex) -> npt.NDArray[np.float32] | None:
-    """The length of every stored vector (None for IVF-PQ, which keeps only codes)."""
+    """The length of every stored vector (None for IVF-PQ, whose index keeps only codes)."""
     import faiss
 
     raw = getattr(index, "_index", None)
-    if raw is None or index.kind == "ivfpq":
+    if raw is None or index.kind in ("ivfpq", "ivfpq-disk"):
         return None
     parts = []
     if index.kind in ("flat", "hnsw"):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Iterable
 from typing import Any, Literal, Protocol
 
 import numpy as np
@@ -183,14 +184,16 @@ def _threads_for(work: int) -> None:
     _faiss().omp_set_num_threads(1 if work < PARALLEL_WORK else max(1, os.cpu_count() or 1))
 
 
-def _read(path: str, mmap: bool = False) -> Any:
+def _read(path: str, mmap: bool = False, flags: int | None = None) -> Any:
     faiss = _faiss()
     if not os.path.isfile(path):
         raise IndexCorruptError(
             f"the vector file {path} is missing: run `semsearch index --rebuild PATH`"
         )
     try:
-        return faiss.read_index(path, faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0)
+        if flags is None:
+            flags = faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY if mmap else 0
+        return faiss.read_index(path, flags)
     except RuntimeError as exc:
         raise IndexCorruptError(
             f"the vector file {path} is damaged or truncated: run `semsearch index --rebuild PATH`"
@@ -503,8 +506,14 @@ class ExactVectors:
         if len(self._ids) == 0 or len(ids) == 0:
             return np.full(len(ids), -1, np.int64)
         if self._order is None:  # both at once: a reader in another thread may look now
-            order = np.argsort(self._ids, kind="stable").astype(np.int64)
-            self._sorted, self._order = np.asarray(self._ids)[order], order
+            saved = np.asarray(self._ids)
+            if len(saved) < 2 or bool((saved[1:] > saved[:-1]).all()):
+                # already in id order (rows are written so as ids are handed out): no sort,
+                # no second copy of millions of ids in memory
+                self._sorted, self._order = saved, np.arange(len(saved), dtype=np.int64)
+            else:
+                order = np.argsort(saved, kind="stable").astype(np.int64)
+                self._sorted, self._order = saved[order], order
         out = _rows_in(self._sorted, self._order, ids)
         if self._live is not None:
             out[(out >= 0) & ~self._live[np.maximum(out, 0)]] = -1
@@ -733,11 +742,15 @@ class IVFIndex(_FaissIndex):
         params.nprobe = self.nprobe
         if allowed is not None:
             params.sel = faiss.IDSelectorBatch(np.ascontiguousarray(allowed, dtype=np.int64))
-        scores, ids = self._index.search(queries, k, params=params)
+        exact = self._exact if self.kind == "ivfpq" else None
+        depth = refine_depth(k, self.count) if exact is not None else k
+        scores, ids = self._index.search(queries, depth, params=params)
         if allowed is not None and _short(ids, min(k, len(allowed))):
             # the allowed passages lie in clusters far from the query: look in every list
             params.nprobe = int(self._index.nlist)
-            scores, ids = self._index.search(queries, k, params=params)
+            scores, ids = self._index.search(queries, depth, params=params)
+        if exact is not None:
+            return refine(queries, k, ids, exact)
         return scores, ids
 
     def reconstruct(self, ids: IdArray) -> FloatArray:
@@ -756,14 +769,363 @@ class IVFIndex(_FaissIndex):
 _DIRECT_MAP_LOCK = threading.Lock()
 
 
-IndexType = Literal["auto", "flat", "hnsw", "ivf", "ivfpq"]
-INDEX_TYPES: tuple[IndexType, ...] = ("auto", "flat", "hnsw", "ivf", "ivfpq")
+REFINE_FACTOR = 20  # PQ candidates re-scored exactly per result wanted (benchmarks/scale.py)
+
+
+def refine_depth(k: int, count: int) -> int:
+    """How many PQ candidates to re-score for ``k`` results."""
+    return clamp_k(max(k * REFINE_FACTOR, 100), count)
+
+
+def refine(
+    queries: FloatArray, k: int, candidates: IdArray, exact: ExactVectors
+) -> tuple[FloatArray, IdArray]:
+    """The top ``k`` of each row's ``candidates`` (-1: none) by their exact inner product.
+
+    PQ scores are approximations (the 10th true neighbour often ranks 30th or
+    later among them); re-scoring a few hundred candidates from the exact
+    vectors on disk gives exact scores, and the right order among them.
+    """
+    rows = len(queries)
+    out_s = np.full((rows, k), -np.inf, np.float32)
+    out_i = np.full((rows, k), -1, np.int64)
+    for row in range(rows):
+        ids = candidates[row]
+        ids = np.unique(ids[ids >= 0])
+        if len(ids) == 0:
+            continue
+        scores = exact.get(ids) @ queries[row]
+        take = min(k, len(ids))
+        top = np.argpartition(-scores, take - 1)[:take]
+        top = top[np.lexsort((ids[top], -scores[top]))]  # by score, then id: deterministic
+        out_s[row, :take] = scores[top]
+        out_i[row, :take] = ids[top]
+    width = int((out_i >= 0).sum(axis=1).max()) if rows else 0
+    return out_s[:, :width], out_i[:, :width]
+
+
+class DiskIVFIndex(IVFIndex):
+    """IVF-PQ codes in inverted lists on disk, re-scored from exact vectors on disk.
+
+    For collections whose vectors do not fit in RAM: a reader maps the
+    ``vectors.N.ivfdata`` lists (56 bytes a vector at 384-d: 48 of PQ code, 8 of
+    id) and the ``vectors.N.exact.npy`` vectors, and touches only the lists it
+    probes and the few hundred rows it re-scores. Built in shards
+    (`semsearch.storage.shards`): trained once on a sample, filled in parts
+    (on Ray workers when given their ``map_shards``), merged into the lists file.
+
+    A writer holds what it adds in an in-memory index of the same training and
+    what it removes as a list of ids; `save` merges the lists on disk (minus the
+    removed) and the new ones into the next generation's lists file, never
+    touching the committed one.
+    """
+
+    kind = "ivfpq-disk"
+    MAX_LISTS = 4_096  # training is the build's longest step: 4,096 lists train in minutes at 10M
+
+    def __init__(
+        self,
+        index: Any,
+        trained: bytes,
+        exact: ExactVectors,
+        map_shards: MapShards | None = None,
+    ) -> None:
+        super().__init__(index, "ivfpq-disk", direct_map=False, exact=exact)
+        self._trained = trained
+        self._pending: Any = None  # added since load: an in-memory index of the same training
+        self._removed = np.zeros(0, np.int64)  # removed from the lists on disk since load
+        self.map_shards = map_shards
+
+    @staticmethod
+    def lists_for(count: int) -> int:
+        return min(IVFIndex.lists_for(count), DiskIVFIndex.MAX_LISTS)
+
+    @staticmethod
+    def lists_path(path: str) -> str:
+        base = path[: -len(".faiss")] if path.endswith(".faiss") else path
+        return base + ".ivfdata"
+
+    @classmethod
+    def build(
+        cls, kind: str, ids: IdArray, vectors: FloatArray, map_shards: MapShards | None = None
+    ) -> DiskIVFIndex:
+        from . import shards
+
+        nlist = cls.lists_for(len(ids))
+        sample = vectors
+        if len(vectors) > 64 * nlist:
+            rng = np.random.default_rng(0)
+            sample = vectors[np.sort(rng.choice(len(vectors), 64 * nlist, replace=False))]
+        trained = shards.train("pq", sample, nlist)
+        made = cls(
+            shards.empty(trained),
+            trained,
+            ExactVectors.create(np.zeros(0, np.int64), np.asarray(vectors[:0], np.float32)),
+            map_shards,
+        )
+        made.add(ids, vectors)
+        return made
+
+    @classmethod
+    def write_streamed(
+        cls,
+        path: str,
+        sample: FloatArray,
+        chunks: Iterable[tuple[IdArray, FloatArray]],
+        count: int,
+    ) -> DiskIVFIndex:
+        """Build and save an index of ``count`` vectors given chunk by chunk (ids rising),
+        never holding more than a chunk of float32 (what does not fit in RAM): trained on
+        ``sample``, each chunk's codes added in memory (56 bytes a vector) and its exact
+        vectors appended to the file. Returns the index as a reader opens it."""
+        from . import shards
+
+        dimension = int(sample.shape[1])
+        trained = shards.train("pq", sample, cls.lists_for(count))
+        codes = shards.empty(trained)
+        folder = os.path.dirname(path) or "."
+        vec_file, id_file = ExactVectors.paths(path)
+        tmp_vec, tmp_ids = f"{vec_file}.tmp-{os.getpid()}", f"{id_file}.tmp-{os.getpid()}"
+        try:
+            with writing(folder, os.path.basename(vec_file), engine=(RuntimeError,)):
+                with (
+                    _AppendedArray(tmp_vec, (count, dimension), np.float32) as vecs,
+                    _AppendedArray(tmp_ids, (count,), np.int64) as ids,
+                ):
+                    for chunk_ids, chunk in chunks:
+                        chunk = np.ascontiguousarray(chunk, dtype=np.float32)
+                        chunk_ids = np.ascontiguousarray(chunk_ids, dtype=np.int64)
+                        _threads_for(len(chunk) * codes.nlist)
+                        codes.add_with_ids(chunk, chunk_ids)
+                        vecs.append(chunk)
+                        ids.append(chunk_ids)
+                durable_replace(tmp_vec, vec_file)
+                durable_replace(tmp_ids, id_file)
+                lists = cls.lists_path(path)
+                merged = shards.merge_to_disk(shards.empty(trained), [codes.invlists], lists)
+                del codes
+                shards.fsync_file(lists)
+                _write(merged, path)
+                _write(shards.empty(trained), _trained_path(path))
+        finally:
+            for name in (tmp_vec, tmp_ids):
+                if os.path.exists(name):
+                    os.unlink(name)
+        return cls.load(path)
+
+    @classmethod
+    def load(cls, path: str, kind: str = "ivfpq-disk", mmap: bool = True) -> DiskIVFIndex:
+        from . import shards
+
+        faiss = _faiss()
+        lists = cls.lists_path(path)
+        if not os.path.isfile(lists):
+            raise IndexCorruptError(
+                f"the inverted lists {lists} are missing: run `semsearch index --rebuild PATH`"
+            )
+        with shards.quiet_stdout():  # faiss says where it found the lists file
+            index = _read(path, flags=faiss.IO_FLAG_ONDISK_SAME_DIR | faiss.IO_FLAG_READ_ONLY)
+        exact = ExactVectors.load(path, int(index.d), int(index.ntotal))
+        if exact is None:
+            raise IndexCorruptError(
+                f"the exact vectors beside {path} are missing: run `semsearch index --rebuild PATH`"
+            )
+        return cls(index, _trained_of(path), exact)
+
+    @property
+    def count(self) -> int:
+        pending = 0 if self._pending is None else int(self._pending.ntotal)
+        return int(self._index.ntotal) - len(self._removed) + pending
+
+    def needs_retraining(self) -> bool:
+        ideal = self.lists_for(self.count)
+        return ideal > 2 * self.nlist or 4 * ideal < self.nlist
+
+    def add(self, ids: IdArray, vectors: FloatArray) -> None:
+        from . import shards
+
+        self._changed()
+        if len(ids) == 0:
+            return
+        ids = np.ascontiguousarray(ids, dtype=np.int64)
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self._pending is None:
+            self._pending = shards.empty(self._trained)
+        if self.map_shards is None or len(ids) <= shards.JOB_ROWS:
+            _threads_for(len(ids) * self.nlist)
+            self._pending.add_with_ids(vectors, ids)
+        else:  # the workers encode, shard by shard; their lists join the pending ones
+            for shard in self.map_shards(shards.fill_job, shards.jobs(self._trained, ids, vectors)):
+                shards.absorb(self._pending, shard)
+        assert self._exact is not None
+        self._exact.add(ids, vectors)
+
+    def remove(self, ids: IdArray) -> int:
+        self._changed()
+        ids = np.unique(np.asarray(ids, dtype=np.int64))
+        if len(ids) == 0:
+            return 0
+        held = np.intersect1d(ids, self.ids())
+        on_disk = np.setdiff1d(held, self._pending_ids())
+        self._removed = np.union1d(self._removed, on_disk)
+        if self._pending is not None:
+            self._pending.remove_ids(np.intersect1d(held, self._pending_ids()))
+        assert self._exact is not None
+        self._exact.remove(held)
+        self._changed()  # (ids() was listed above, before the removal)
+        return len(held)
+
+    def _pending_ids(self) -> IdArray:
+        if self._pending is None or self._pending.ntotal == 0:
+            return np.zeros(0, np.int64)
+        return _ivf_ids(self._pending)
+
+    def _list_ids(self) -> IdArray:
+        on_disk = np.setdiff1d(_ivf_ids(self._index), self._removed)
+        return np.union1d(on_disk, self._pending_ids())
+
+    def reconstruct(self, ids: IdArray) -> FloatArray:
+        assert self._exact is not None
+        return self._exact.get(ids)
+
+    def search(
+        self, queries: FloatArray, k: int, allowed: IdArray | None = None
+    ) -> tuple[FloatArray, IdArray]:
+        faiss = _faiss()
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        if allowed is not None and len(allowed) <= EXACT_SUBSET:
+            return _exact_subset(self, queries, k, allowed)
+        k = clamp_k(k, self.count)
+        if k == 0:
+            return _no_results(len(queries))
+        depth = refine_depth(k, self.count)
+        found = []
+        for part, removed in ((self._index, self._removed), (self._pending, None)):
+            if part is None or part.ntotal == 0:
+                continue
+            params = faiss.SearchParametersIVF()
+            params.nprobe = self.nprobe
+            selector = None
+            if allowed is not None:
+                keep = np.ascontiguousarray(allowed, dtype=np.int64)
+                if removed is not None and len(removed):
+                    keep = np.setdiff1d(keep, removed)
+                selector = faiss.IDSelectorBatch(keep)
+            elif removed is not None and len(removed):
+                selector = faiss.IDSelectorNot(faiss.IDSelectorBatch(removed))
+            if selector is not None:
+                params.sel = selector
+            _threads_for(int(part.ntotal) * len(queries) // 16)
+            _, ids = part.search(queries, clamp_k(depth, int(part.ntotal)), params=params)
+            if allowed is not None and _short(ids, min(k, len(allowed))):
+                params.nprobe = self.nlist  # the allowed lie far from the query: every list
+                _, ids = part.search(queries, clamp_k(depth, int(part.ntotal)), params=params)
+            found.append(ids)
+        assert self._exact is not None
+        return refine(queries, k, np.concatenate(found, axis=1), self._exact)
+
+    def save(self, path: str) -> None:
+        """The next generation: exact vectors, the lists merged into a new lists file (the
+        committed one untouched), the index, each flushed to disk before the caller's
+        manifest names them."""
+        from . import shards
+
+        assert self._exact is not None
+        folder = os.path.dirname(path) or "."
+        lists = self.lists_path(path)
+        self._exact.save(path)
+        parts = [self._index.invlists]
+        if self._pending is not None and self._pending.ntotal:
+            parts.append(self._pending.invlists)
+        with writing(folder, os.path.basename(lists), engine=(RuntimeError,)):
+            merged = shards.merge_to_disk(shards.empty(self._trained), parts, lists)
+            if len(self._removed):
+                merged.remove_ids(self._removed)
+            shards.fsync_file(lists)
+            _write(merged, path)
+            _write(shards.empty(self._trained), _trained_path(path))
+        reopened = DiskIVFIndex.load(path)
+        self._index, self._exact = reopened._index, reopened._exact
+        self._pending, self._removed = None, np.zeros(0, np.int64)
+        self._changed()
+
+
+class _AppendedArray:
+    """A ``.npy`` file of a known shape written front to back with plain writes (not a
+    memory map, whose written pages would count in the writer's RSS), space reserved
+    first so that a full disk is an error at once."""
+
+    def __init__(self, path: str, shape: tuple[int, ...], dtype: Any) -> None:
+        self.path, self.shape, self.dtype = path, shape, np.dtype(dtype)
+        self.written = 0
+
+    def __enter__(self) -> _AppendedArray:
+        header = np.lib.format.open_memmap(self.path, mode="w+", dtype=self.dtype, shape=self.shape)
+        offset = int(header.offset)
+        del header
+        self._file = open(self.path, "r+b")  # closed in __exit__
+        os.posix_fallocate(self._file.fileno(), 0, os.path.getsize(self.path))
+        self._file.seek(offset)
+        return self
+
+    def append(self, rows: npt.NDArray[Any]) -> None:
+        self._file.write(np.ascontiguousarray(rows, dtype=self.dtype).tobytes())
+        self.written += len(rows)
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        if exc[0] is None and self.written != self.shape[0]:
+            raise ValueError(f"{self.written} rows written to {self.path}, not {self.shape[0]}")
+
+
+MapShards = Any  # Callable[[fn, Sequence[job]], list[bytes]]: runs fn on each job somewhere
+
+
+def _trained_path(path: str) -> str:
+    base = path[: -len(".faiss")] if path.endswith(".faiss") else path
+    return base + ".trained.faiss"
+
+
+def _trained_of(path: str) -> bytes:
+    """The trained empty index of a generation (written beside it), as bytes."""
+    from . import shards
+
+    trained = _trained_path(path)
+    if not os.path.isfile(trained):
+        raise IndexCorruptError(
+            f"the trained index {trained} is missing: run `semsearch index --rebuild PATH`"
+        )
+    return shards.to_bytes(_read(trained))
+
+
+def _ivf_ids(index: Any) -> IdArray:
+    faiss = _faiss()
+    lists = index.invlists
+    parts = []
+    for number in range(index.nlist):
+        size = lists.list_size(number)
+        if size:
+            parts.append(faiss.rev_swig_ptr(lists.get_ids(number), size).copy())
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
+IndexType = Literal["auto", "flat", "hnsw", "ivf", "ivfpq", "ivfpq-disk"]
+INDEX_TYPES: tuple[IndexType, ...] = ("auto", "flat", "hnsw", "ivf", "ivfpq", "ivfpq-disk")
+IVF_KINDS = ("ivf", "ivfpq", "ivfpq-disk")
 AUTO_FLAT_LIMIT = 100_000  # auto stays exact up to here, then goes IVF
+# ... and IVF-PQ on disk above here: IVF's lists are read through the page cache, ~1.5 KB a
+# vector at 384-d (reader RSS +1,518 MB at 1M in benchmarks/results/scale.md), so at 2M a
+# reader needs ~3 GB of RAM; ivfpq-disk's stays under 100 MB there
+AUTO_DISK_LIMIT = 2_000_000
 
 
 def target_kind(requested: str, count: int) -> str:
     if requested == "auto":
-        return "flat" if count <= AUTO_FLAT_LIMIT else "ivf"
+        if count <= AUTO_FLAT_LIMIT:
+            return "flat"
+        return "ivf" if count <= AUTO_DISK_LIMIT else "ivfpq-disk"
     return requested
 
 
@@ -771,19 +1133,20 @@ def create(kind: str, dimension: int) -> VectorIndex:
     """A new empty vector index; IVF types start flat until there is something to train on."""
     if kind == "hnsw":
         return HNSWIndex.create(dimension)
-    if kind in ("flat", "auto", "ivf", "ivfpq"):
+    if kind in ("flat", "auto", *IVF_KINDS):
         return FlatIndex.create(dimension)
     raise ValueError(f"unknown index type {kind!r}")
 
 
-def adapt(index: VectorIndex, requested: str) -> VectorIndex:
+def adapt(index: VectorIndex, requested: str, map_shards: MapShards | None = None) -> VectorIndex:
     """The index to commit for ``requested``: the same one, or one rebuilt to suit its size.
 
     IVF needs training vectors: an IVF-type index holds fewer than 39 per
     list while small, so it stays flat (exact) until it can be trained.
+    ``map_shards`` (`Runner.map`) fills the shards of an on-disk index elsewhere.
     """
     target = target_kind(requested, index.count)
-    if target in ("ivf", "ivfpq") and index.count < 39 * 16:
+    if target in IVF_KINDS and index.count < 39 * 16:
         target = "flat"
     check_convertible(index, requested)
     if isinstance(index, IVFIndex) and not index.lossless:
@@ -793,6 +1156,8 @@ def adapt(index: VectorIndex, requested: str) -> VectorIndex:
         return index
     ids = index.ids()
     vectors = index.reconstruct(ids) if len(ids) else np.zeros((0, index.dimension), np.float32)
+    if target == "ivfpq-disk":
+        return DiskIVFIndex.build(target, ids, vectors, map_shards)
     if target in ("ivf", "ivfpq"):
         return IVFIndex.build(target, ids, vectors)
     made = create(target, index.dimension)
@@ -828,4 +1193,6 @@ def load(kind: str, path: str, *, mmap: bool = False) -> VectorIndex:
         return HNSWIndex.load(path)
     if kind in ("ivf", "ivfpq"):
         return IVFIndex.load(path, kind, mmap)
+    if kind == "ivfpq-disk":
+        return DiskIVFIndex.load(path)
     raise IndexCorruptError(f"unknown index type {kind!r} in the manifest")

@@ -1,0 +1,184 @@
+"""IVF shards: one trained index, filled in parts, merged into inverted lists on disk.
+
+The approximate index types split their building in three steps, so that the
+heavy middle one can run anywhere (on Ray workers, `Runner.map`):
+
+1. `train`: the coarse quantizer (and the PQ codebooks) are trained once, on a
+   sample, by the writer. Every shard starts from these very bytes: shards of
+   differently trained indexes would put the same vector in different lists,
+   and their codes would not mean the same thing.
+2. `fill_job`: a worker adds its vectors to an empty copy of the trained
+   index under their global passage ids (``add_with_ids``) and sends the shard
+   back as bytes. Ids are never shifted: ``merge_from_multiple(...,
+   shift_ids=True)`` (what ``faiss.contrib.ondisk.merge_ondisk`` can do) numbers
+   each shard's vectors from the previous shard's count, which is only right
+   for shards of equal size starting at 0, never for passage ids.
+3. `merge_to_disk`: the shards' inverted lists (and the lists already on
+   disk, minus what was removed) are merged into one ``.ivfdata`` file
+   (``faiss.OnDiskInvertedLists``), the same merge ``merge_ondisk`` makes,
+   from lists in memory instead of shard files. Readers open it memory-mapped.
+
+faiss prints to the C stdout when it sizes an on-disk list file or re-points
+one to its folder; `quiet_stdout` drops that, so that a program reading
+`--json` output (or a clean stderr) never sees it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from ..errors import IndexWriteError
+
+IdArray = npt.NDArray[np.int64]
+FloatArray = npt.NDArray[np.float32]
+Job = tuple[bytes, IdArray, FloatArray]  # (trained index, ids, vectors)
+
+JOB_ROWS = 100_000  # vectors a worker adds at a time: ~150 MB of float32 sent to it
+
+
+def _faiss() -> Any:
+    import faiss
+
+    return faiss
+
+
+def to_bytes(index: Any) -> bytes:
+    return bytes(_faiss().serialize_index(index).tobytes())
+
+
+def from_bytes(blob: bytes) -> Any:
+    return _faiss().deserialize_index(np.frombuffer(blob, dtype=np.uint8))
+
+
+def pq_size(dimension: int) -> int:
+    """PQ sub-vectors: 8 dimensions each at 384-d (48 bytes a vector), a divisor of d."""
+    target = max(1, dimension // 8)
+    return next(m for m in range(target, 0, -1) if dimension % m == 0)
+
+
+def train(codec: str, sample: FloatArray, nlist: int) -> bytes:
+    """An empty IVF index trained on ``sample``: ``codec`` "pq" (IVF-PQ, 8-bit codes) or
+    "flat" (IVF-Flat); inner product."""
+    faiss = _faiss()
+    sample = np.ascontiguousarray(sample, dtype=np.float32)
+    dimension = int(sample.shape[1])
+    quantizer = faiss.IndexFlatIP(dimension)
+    if codec == "pq":
+        index = faiss.IndexIVFPQ(
+            quantizer, dimension, nlist, pq_size(dimension), 8, faiss.METRIC_INNER_PRODUCT
+        )
+    elif codec == "flat":
+        index = faiss.IndexIVFFlat(quantizer, dimension, nlist, faiss.METRIC_INNER_PRODUCT)
+    else:
+        raise ValueError(f"unknown codec {codec!r}")
+    faiss.omp_set_num_threads(max(1, os.cpu_count() or 1))
+    index.train(sample)
+    return to_bytes(index)
+
+
+def empty(trained: bytes) -> Any:
+    """A fresh empty copy of the trained index (its lists in memory)."""
+    return from_bytes(trained)
+
+
+def jobs(trained: bytes, ids: IdArray, vectors: FloatArray, rows: int | None = None) -> list[Job]:
+    """The work of filling shards with ``vectors``, in parts of at most ``rows``
+    (`JOB_ROWS`)."""
+    rows = rows or JOB_ROWS
+    return [
+        (trained, ids[start : start + rows], vectors[start : start + rows])
+        for start in range(0, len(ids), rows)
+    ]
+
+
+def fill_job(job: Job) -> bytes:
+    """A shard: the trained index with the job's vectors under their own ids (a worker's
+    task; it uses every thread it has)."""
+    trained, ids, vectors = job
+    shard = from_bytes(trained)
+    shard.add_with_ids(
+        np.ascontiguousarray(vectors, dtype=np.float32), np.ascontiguousarray(ids, dtype=np.int64)
+    )
+    return to_bytes(shard)
+
+
+def absorb(into: Any, shard: bytes) -> None:
+    """Move a shard's vectors into an in-memory index of the same training (ids kept)."""
+    other = from_bytes(shard)
+    into.merge_from(other, 0)
+
+
+_STDOUT = threading.Lock()
+
+
+@contextlib.contextmanager
+def quiet_stdout() -> Iterator[None]:
+    """faiss's C-level prints are dropped while inside (fd 1 pointed at /dev/null)."""
+    with _STDOUT:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        try:
+            saved = os.dup(1)
+        except OSError:  # no stdout at all
+            yield
+            return
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, 1)
+            yield
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(null)
+
+
+def merge_to_disk(template: Any, parts: Sequence[Any], ivfdata: str) -> Any:
+    """``template`` (a trained IVF index, its lists ignored) with inverted lists on disk in
+    ``ivfdata``: the lists of ``parts`` (InvertedLists) merged, ids as they are.
+
+    The space is checked first: the file is written through a memory map, where a full
+    disk would be a SIGBUS rather than an error. Returns the index, its lists writable
+    (the caller removes ids, then saves and fsyncs).
+    """
+    faiss = _faiss()
+    ivf = faiss.extract_index_ivf(template)
+    total = sum(int(p.compute_ntotal()) for p in parts)
+    need = total * (int(ivf.code_size) + 8)
+    folder = os.path.dirname(ivfdata) or "."
+    free = shutil.disk_usage(folder).free
+    if need + (64 << 20) > free:
+        raise IndexWriteError(
+            f"not enough disk space in {folder} for the inverted lists "
+            f"({need / 1e6:.0f} MB needed, {free / 1e6:.0f} MB free): free some space and "
+            "index again (the index is as it was)"
+        )
+    if os.path.exists(ivfdata):  # left by a writer that died before its commit
+        os.unlink(ivfdata)
+    with quiet_stdout():
+        lists = faiss.OnDiskInvertedLists(int(ivf.nlist), int(ivf.code_size), ivfdata)
+        pointers = faiss.InvertedListsPtrVector()
+        for part in parts:
+            pointers.push_back(part)
+        count = int(lists.merge_from_multiple(pointers.data(), pointers.size(), False))
+    ivf.replace_invlists(lists, True)
+    lists.this.disown()
+    template.ntotal = ivf.ntotal = count
+    return template
+
+
+def fsync_file(path: str) -> None:
+    """Flush a file written through a memory map (its dirty pages are the page cache's)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
