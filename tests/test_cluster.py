@@ -87,8 +87,7 @@ def test_other_addresses_are_one_line_errors(tmp_path: Path, address: str) -> No
         check_address(address)
     docs = _articles(tmp_path / "docs", 2)
     code, out, err = run_faked(
-        "index", str(docs), "--index", str(tmp_path / "ix"),
-        "--ray", address
+        "index", str(docs), "--index", str(tmp_path / "ix"), "--ray", address
     )
     assert_one_line_error(code, out, err, "--ray")
     assert not (tmp_path / "ix").exists()  # nothing was written
@@ -185,6 +184,55 @@ def test_ray_run_equals_a_local_run_and_updates_incrementally(
     untouched = [pid for pid, (f, _) in old.items() if f not in ("a005.txt", "a007.txt")]
     assert untouched and all(np.array_equal(after[pid], before[pid]) for pid in untouched)
     assert not any(f == "a007.txt" for f, _ in contents.values())
+
+
+@needs_loopback
+def test_ray_workers_fill_the_shards_of_an_on_disk_index_as_a_local_run_does(
+    tmp_path: Path, on_path: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ivfpq-disk through Ray: trained once by the driver, its shards filled by Ray tasks
+    (jobs of 200 vectors here), merged on disk: the same answers as a local build."""
+    from semsearch.storage import shards
+
+    monkeypatch.setattr(shards, "JOB_ROWS", 200)
+    docs = _articles(tmp_path / "docs", 320, "and currents")
+    with Index.open(
+        tmp_path / "local", create=True, embedder=FakeEmbedder(), index_type="ivfpq-disk"
+    ) as ix:
+        ix.add(docs)
+        assert ix.info().index_type == "ivfpq-disk"
+    runner = connect("local:2")
+    jobs: list[int] = []
+    ray_map = runner.map
+
+    def counted(fn, items):  # type: ignore[no-untyped-def]
+        jobs.append(len(items))
+        return ray_map(fn, items)
+
+    runner.map = counted  # type: ignore[method-assign]
+    try:
+        with Index.open(
+            tmp_path / "ray", create=True, embedder=FakeEmbedder(), index_type="ivfpq-disk"
+        ) as ix:
+            report = ix.add(docs, runner=runner)
+    finally:
+        runner.close()
+    assert report.passages_embedded > 624  # enough to train the lists, not flat
+    assert jobs == [-(-report.passages_embedded // 200)]
+    assert _contents(tmp_path / "ray") == _contents(tmp_path / "local")
+    with (
+        Index.open(tmp_path / "ray", embedder=FakeEmbedder()) as a,
+        Index.open(tmp_path / "local", embedder=FakeEmbedder()) as b,
+    ):
+        assert a.info().index_type == "ivfpq-disk"
+        for query in ("the 17th report on harbour tides", "ferries and gulls of article 250"):
+            hits_a = [
+                (h.passage_id, round(h.score, 6)) for h in a.search(query, k=10, mode="dense")
+            ]
+            hits_b = [
+                (h.passage_id, round(h.score, 6)) for h in b.search(query, k=10, mode="dense")
+            ]
+            assert hits_a == hits_b and len(hits_a) == 10
 
 
 @needs_loopback
@@ -324,7 +372,13 @@ def test_killing_the_driver_leaves_the_previous_index(tmp_path: Path) -> None:
     started = tmp_path / "started"
     raylets = _raylets()
     driver = _fake_cli(
-        "index", str(docs), "--index", str(index), "--ray", "local:2", "-q",
+        "index",
+        str(docs),
+        "--index",
+        str(index),
+        "--ray",
+        "local:2",
+        "-q",
         SEMSEARCH_FAKE_SLEEP="0.5",  # seconds per batch of 32: the run takes a while
         SEMSEARCH_FAKE_STARTED=str(started),
     )
