@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/scale.py --sizes 20000 --queries 50    # a quick check
     .venv/bin/python benchmarks/scale.py --types ivf ivfpq --json
     .venv/bin/python benchmarks/scale.py --big                    # adds 10M for ivfpq
+    .venv/bin/python benchmarks/scale.py --sizes 10000000 --types ivfpq-disk --refine 10 20
 
 Everything goes through semsearch.storage.vectors itself (`create`, `add`, `adapt`,
 `save`, `load`), not raw FAISS, so the figures are what users get. A type is
@@ -41,7 +42,14 @@ Measured, per type and size:
 - recall@10: against exact search (a FAISS IndexFlatIP over the same vectors,
   chunk by chunk) on --queries queries.
 
-Sizes of 10,000,000 and more run for ivfpq only, with --big, when
+ivfpq-disk from 10,000,000 on is built by `DiskIVFIndex.write_streamed`: trained
+on a prefix of 64 vectors per list, then the vectors streamed chunk by chunk
+into its codes and its exact-vector file, so the float32 never sit in memory
+at once (build s then includes saving). --refine F... reads an IVF-PQ index
+once per factor (candidates re-scored per result; a row each), and "serving
+RSS MB" is the reader's whole RSS after its queries.
+
+Other sizes of 10,000,000 and more run for ivfpq only, with --big, when
 /proc/meminfo says the memory is there. At that size the commit path (flat,
 then `adapt`) would hold every vector twice as float32 (~31 GB), so the
 index is instead made by `IVFIndex.build` on the first third of the vectors
@@ -84,7 +92,7 @@ NOISE = 0.75  # norm of the noise around a unit centre
 CHUNK = 20_000
 BIG = 10_000_000
 K = 10
-TYPES = ("flat", "hnsw", "ivf", "ivfpq")
+TYPES = ("flat", "hnsw", "ivf", "ivfpq", "ivfpq-disk")
 
 Floats = npt.NDArray[np.float32]
 Ids = npt.NDArray[np.int64]
@@ -216,6 +224,8 @@ class PeakRSS:
 def estimate_mb(kind: str, n: int) -> float:
     """Rough peak memory of building ``kind`` over ``n`` vectors (for skipping)."""
     raw = n * DIM * 4 / 2**20
+    if kind == "ivfpq-disk" and n >= BIG:  # the sample, a chunk, the codes (56 B a vector)
+        return 64 * vectors.DiskIVFIndex.MAX_LISTS * DIM * 4 / 2**20 + n * 60 / 2**20 + 1024
     if n >= BIG:  # a third as float32, the training sample and its residuals, then codes
         sample = min(n // 3, 256 * vectors.IVFIndex.lists_for(n // 3)) * DIM * 4 / 2**20
         return raw / 3 + 2 * sample + n * 130 / 2**20 + 1024
@@ -230,6 +240,8 @@ def build(kind: str, data: Synthetic, n: int) -> tuple[vectors.VectorIndex, floa
     """The index of ``kind`` over the first ``n`` vectors and the seconds spent in semsearch."""
     faiss.omp_set_num_threads(os.cpu_count() or 1)  # as in a fresh `semsearch index`
     seconds = 0.0
+    if kind == "ivfpq-disk" and n >= BIG:
+        raise AssertionError("streamed: see build_streamed")
     if n >= BIG:
         train = n // 3
         ids = np.empty(train, dtype=np.int64)
@@ -260,14 +272,29 @@ def build(kind: str, data: Synthetic, n: int) -> tuple[vectors.VectorIndex, floa
     return index, seconds
 
 
+def build_streamed(data: Synthetic, n: int, path: str) -> tuple[vectors.VectorIndex, float]:
+    """ivfpq-disk from 10M on: `DiskIVFIndex.write_streamed`, trained on the first 64
+    vectors per list (the chunks are drawn alike, so a prefix is a fair sample), then every
+    chunk streamed through it: never more than a chunk of float32 in memory. Includes the
+    save (it is one step); data generation is included too (~5% of it)."""
+    faiss.omp_set_num_threads(os.cpu_count() or 1)
+    nlist = vectors.DiskIVFIndex.lists_for(n)
+    sample = np.concatenate([x for _, x in data.chunks(min(n, 64 * nlist))])
+    started = time.perf_counter()
+    index = vectors.DiskIVFIndex.write_streamed(path, sample, data.chunks(n), n)
+    return index, time.perf_counter() - started
+
+
 def measure_build(kind: str, data: Synthetic, n: int, path: str) -> dict[str, Any]:
     """Build ``kind`` over ``n`` vectors and save it to ``path`` (a process of its own)."""
+    streamed = kind == "ivfpq-disk" and n >= BIG
     with PeakRSS() as memory:
-        index, build_s = build(kind, data, n)
+        index, build_s = build_streamed(data, n, path) if streamed else build(kind, data, n)
     assert index.kind == kind, f"built {index.kind}, not {kind}"
     assert index.count == n, f"{index.count} vectors, not {n}"
     started = time.perf_counter()
-    index.save(path)
+    if not streamed:
+        index.save(path)
     save_s = time.perf_counter() - started
     folder = os.path.dirname(path)
     size = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder))
@@ -285,7 +312,7 @@ def measure_read(kind: str, path: str, queries: Floats, truth: Ids) -> dict[str,
     """Open the saved index as a reader does and query it (a fresh process)."""
     before = _status("VmRSS")
     started = time.perf_counter()
-    loaded = vectors.load(kind, path, mmap=kind in ("ivf", "ivfpq"))
+    loaded = vectors.load(kind, path, mmap=kind in ("ivf", "ivfpq", "ivfpq-disk"))
     open_ms = (time.perf_counter() - started) * 1000
     started = time.perf_counter()
     loaded.search(queries[:1], K)
@@ -309,6 +336,8 @@ def measure_read(kind: str, path: str, queries: Floats, truth: Ids) -> dict[str,
         "p50_ms": round(statistics.median(latencies), 3),
         "p95_ms": round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 3),
         "recall_at_10": round(sum(hits) / (K * len(truth)), 4),
+        "refine": vectors.REFINE_FACTOR if kind in ("ivfpq", "ivfpq-disk") else "",
+        "serving_rss_mb": round(_status("VmRSS")),
     }
 
 
@@ -326,6 +355,8 @@ COLUMNS = [
     ("p50_ms", "p50 ms"),
     ("p95_ms", "p95 ms"),
     ("recall_at_10", "recall@10"),
+    ("refine", "refine x k"),
+    ("serving_rss_mb", "serving RSS MB"),
 ]
 
 
@@ -384,6 +415,8 @@ def worker(args: argparse.Namespace) -> None:
     if phase == "build":
         row = measure_build(kind, data, int(n), path)
     else:
+        if args.refine and args.refine[0]:
+            vectors.REFINE_FACTOR = args.refine[0]
         row = measure_read(kind, path, data.queries(args.queries), np.load(truth_file))
     print(json.dumps(row))
 
@@ -407,6 +440,14 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--out", default=str(RESULTS / "scale.md"), help="where the table goes")
     ap.add_argument("--workdir", default=None, help="where index files are saved meanwhile")
+    ap.add_argument(
+        "--refine",
+        type=int,
+        nargs="+",
+        default=[],
+        help="IVF-PQ: candidates re-scored per result (each factor read separately; "
+        f"default {vectors.REFINE_FACTOR})",
+    )
     ap.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -426,9 +467,11 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         for n in sizes:
-            kinds = [k for k in args.types if n < BIG or (k == "ivfpq" and args.big)]
+            kinds = [k for k in args.types if n < BIG or k in ("ivfpq", "ivfpq-disk")]
             for k in sorted(set(args.types) - set(kinds)):
-                report["skipped"].append(f"Skipped {k} at {n:,}: from {BIG:,} on, ivfpq only.")
+                report["skipped"].append(
+                    f"Skipped {k} at {n:,}: from {BIG:,} on, ivfpq and ivfpq-disk only."
+                )
             if not kinds:
                 continue
             print(f"{n:,} vectors: exact ground truth ...", file=sys.stderr, flush=True)
@@ -448,21 +491,21 @@ def main() -> None:
                 folder = os.path.join(tmp, f"{kind}-{n}")
                 os.makedirs(folder)
                 path = os.path.join(folder, "vectors.000001.faiss")
+                factors = args.refine if kind in ("ivfpq", "ivfpq-disk") else []
                 try:
-                    row = run_worker("build", kind, str(n), path, truth_file)
-                    row.update(
-                        run_worker(
-                            "read", kind, str(n), path, truth_file, "--queries", str(args.queries)
-                        )
-                    )
+                    built = run_worker("build", kind, str(n), path, truth_file)
+                    for factor in factors or [0]:
+                        row = dict(built)
+                        read = ["--queries", str(args.queries), "--refine", str(factor)]
+                        row.update(run_worker("read", kind, str(n), path, truth_file, *read))
+                        report["rows"].append(row)
+                        print(f"  {json.dumps(row)}", file=sys.stderr, flush=True)
                 except RuntimeError as exc:
                     report["skipped"].append(f"Failed {kind} at {n:,}: {str(exc).splitlines()[-1]}")
                     print(exc, file=sys.stderr)
                     continue
                 finally:
                     shutil.rmtree(folder, ignore_errors=True)
-                report["rows"].append(row)
-                print(f"  {json.dumps(row)}", file=sys.stderr, flush=True)
     table = render(report)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
