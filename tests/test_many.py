@@ -231,3 +231,21 @@ def test_cli_missing_folder_is_the_single_index_error(
     line = assert_one_line_error(code, out, err, missing)
     single = run_faked("query", "storm", "--index", missing)
     assert line == assert_one_line_error(*single) and code == single[0]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"by_article": True},
+        {"rerank": True},
+        {"mode": "dense", "min_score": 0.3},
+        {"mode": "dense", "rerank": True},
+    ],
+)
+def test_other_options_answer_as_one_index(
+    built: dict[str, Path], options: dict[str, object]
+) -> None:
+    got, want = _both(built, "orchard apples harvest", k=8, **options)
+    assert want
+    assert _ranking(got[:-1]) == _ranking(want[:-1])
+    assert [h.score for h in got] == pytest.approx([h.score for h in want], abs=1e-6)
