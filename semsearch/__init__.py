@@ -19,6 +19,7 @@ from .errors import (
     IndexAccessError,
     IndexClosedError,
     IndexCorruptError,
+    IndexesMismatchError,
     IndexLockedError,
     IndexNotFoundError,
     IndexWriteError,
@@ -36,12 +37,14 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from .index import Index, IndexInfo
+    from .many import Indexes
     from .query import Hit, Results
     from .storage.integrity import CheckReport
     from .update import AddReport
 
 _LAZY = {
     "Index": "index",
+    "Indexes": "many",
     "AddReport": "update.report",
     "IndexInfo": "index",
     "CheckReport": "storage.integrity",
@@ -74,6 +77,8 @@ __all__ = [
     "IndexLockedError",
     "IndexNotFoundError",
     "IndexWriteError",
+    "Indexes",
+    "IndexesMismatchError",
     "ModelLoadError",
     "ModelMismatchError",
     "PassageNotFoundError",

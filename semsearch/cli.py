@@ -132,6 +132,17 @@ IndexDir = Annotated[
         show_default=False,
     ),
 ]
+# `query` searches several indexes as one: --index may be given again (read from
+# $SEMSEARCH_INDEX by hand: click would cut an environment value at its spaces for a list)
+IndexDirs = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--index",
+        help="Folder of the index (default ./.semsearch, or $SEMSEARCH_INDEX); give it again "
+        "to search several indexes built with the same model as one.",
+        show_default=False,
+    ),
+]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object for programs.")]
 RerankFlag = Annotated[bool, typer.Option("--rerank", help=OPTION_HELP["rerank"])]
 RerankMethodOption = Annotated[
@@ -614,7 +625,7 @@ def query(
             help="Fold passages that appear near-identically in several articles into one hit.",
         ),
     ] = True,
-    index_dir: IndexDir = Path(".semsearch"),
+    index_dirs: IndexDirs = None,
     model: Annotated[
         str | None, typer.Option(help="Must be the index's own model (default: it is).")
     ] = None,
@@ -701,10 +712,20 @@ def query(
             rerank_depth=rerank_depth,
         )
         check_query(text, k, min_score, **options)  # argument errors before any slow work
-        with _status_line(False) as status, _open(index_dir, model=model, status=status) as idx:
-            hits = idx.search(text, k=k, min_score=min_score, **options)
-            status.clear()
-            _print_hits(fmt, hits, text, os.fspath(index_dir), idx.model, width, min_score, color)
+        folders = index_dirs or [Path(os.environ.get("SEMSEARCH_INDEX") or ".semsearch")]
+        shown: str | list[str] = [os.fspath(f) for f in folders]
+        with _status_line(False) as status:
+            if len(folders) == 1:
+                shown = os.fspath(folders[0])
+                opened: Any = _open(folders[0], model=model, status=status)
+            else:
+                from .many import Indexes
+
+                opened = Indexes.open(folders, model=model, status=status)
+            with opened as idx:
+                hits = idx.search(text, k=k, min_score=min_score, **options)
+                status.clear()
+                _print_hits(fmt, hits, text, shown, idx.model, width, min_score, color)
     if not hits:
         sys.exit(EXIT_NOTHING_FOUND)
 
@@ -781,7 +802,7 @@ def _print_hits(
     fmt: str,
     hits: Sequence[Hit],
     query: str,
-    index: str,
+    index: str | list[str],
     model: str,
     width: int | None,
     min_score: float | None,
@@ -849,6 +870,8 @@ def _format_hits(
         if h.pieces > 1:
             where += f", part {h.piece} of {h.pieces}"
         # the file, and the record of a JSON Lines file or the page of a PDF
+        if h.index is not None:  # several indexes were searched as one: say which
+            where += f", index {display_path(os.path.abspath(h.index))}"
         out.append(style(f"   {place(h)}, {where}", dim=True))
         marked, spans = snippet(h.text, h.highlights, width)
         for a, b in sorted(spans, reverse=True):

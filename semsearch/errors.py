@@ -13,6 +13,7 @@ The tree::
     ├── IndexWriteError       writing the index failed (disk full, I/O error); it is as it was
     ├── SchemaVersionError    the index was written by a newer semsearch
     ├── ModelMismatchError    the index was built with another model
+    │   └── IndexesMismatchError  indexes searched as one were built differently (also a UsageError)
     ├── ModelLoadError        the embedding model cannot be found or loaded
     ├── IndexLockedError      another process is writing to the index
     ├── ServeError            the server cannot listen on the given host and port
@@ -75,6 +76,10 @@ class BackendMismatchError(ModelMismatchError):
     """The index was embedded with another backend or precision than the one asked for."""
 
 
+class IndexesMismatchError(ModelMismatchError, UsageError):
+    """Indexes searched as one were built with different models, dimensions or settings."""
+
+
 class ModelLoadError(SemsearchError):
     """The embedding model cannot be found or loaded."""
 
@@ -101,6 +106,7 @@ __all__ = [
     "IndexLockedError",
     "IndexNotFoundError",
     "IndexWriteError",
+    "IndexesMismatchError",
     "ModelLoadError",
     "ModelMismatchError",
     "PassageNotFoundError",

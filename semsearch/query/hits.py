@@ -33,6 +33,7 @@ class Source:
     passage_id: int
     abspath: str = ""  # the file's absolute path (see `Hit.abspath`)
     page: int | None = None  # see `Hit.page`
+    index: str | None = None  # see `Hit.index`
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,9 @@ class Hit:
     # the score of each retriever: {"dense": cosine, "lexical": BM25, "fused": hybrid score},
     # None where the mode computes none (dense mode has no BM25, lexical mode no cosine)
     scores: Scores = field(default_factory=dict)
+    # the folder of the index the passage is in, when several were searched as one
+    # (`Indexes`); None for a search of one index
+    index: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

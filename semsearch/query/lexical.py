@@ -284,12 +284,15 @@ def search(
     k: int,
     allowed: Collection[int] | None = None,
     tokenizer: str | None = None,
+    stats: Stats | None = None,
 ) -> list[tuple[int, float]]:
     """The ``k`` best (passage id, BM25 score) pairs, best first; scores are positive.
 
     ``allowed`` restricts the search to those passage ids (filters are applied
     before ranking, so ``k`` results come back whenever ``k`` passages match).
     ``tokenizer`` is the table's (read from its schema when not given).
+    ``stats`` (several indexes' `Stats` summed) scores with those statistics in place
+    of this index's own; every passage holding a term is then scored (see `_rescored`).
     """
     if k < 1:
         return []
@@ -299,8 +302,11 @@ def search(
     if allowed is not None and len(allowed) == 0:
         return []
     if not matched:
-        ranked = _scan(db, scanned, allowed)
+        ranked = _scan(db, scanned, allowed, stats)
         return ranked[:k]
+    if stats is not None:
+        pairs = sorted(_rescored(db, matched, allowed, stats).items(), key=lambda r: (-r[1], r[0]))
+        return pairs[:k]
     expr = " OR ".join(_phrase(t) for t in matched)
     k = min(k, SQLITE_MAX_INT)  # LIMIT takes a 64-bit integer; no more rows exist anyway
     if allowed is None:
@@ -328,12 +334,64 @@ def _id_list(ids: Collection[int]) -> str:
 
 
 @dataclass(frozen=True)
-class _Scan:
-    """One reading of every passage for a set of substrings: their idfs, the passages'
-    scores (those holding none left out)."""
+class Stats:
+    """The collection statistics BM25 scores a query with: how many passages there are,
+    their total length, and how many hold each of the query's terms (`query_terms` order).
 
-    idf: list[float]
+    `stats` reads them from one index. Summed over several indexes (``a + b``) they
+    are those of one index holding all their passages, and `search`, `scores_of` and
+    `bound` given them score each index's passages as that one index would: BM25 scores
+    of different indexes become comparable. Lengths are in tokens (in characters for
+    terms looked for as substrings, as `_scan_all` counts them).
+    """
+
+    passages: int
+    length: int
+    holding: tuple[int, ...]
+
+    def __add__(self, other: Stats) -> Stats:
+        if len(self.holding) != len(other.holding):
+            raise ValueError("statistics of different terms cannot be summed")
+        return Stats(
+            self.passages + other.passages,
+            self.length + other.length,
+            tuple(a + b for a, b in zip(self.holding, other.holding, strict=True)),
+        )
+
+    @property
+    def idf(self) -> list[float]:
+        return [_idf(self.passages, n) for n in self.holding]
+
+    @property
+    def avgdl(self) -> float:
+        return self.length / self.passages if self.passages else 1.0
+
+
+def _bm25(idf: Sequence[float], counts: Sequence[int], size: int, avgdl: float) -> float:
+    """bm25()'s formula (see `K1`): a passage of ``size`` holding each term ``counts`` times."""
+    norm = K1 * (1 - B + B * size / avgdl)
+    return sum(w * f * (K1 + 1) / (f + norm) for w, f in zip(idf, counts, strict=True) if f)
+
+
+@dataclass(frozen=True)
+class _Scan:
+    """One reading of every passage for a set of substrings: their statistics, each
+    passage holding any with its length and counts, and the scores those give."""
+
+    stats: Stats
+    found: dict[int, tuple[int, list[int]]]  # passage id -> (length, count of each term)
     scores: dict[int, float]
+
+    @property
+    def idf(self) -> list[float]:
+        return self.stats.idf
+
+    def rescored(self, stats: Stats | None) -> dict[int, float]:
+        """The passages' scores with ``stats`` (several indexes'), or their own."""
+        if stats is None:
+            return self.scores
+        idf, avgdl = stats.idf, stats.avgdl
+        return {i: _bm25(idf, counts, size, avgdl) for i, (size, counts) in self.found.items()}
 
 
 _SCANS: OrderedDict[tuple[object, ...], _Scan] = OrderedDict()  # the latest few, by content
@@ -360,7 +418,7 @@ def _scan_all(db: sqlite3.Connection, terms: Sequence[str]) -> _Scan:
         _SCANS.move_to_end(key)
         return cached
     total = length = 0
-    found: list[tuple[int, int, list[int]]] = []
+    found: dict[int, tuple[int, list[int]]] = {}
     holding = [0] * len(terms)
     for rowid, body in db.execute("SELECT rowid, body FROM passages_fts"):
         text = str(body).lower()
@@ -368,18 +426,13 @@ def _scan_all(db: sqlite3.Connection, terms: Sequence[str]) -> _Scan:
         length += len(text)
         counts = [text.count(t) for t in terms]
         if any(counts):
-            found.append((int(rowid), len(text), counts))
+            found[int(rowid)] = (len(text), counts)
             for n, f in enumerate(counts):
                 holding[n] += f > 0
-    avgdl = length / total if total else 1.0
-    idf = [_idf(total, n) for n in holding]
-    scores = {}
-    for rowid, size, counts in found:
-        norm = K1 * (1 - B + B * size / avgdl)
-        scores[rowid] = sum(
-            w * f * (K1 + 1) / (f + norm) for w, f in zip(idf, counts, strict=True) if f
-        )
-    scan = _Scan(idf, scores)
+    stats = Stats(total, length, tuple(holding))
+    idf, avgdl = stats.idf, stats.avgdl
+    scores = {i: _bm25(idf, counts, size, avgdl) for i, (size, counts) in found.items()}
+    scan = _Scan(stats, found, scores)
     _SCANS[key] = scan
     while len(_SCANS) > _SCANS_KEPT:
         _SCANS.popitem(last=False)
@@ -387,10 +440,14 @@ def _scan_all(db: sqlite3.Connection, terms: Sequence[str]) -> _Scan:
 
 
 def _scan(
-    db: sqlite3.Connection, terms: Sequence[str], allowed: Collection[int] | None
+    db: sqlite3.Connection,
+    terms: Sequence[str],
+    allowed: Collection[int] | None,
+    stats: Stats | None = None,
 ) -> list[tuple[int, float]]:
-    """`_scan_all`'s passages (those of ``allowed`` only, when given), best first."""
-    scores = _scan_all(db, terms).scores
+    """`_scan_all`'s passages (those of ``allowed`` only, when given), best first, scored
+    with ``stats`` when given (see `Stats`)."""
+    scores = _scan_all(db, terms).rescored(stats)
     if allowed is None:
         pairs = list(scores.items())
     else:
@@ -400,12 +457,17 @@ def _scan(
 
 
 def scores_of(
-    db: sqlite3.Connection, query: str, ids: Iterable[int], tokenizer: str | None = None
+    db: sqlite3.Connection,
+    query: str,
+    ids: Iterable[int],
+    tokenizer: str | None = None,
+    stats: Stats | None = None,
 ) -> dict[int, float]:
     """The BM25 score of each of ``ids`` for ``query`` (0.0 for a passage holding no term).
 
     The same score `search` gives the passage, whatever else matches: FTS5's
     bm25() takes its statistics from the whole table, not from the rows asked for.
+    ``stats``: as `search`'s.
     """
     wanted = sorted({int(i) for i in ids})
     out = dict.fromkeys(wanted, 0.0)
@@ -413,7 +475,10 @@ def scores_of(
     if not wanted or not (matched or scanned):
         return out
     if not matched:
-        out.update(_scan(db, scanned, wanted))
+        out.update(_scan(db, scanned, wanted, stats))
+        return out
+    if stats is not None:
+        out.update(_rescored(db, matched, wanted, stats))
         return out
     rows = db.execute(
         "SELECT rowid, bm25(passages_fts) FROM passages_fts WHERE passages_fts MATCH ? "
@@ -428,33 +493,130 @@ def _idf(total: int, holding: int) -> float:
     return max(math.log((total - holding + 0.5) / (holding + 0.5)), MIN_IDF)
 
 
-def idfs(db: sqlite3.Connection, query: str, tokenizer: str | None = None) -> list[float]:
-    """The idf FTS5's bm25() gives each term of ``query``, in `query_terms` order (the terms
-    `search` looks for with this tokenizer)."""
-    matched, scanned = split_terms(query, tokenizer or table_tokenizer(db))
-    if scanned:
-        return _scan_all(db, scanned).idf
-    if not matched:
-        return []
-    total = int(db.execute("SELECT count(*) FROM passages_fts_docsize").fetchone()[0])
-    out = []
-    for term in matched:
-        holding = int(
-            db.execute(
-                "SELECT count(*) FROM passages_fts WHERE passages_fts MATCH ?", (_phrase(term),)
-            ).fetchone()[0]
-        )
-        out.append(_idf(total, holding))
+def _total_tokens(db: sqlite3.Connection, passages: int) -> int:
+    """The tokens of every passage, all columns: what FTS5's bm25() divides by the passage
+    count for the average length. Read from FTS5's averages record (row 1 of its data
+    table: the row count, then each column's total, as varints); summed from the
+    passages' sizes when that record is missing or counts other rows."""
+    row = db.execute("SELECT block FROM passages_fts_data WHERE id = 1").fetchone()
+    totals = _varints(bytes(row[0])) if row and row[0] else []
+    if totals and totals[0] == passages:
+        return sum(totals[1:])
+    return sum(
+        sum(_varints(bytes(sz))) for (sz,) in db.execute("SELECT sz FROM passages_fts_docsize")
+    )
+
+
+def _varints(blob: bytes) -> list[int]:
+    """SQLite's varints (big-endian, 7 bits a byte, the ninth byte whole), one after another."""
+    out, i = [], 0
+    while i < len(blob):
+        value = 0
+        for n in range(9):
+            byte = blob[i]
+            i += 1
+            if n == 8:
+                value = (value << 8) | byte
+                break
+            value = (value << 7) | (byte & 0x7F)
+            if not byte & 0x80:
+                break
+        out.append(value)
     return out
 
 
-def bound(db: sqlite3.Connection, query: str, tokenizer: str | None = None) -> float:
+def stats(db: sqlite3.Connection, query: str, tokenizer: str | None = None) -> Stats:
+    """This index's `Stats` for ``query``: its passage count, their total length and how many
+    hold each term `search` looks for (sum those of several indexes for theirs)."""
+    matched, scanned = split_terms(query, tokenizer or table_tokenizer(db))
+    if scanned:
+        return _scan_all(db, scanned).stats
+    return _matched_stats(db, matched)
+
+
+def _matched_stats(db: sqlite3.Connection, terms: Sequence[str]) -> Stats:
+    """`Stats` of terms FTS5 matches (their total length only read when there are some)."""
+    total = int(db.execute("SELECT count(*) FROM passages_fts_docsize").fetchone()[0])
+    holding = tuple(_holding(db, t) for t in terms)
+    return Stats(total, _total_tokens(db, total) if terms else 0, holding)
+
+
+def _rescored(
+    db: sqlite3.Connection, terms: Sequence[str], ids: Collection[int] | None, given: Stats
+) -> dict[int, float]:
+    """The BM25 of the passages (of ``ids``, else all) holding any of ``terms`` (matched by
+    FTS5), with the statistics ``given`` in place of the index's own.
+
+    FTS5 tells a passage's score, not how often it holds a term, so each term is
+    searched for alone: its score there is ``idf * f * (K1 + 1) / (f + norm)`` with the
+    index's own idf and the norm of the passage's length (from its stored size), which
+    gives ``f`` back (a whole number: rounded). The passage is then scored with
+    ``given``'s idfs and average length. That reads every passage holding a term, as
+    FTS5's own ranking does, plus one row of sizes for each.
+    """
+    own = _matched_stats(db, terms)
+    idf, avgdl = own.idf, own.avgdl
+    listed = None if ids is None else _id_list(ids)
+    shares: dict[int, list[float]] = {}
+    for n, term in enumerate(terms):
+        if listed is None:
+            rows = db.execute(
+                "SELECT rowid, bm25(passages_fts) FROM passages_fts WHERE passages_fts MATCH ?",
+                (_phrase(term),),
+            ).fetchall()
+        else:
+            rows = db.execute(
+                "SELECT rowid, bm25(passages_fts) FROM passages_fts WHERE passages_fts MATCH ? "
+                "AND +rowid IN (SELECT value FROM json_each(?))",
+                (_phrase(term), listed),
+            ).fetchall()
+        for rowid, score in rows:
+            shares.setdefault(int(rowid), [0.0] * len(terms))[n] = -float(score) / idf[n]
+    if not shares:
+        return {}
+    sizes = {
+        int(i): sum(_varints(bytes(sz)))
+        for i, sz in db.execute(
+            "SELECT id, sz FROM passages_fts_docsize WHERE id IN (SELECT value FROM json_each(?))",
+            (_id_list(shares),),
+        )
+    }
+    out = {}
+    for rowid, share in shares.items():
+        size = sizes[rowid]
+        norm = K1 * (1 - B + B * size / avgdl)
+        counts = [round(g * norm / (K1 + 1 - g)) if g > 0 else 0 for g in share]
+        out[rowid] = _bm25(given.idf, counts, size, given.avgdl)
+    return out
+
+
+def _holding(db: sqlite3.Connection, term: str) -> int:
+    """How many passages FTS5 finds holding ``term``."""
+    found = db.execute(
+        "SELECT count(*) FROM passages_fts WHERE passages_fts MATCH ?", (_phrase(term),)
+    ).fetchone()
+    return int(found[0])
+
+
+def idfs(
+    db: sqlite3.Connection, query: str, tokenizer: str | None = None, stats_: Stats | None = None
+) -> list[float]:
+    """The idf FTS5's bm25() gives each term of ``query``, in `query_terms` order (the terms
+    `search` looks for with this tokenizer); with ``stats_``, the idfs those give."""
+    if stats_ is not None:
+        return stats_.idf
+    return stats(db, query, tokenizer).idf
+
+
+def bound(
+    db: sqlite3.Connection, query: str, tokenizer: str | None = None, stats: Stats | None = None
+) -> float:
     """What no passage's BM25 for ``query`` reaches: ``(K1 + 1) * sum(idf)``.
 
     A passage holding every term of the query infinitely often would score it
     (each term's share ``f * (K1 + 1) / (f + K1 * ...)`` tends to ``K1 + 1``);
     any real passage scores less. It depends on the query and on how many
     passages hold each of its terms, never on which passages a search returns.
-    0.0 when the query has no term.
+    0.0 when the query has no term. ``stats``: as `search`'s.
     """
-    return (K1 + 1) * sum(idfs(db, query, tokenizer))
+    return (K1 + 1) * sum(idfs(db, query, tokenizer, stats))

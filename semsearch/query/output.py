@@ -69,16 +69,25 @@ def place(hit: Hit, cwd: str | None = None) -> str:
 
 
 def hit_dict(hit: Hit) -> dict[str, Any]:
-    """One hit as JSON-ready data: every `Hit` field but `INTERNAL_FIELDS`, spans as lists."""
+    """One hit as JSON-ready data: every `Hit` field but `INTERNAL_FIELDS`, spans as lists.
+
+    ``index`` (in the hit and in each of its ``also_in``) only when several indexes
+    were searched as one: a search of one index answers as it always has."""
     item = {k: v for k, v in hit.to_dict().items() if k not in INTERNAL_FIELDS}
     item["highlights"] = [list(span) for span in hit.highlights]
+    if hit.index is None:
+        del item["index"]
+        for other in item["also_in"]:
+            other.pop("index", None)
     return item
 
 
-def results_dict(query: str, index: str, model: str, hits: Sequence[Hit]) -> dict[str, Any]:
+def results_dict(
+    query: str, index: str | list[str], model: str, hits: Sequence[Hit]
+) -> dict[str, Any]:
     """A query's whole answer: ``query`` as asked, ``corrected_query`` (the query as searched
     for when typos were corrected, else None: `Results.corrected_query`), the index
-    folder, its model, the hits."""
+    folder (a list of them when several were searched as one), its model, the hits."""
     return {
         "query": query,
         "corrected_query": getattr(hits, "corrected_query", None),

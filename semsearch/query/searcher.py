@@ -9,15 +9,17 @@ results or the index has no more.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from ..embed import Embedder
 from ..embed.prompts import NO_PROMPTS, Prompts
-from ..storage.store import Store
-from ..storage.vectors import IdArray, VectorIndex
+from ..storage.store import PassageRow
+from ..storage.vectors import FloatArray, IdArray
 from . import lexical, rerank
 from .fusion import Fusion, fuse
 from .group import group
@@ -27,6 +29,37 @@ from .options import HYBRID_DEPTH, Query
 from .spelling import Speller, Spelling
 
 Candidates = list[tuple[int, float]]  # (passage id, score), best first
+
+
+class Passages(Protocol):
+    """What a search reads besides vectors: a `Store`, or several as one (`query.many`)."""
+
+    def filter_ids(
+        self, *, since: str | None = None, until: str | None = None, path: str | None = None
+    ) -> IdArray: ...
+
+    def passages(self, ids: Iterable[int]) -> dict[int, PassageRow]: ...
+
+    def bm25(self, query: str, k: int, allowed: IdArray | None = None) -> Candidates: ...
+
+    def bm25_of(self, query: str, ids: Iterable[int]) -> dict[int, float]: ...
+
+    def bm25_bound(self, query: str) -> float: ...
+
+    def spelling(self, query: str, speller: Speller | None = None) -> Spelling: ...
+
+
+class Vectors(Protocol):
+    """What a search needs of a vector index (`storage.vectors.VectorIndex` has it)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    def search(
+        self, queries: FloatArray, k: int, allowed: IdArray | None = None
+    ) -> tuple[FloatArray, IdArray]: ...
+
+    def reconstruct(self, ids: IdArray) -> FloatArray: ...
 
 
 @dataclass(frozen=True)
@@ -54,12 +87,12 @@ def _ceiling(fusion: Fusion, c: HybridCandidates, depth: int, bound: float) -> f
 
 
 class Searcher:
-    """Runs queries against one store + vector index + embedder."""
+    """Runs queries against one store + vector index + embedder (or several as one)."""
 
     def __init__(
         self,
-        store: Store,
-        vectors: VectorIndex,
+        store: Passages,
+        vectors: Vectors,
         embedder: Embedder | None,
         speller: Speller | None = None,
         *,

@@ -382,6 +382,28 @@ def correct(
     return Spelling(_rewrite(query, fixes), tuple(fixes[w] for w in words if w in fixes))
 
 
+def combine(query: str, spellings: Sequence[Spelling]) -> Spelling:
+    """One correction of ``query`` from those of several indexes searched as one.
+
+    A word is corrected only when every index corrects it (a word one index knows
+    is a word of the collection), to the replacement most passages hold; each
+    index counts its own passages, so a word held by fewer than `MIN_DOCS` in
+    each but more in all may still be corrected.
+    """
+    if not spellings:
+        return Spelling(query)
+    fixes: dict[str, Correction] = {}
+    for fix in spellings[0].corrections:
+        others = [next((c for c in s.corrections if c.word == fix.word), None) for s in spellings]
+        found = [c for c in others if c is not None]
+        if len(found) == len(spellings):
+            fixes[fix.word] = max(found, key=lambda c: (c.passages, -c.edits))
+    if not fixes:
+        return Spelling(query)
+    order = [c.word for c in spellings[0].corrections if c.word in fixes]
+    return Spelling(_rewrite(query, fixes), tuple(fixes[w] for w in order))
+
+
 def _names_and_acronyms(query: str) -> set[str]:
     """The words of ``query`` (lower case) written as names of things, not words: with a
     capital after the first letter (``EMAs``, ``dLNs``, ``UreH``, ``iTregs``: acronyms and

@@ -534,18 +534,32 @@ class Store:
         return [str(r[0]) for r in rows]
 
     def bm25(
-        self, query: str, k: int, allowed: IdArray | None = None
+        self,
+        query: str,
+        k: int,
+        allowed: IdArray | None = None,
+        stats: lexical.Stats | None = None,
     ) -> list[tuple[int, float]]:
-        """`query.lexical.search` on this thread's connection, its errors turned into ours."""
+        """`query.lexical.search` on this thread's connection, its errors turned into ours
+        (``stats``: several indexes' statistics to score with, see `lexical.Stats`)."""
         try:
-            return lexical.search(self.db, query, k, allowed)
+            return lexical.search(self.db, query, k, allowed, stats=stats)
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.folder, exc) from exc
 
-    def bm25_of(self, query: str, ids: Iterable[int]) -> dict[int, float]:
+    def bm25_of(
+        self, query: str, ids: Iterable[int], stats: lexical.Stats | None = None
+    ) -> dict[int, float]:
         """`query.lexical.scores_of`: the BM25 of these passages (0.0 where no term matches)."""
         try:
-            return lexical.scores_of(self.db, query, ids)
+            return lexical.scores_of(self.db, query, ids, stats=stats)
+        except sqlite3.DatabaseError as exc:
+            raise _corrupt(self.folder, exc) from exc
+
+    def bm25_stats(self, query: str) -> lexical.Stats:
+        """`query.lexical.stats`: this index's BM25 statistics for ``query``."""
+        try:
+            return lexical.stats(self.db, query)
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.folder, exc) from exc
 
@@ -563,10 +577,10 @@ class Store:
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.folder, exc) from exc
 
-    def bm25_bound(self, query: str) -> float:
+    def bm25_bound(self, query: str, stats: lexical.Stats | None = None) -> float:
         """`query.lexical.bound`: the BM25 no passage reaches for ``query``."""
         try:
-            return lexical.bound(self.db, query)
+            return lexical.bound(self.db, query, stats=stats)
         except sqlite3.DatabaseError as exc:
             raise _corrupt(self.folder, exc) from exc
 
