@@ -305,3 +305,108 @@ def test_open_refuses_an_ivfpq_disk_index_whose_trained_file_is_gone(
     os.unlink(tmp_path / "vectors.000001.trained.faiss")
     with pytest.raises(IndexCorruptError, match="--rebuild"):
         vectors.load("ivfpq-disk", path)
+
+
+def test_an_id_removed_then_added_again_survives_the_save(
+    data: tuple[Ids, Floats, Floats], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(vectors.DiskIVFIndex, "nprobe", property(lambda self: self.nlist))
+    ids, x, _ = data
+    first = str(tmp_path / "vectors.000001.faiss")
+    vectors.DiskIVFIndex.build("ivfpq-disk", ids, x).save(first)
+    writer = vectors.load("ivfpq-disk", first)
+    writer.remove(ids[:2])
+    writer.add(ids[:1], x[5:6])  # the same id, another vector
+    assert writer.count == len(ids) - 1
+    writer.save(str(tmp_path / "vectors.000002.faiss"))
+    new = vectors.load("ivfpq-disk", str(tmp_path / "vectors.000002.faiss"))
+    assert new.count == len(ids) - 1
+    assert ids[0] in set(new.ids().tolist()) and ids[1] not in set(new.ids().tolist())
+    assert np.array_equal(new.reconstruct(ids[:1]), x[5:6])
+    _, found = new.search(x[5:6], 2)
+    assert set(found[0].tolist()) == {ids[0], ids[5]}  # both hold x[5]
+
+
+def test_other_threads_output_passes_while_faiss_prints_are_dropped(tmp_path: Path) -> None:
+    """A save prints nothing of faiss's on stdout, and whatever else the process writes to
+    stdout meanwhile (another thread's lines, as a stdio protocol would) comes through."""
+    script = tmp_path / "talk.py"
+    script.write_text(
+        "import sys, threading, numpy as np\n"
+        "from semsearch.storage import vectors\n"
+        "x = np.random.default_rng(0).standard_normal((2000, 32)).astype('float32')\n"
+        "x /= np.linalg.norm(x, axis=1, keepdims=True)\n"
+        "ids = np.arange(1, 2001)\n"
+        "def talk():\n"
+        "    for i in range(3000):\n"
+        "        print(f'line {i}', flush=True)\n"
+        "t = threading.Thread(target=talk); t.start()\n"
+        "for g in range(1, 4):\n"
+        f"    path = {str(tmp_path)!r} + f'/vectors.{{g:06d}}.faiss'\n"
+        "    vectors.DiskIVFIndex.build('ivfpq-disk', ids, x).save(path)\n"
+        "    vectors.load('ivfpq-disk', path)\n"
+        "t.join()\n",
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines == [f"line {i}" for i in range(3000)]  # all of them, in order, nothing else
+
+
+def test_a_truncated_lists_file_is_corruption_not_a_crash(
+    disk_index: tuple[Path, Path], tmp_path: Path
+) -> None:
+    _, ix = disk_index
+    broken = tmp_path / "short"
+    shutil.copytree(ix, broken)
+    (lists,) = broken.glob("*.ivfdata")
+    os.truncate(lists, lists.stat().st_size // 2)
+    for command in ("check", "query"):
+        args = (
+            (command, "--index", str(broken))
+            if command == "check"
+            else ("query", "harbour", "--index", str(broken))
+        )
+        done = _fake_cli(*args)
+        assert done.returncode not in (0, -7, 135), (done.returncode, done.stderr)  # no SIGBUS
+        assert "Traceback" not in done.stderr
+        assert "ivfdata" in done.stdout + done.stderr
+
+
+def test_a_failed_commit_leaves_no_generation_that_outlives_the_good_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Prune keeps the committed generation and the one committed before it, not whatever
+    number precedes it (a failed writer's partial files may hold that)."""
+    docs = _articles(tmp_path / "docs", 170)
+    fake = FakeEmbedder(dimension=32)
+    with Index.open(tmp_path / "ix", create=True, embedder=fake, index_type="ivfpq-disk") as ix:
+        ix.add(docs)
+        assert ix.info().index_type == "ivfpq-disk"
+        real = vectors._write
+        failing = {"on": True}
+
+        def fail_on_trained(index: Any, path: str) -> None:
+            if failing["on"] and path.endswith(".trained.faiss"):
+                raise IndexWriteError("no space left on device (simulated)")
+            real(index, path)
+
+        monkeypatch.setattr(vectors, "_write", fail_on_trained)
+        (docs / "extra.txt").write_text("Extra\n\nA paragraph about buoys.\n", encoding="utf-8")
+        with pytest.raises(IndexWriteError):
+            ix.add(docs)
+        failing["on"] = False
+        ix.add(docs)
+        names = sorted(p.name for p in (tmp_path / "ix").iterdir())
+        generations = sorted({n.split(".")[1] for n in names if n.startswith("vectors.")})
+        assert generations == ["000001", "000003"], names  # the partial 2 gone, 1 kept
+        assert ix.check().problems == []
+        hits = ix.search("A paragraph about buoys.", k=1, mode="dense", collapse=False)
+        assert [h.text for h in hits] == ["A paragraph about buoys."]

@@ -18,15 +18,17 @@ heavy middle one can run anywhere (on Ray workers, `Runner.map`):
    (``faiss.OnDiskInvertedLists``), the same merge ``merge_ondisk`` makes,
    from lists in memory instead of shard files. Readers open it memory-mapped.
 
-faiss prints to the C stdout when it sizes an on-disk list file or re-points
-one to its folder; `quiet_stdout` drops that, so that a program reading
-`--json` output (or a clean stderr) never sees it.
+faiss prints to the C stdout when it sizes an on-disk lists file;
+`faiss_prints_dropped` drops that line alone, so that a program reading
+`--json` output never sees it. (Readers open the lists without the flag
+whose use faiss also announces there: see `DiskIVFIndex.load`.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import sys
 import threading
@@ -118,11 +120,14 @@ def absorb(into: Any, shard: bytes) -> None:
 
 
 _STDOUT = threading.Lock()
+_FAISS_SAYS = re.compile(rb"^(resizing \S+ to \d+ bytes|IO_FLAG_ONDISK_SAME_DIR: )")
 
 
 @contextlib.contextmanager
-def quiet_stdout() -> Iterator[None]:
-    """faiss's C-level prints are dropped while inside (fd 1 pointed at /dev/null)."""
+def faiss_prints_dropped() -> Iterator[None]:
+    """faiss's own C-level prints (`_FAISS_SAYS`) dropped while inside; everything else
+    written to fd 1 meanwhile (another thread's output, a protocol on stdout) passes
+    through, in order: fd 1 points at a pipe whose reader forwards all other lines."""
     with _STDOUT:
         with contextlib.suppress(Exception):
             sys.stdout.flush()
@@ -131,14 +136,43 @@ def quiet_stdout() -> Iterator[None]:
         except OSError:  # no stdout at all
             yield
             return
-        null = os.open(os.devnull, os.O_WRONLY)
+        read_end, write_end = os.pipe()
+        pump = threading.Thread(target=_forward, args=(read_end, saved), daemon=True)
+        pump.start()
+        os.dup2(write_end, 1)
+        os.close(write_end)
         try:
-            os.dup2(null, 1)
             yield
         finally:
-            os.dup2(saved, 1)
+            _flush_c_stdio()  # what printf buffered goes into the pipe, not after it
+            os.dup2(saved, 1)  # the pipe's last writer closed: the pump ends
+            pump.join()
+            os.close(read_end)
             os.close(saved)
-            os.close(null)
+
+
+def _forward(read_end: int, out: int) -> None:
+    pending = b""
+    while chunk := os.read(read_end, 65536):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        kept = b"".join(line + b"\n" for line in lines if not _FAISS_SAYS.match(line))
+        if kept:
+            _write_all(out, kept)
+    if pending and not _FAISS_SAYS.match(pending):
+        _write_all(out, pending)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
+
+
+def _flush_c_stdio() -> None:
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None).fflush(None)
 
 
 def merge_to_disk(template: Any, parts: Sequence[Any], ivfdata: str) -> Any:
@@ -163,7 +197,7 @@ def merge_to_disk(template: Any, parts: Sequence[Any], ivfdata: str) -> Any:
         )
     if os.path.exists(ivfdata):  # left by a writer that died before its commit
         os.unlink(ivfdata)
-    with quiet_stdout():
+    with faiss_prints_dropped():
         lists = faiss.OnDiskInvertedLists(int(ivf.nlist), int(ivf.code_size), ivfdata)
         pointers = faiss.InvertedListsPtrVector()
         for part in parts:

@@ -915,7 +915,6 @@ class DiskIVFIndex(IVFIndex):
 
     @classmethod
     def load(cls, path: str, kind: str = "ivfpq-disk", mmap: bool = True) -> DiskIVFIndex:
-        from . import shards
 
         faiss = _faiss()
         lists = cls.lists_path(path)
@@ -923,8 +922,32 @@ class DiskIVFIndex(IVFIndex):
             raise IndexCorruptError(
                 f"the inverted lists {lists} are missing: run `semsearch index --rebuild PATH`"
             )
-        with shards.quiet_stdout():  # faiss says where it found the lists file
-            index = _read(path, flags=faiss.IO_FLAG_ONDISK_SAME_DIR | faiss.IO_FLAG_READ_ONLY)
+        # The index file names its lists file by the path it was written at: read the
+        # index without mapping them, point it at the lists beside it (the folder may have
+        # moved), check their size (reading past the end of a map is a SIGBUS, not an
+        # error), then map them, read-only. (IO_FLAG_ONDISK_SAME_DIR would do the pointing
+        # too, but announces it on stdout.)
+        index = _read(path, flags=faiss.IO_FLAG_SKIP_IVF_DATA)
+        on_disk = faiss.downcast_InvertedLists(faiss.extract_index_ivf(index).invlists)
+        if not isinstance(on_disk, faiss.OnDiskInvertedLists):
+            raise IndexCorruptError(
+                f"{path} has no inverted lists on disk: run `semsearch index --rebuild PATH`"
+            )
+        size = os.path.getsize(lists)
+        if size < int(on_disk.totsize):
+            raise IndexCorruptError(
+                f"the inverted lists {lists} hold {size} bytes, {int(on_disk.totsize)} were "
+                "written: run `semsearch index --rebuild PATH`"
+            )
+        on_disk.filename = lists
+        on_disk.read_only = True
+        try:
+            on_disk.do_mmap()
+        except RuntimeError as exc:
+            raise IndexCorruptError(
+                f"the inverted lists {lists} cannot be read ({exc}): "
+                "run `semsearch index --rebuild PATH`"
+            ) from exc
         exact = ExactVectors.load(path, int(index.d), int(index.ntotal))
         if exact is None:
             raise IndexCorruptError(
@@ -1034,6 +1057,13 @@ class DiskIVFIndex(IVFIndex):
         folder = os.path.dirname(path) or "."
         lists = self.lists_path(path)
         self._exact.save(path)
+        # An id removed from the lists on disk and added again since sits in both: the
+        # removal is for the copy on disk alone, so the new one is set aside and re-added
+        # (from its exact vector) after it.
+        again = np.intersect1d(self._removed, self._pending_ids())
+        again_vectors = self._exact.get(again) if len(again) else None
+        if self._pending is not None and len(again):
+            self._pending.remove_ids(again)
         parts = [self._index.invlists]
         if self._pending is not None and self._pending.ntotal:
             parts.append(self._pending.invlists)
@@ -1041,6 +1071,9 @@ class DiskIVFIndex(IVFIndex):
             merged = shards.merge_to_disk(shards.empty(self._trained), parts, lists)
             if len(self._removed):
                 merged.remove_ids(self._removed)
+            if again_vectors is not None:
+                with shards.faiss_prints_dropped():  # the lists grow: faiss says so
+                    merged.add_with_ids(again_vectors, again)
             shards.fsync_file(lists)
             _write(merged, path)
             _write(shards.empty(self._trained), _trained_path(path))
