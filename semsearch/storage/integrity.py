@@ -249,6 +249,7 @@ def _one_of(*values: Any) -> _Rule:
 
 _TOP: dict[str, _Rule] = {
     "generation": _WHOLE,
+    "previous_generation": _WHOLE,
     "vector_count": _WHOLE,
     "dimension": _POSITIVE,
     "id_checksum": _ANY_INT,
@@ -725,8 +726,11 @@ def _leftovers(folder: str, manifest: dict[str, Any]) -> list[str]:
         return []
     named = set(recorded_files(manifest))
     named |= {f"{n}.verified" for n in named}
-    # the committed generation and the one before it (a reader may still hold it)
-    kept = (f"vectors.{generation:06d}.", f"vectors.{generation - 1:06d}.")
+    # the committed generation and the one committed before it (a reader may still hold it)
+    previous = manifest.get("previous_generation", generation - 1)
+    if not isinstance(previous, int):
+        previous = generation - 1
+    kept = (f"vectors.{generation:06d}.", f"vectors.{previous:06d}.")
     try:
         names = os.listdir(folder)
     except OSError:

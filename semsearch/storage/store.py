@@ -438,6 +438,9 @@ class Store:
         values = dict(manifest)
         values.update(
             generation=generation,
+            # the one before, kept for readers that still hold it (not generation - 1: a
+            # writer that failed may have left files of a number between them)
+            previous_generation=old,
             vector_count=index.count,
             id_checksum=id_checksum(index.ids()),
             id_checksum_version=ID_CHECKSUM_VERSION,
@@ -455,10 +458,14 @@ class Store:
 
     def prune(self) -> None:
         """Delete vector files other than the committed generation and the one before it."""
-        current = int(self.manifest(fresh=True).get("generation", 0))
+        manifest = self.manifest(fresh=True)
+        current = int(manifest.get("generation", 0))
+        previous = manifest.get("previous_generation")
+        if not isinstance(previous, int):
+            previous = current - 1
         for name in os.listdir(self.folder):
             m = _GENERATION_FILE.match(name)
-            if (m and int(m.group(1)) not in (current, current - 1)) or ".tmp-" in name:
+            if (m and int(m.group(1)) not in (current, previous)) or ".tmp-" in name:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(self.folder, name))
 
