@@ -215,6 +215,29 @@ def test_cli_text_names_the_index_of_each_hit(cli_built: dict[str, Path]) -> Non
     assert text.count(", index ") == 6
 
 
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "markdown"])
+def test_cli_tables_name_the_index_of_each_hit_only_for_several(
+    cli_built: dict[str, Path], fmt: str
+) -> None:
+    """A passage id is unique within its index only: tables of several indexes' hits say
+    which index; one index's tables keep their columns."""
+    a, b, ab = (str(cli_built[n]) for n in ("ix_a", "ix_b", "ix_ab"))
+    code, many, err = run_faked(
+        "query", "storm harbour", "-k", "6", "--index", a, "--index", b, "--format", fmt
+    )
+    assert code == 0, err
+    code, one, err = run_faked("query", "storm harbour", "-k", "6", "--index", ab, "--format", fmt)
+    assert code == 0, err
+    sep = {"csv": ",", "tsv": "\t", "markdown": " | "}[fmt]
+    header = many.splitlines()[0]
+    assert "index" in header.strip("| ").split(sep)
+    assert "index" not in one.splitlines()[0].strip("| ").split(sep)
+    rows = many.splitlines()[2 if fmt == "markdown" else 1 :]
+    if fmt == "markdown":  # (its cells escape Markdown's marks)
+        a, b = a.replace("_", "\\_"), b.replace("_", "\\_")
+    assert len(rows) == 6 and all((a in r) or (b in r) for r in rows)
+
+
 def test_cli_refuses_another_model_in_one_line(cli_built: dict[str, Path]) -> None:
     a, other = str(cli_built["ix_a"]), str(cli_built["ix_other"])
     code, out, err = run_faked("query", "storm", "--index", a, "--index", other)

@@ -52,6 +52,15 @@ TABLE_COLUMNS = (
 )
 _MARKDOWN_COLUMNS = ("rank", "score", "title", "date", "path", "line", "paragraph", "text")
 
+
+def _with_index(hits: Sequence[Hit], columns: Sequence[str]) -> tuple[str, ...]:
+    """``columns``, and ``index`` before ``path`` when the hits come from several indexes
+    (a passage id is then only unique within its index)."""
+    if not any(getattr(h, "index", None) for h in hits):
+        return tuple(columns)
+    at = list(columns).index("path")
+    return (*columns[:at], "index", *columns[at:])
+
 ELLIPSIS = "…"
 _SNAP = 15  # a trimmed end moves back to a word boundary at most this many characters
 _SPACES = re.compile(r"\s+")
@@ -220,9 +229,10 @@ def csv_text(hits: Sequence[Hit], width: int | None = None) -> str:
     """The hits as CSV (RFC 4180, a header row of `TABLE_COLUMNS`, full text unless ``width``)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(TABLE_COLUMNS)
+    columns = _with_index(hits, TABLE_COLUMNS)
+    writer.writerow(columns)
     for h in hits:
-        writer.writerow(_row(h, TABLE_COLUMNS, width))
+        writer.writerow(_row(h, columns, width))
     return buf.getvalue()
 
 
@@ -235,9 +245,10 @@ def _tsv_field(value: str) -> str:
 def tsv_text(hits: Sequence[Hit], width: int | None = None) -> str:
     """The hits as tab-separated values, a header row of `TABLE_COLUMNS`; a tab, newline,
     carriage return or backslash inside a value is written ``\\t``, ``\\n``, ``\\r``, ``\\\\``."""
-    lines = ["\t".join(TABLE_COLUMNS)]
+    columns = _with_index(hits, TABLE_COLUMNS)
+    lines = ["\t".join(columns)]
     for h in hits:
-        lines.append("\t".join(_tsv_field(v) for v in _row(h, TABLE_COLUMNS, width)))
+        lines.append("\t".join(_tsv_field(v) for v in _row(h, columns, width)))
     return "\n".join(lines) + "\n"
 
 
@@ -252,13 +263,14 @@ def _markdown_escape(value: str) -> str:
 def markdown_text(hits: Sequence[Hit], width: int | None = None) -> str:
     """The hits as a Markdown (GitHub) table, highlighted sentences in bold."""
     numeric = {"rank", "score", "line", "paragraph"}
+    columns = _with_index(hits, _MARKDOWN_COLUMNS)
     lines = [
-        "| " + " | ".join(_MARKDOWN_COLUMNS) + " |",
-        "|" + "|".join("---:" if c in numeric else "---" for c in _MARKDOWN_COLUMNS) + "|",
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---:" if c in numeric else "---" for c in columns) + "|",
     ]
     for h in hits:
         cells = []
-        for col in _MARKDOWN_COLUMNS:
+        for col in columns:
             if col == "text":
                 text, spans = snippet(h.text, h.highlights, width)
                 cells.append(_bold_spans(text, spans))
