@@ -63,6 +63,7 @@ table to benchmarks/results/scale.md (--out to change).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -336,7 +337,10 @@ def measure_read(kind: str, path: str, queries: Floats, truth: Ids) -> dict[str,
         "p50_ms": round(statistics.median(latencies), 3),
         "p95_ms": round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 3),
         "recall_at_10": round(sum(hits) / (K * len(truth)), 4),
-        "refine": vectors.REFINE_FACTOR if kind in ("ivfpq", "ivfpq-disk") else "",
+        "refine": {"ivfpq": vectors.REFINE_FACTOR, "ivfpq-disk": vectors.DISK_REFINE_FACTOR}.get(
+            kind, ""
+        ),
+        "nprobe": getattr(loaded, "nprobe", ""),
         "serving_rss_mb": round(_status("VmRSS")),
     }
 
@@ -355,6 +359,7 @@ COLUMNS = [
     ("p50_ms", "p50 ms"),
     ("p95_ms", "p95 ms"),
     ("recall_at_10", "recall@10"),
+    ("nprobe", "lists probed"),
     ("refine", "refine x k"),
     ("serving_rss_mb", "serving RSS MB"),
 ]
@@ -416,7 +421,10 @@ def worker(args: argparse.Namespace) -> None:
         row = measure_build(kind, data, int(n), path)
     else:
         if args.refine and args.refine[0]:
-            vectors.REFINE_FACTOR = args.refine[0]
+            vectors.REFINE_FACTOR = vectors.DISK_REFINE_FACTOR = args.refine[0]
+        if args.nprobe and args.nprobe[0]:
+            probes = args.nprobe[0]
+            vectors.IVFIndex.nprobe = property(lambda self: probes)  # type: ignore[assignment]
         row = measure_read(kind, path, data.queries(args.queries), np.load(truth_file))
     print(json.dumps(row))
 
@@ -446,7 +454,19 @@ def main() -> None:
         nargs="+",
         default=[],
         help="IVF-PQ: candidates re-scored per result (each factor read separately; "
-        f"default {vectors.REFINE_FACTOR})",
+        f"default {vectors.REFINE_FACTOR}, ivfpq-disk {vectors.DISK_REFINE_FACTOR})",
+    )
+    ap.add_argument(
+        "--nprobe",
+        type=int,
+        nargs="+",
+        default=[],
+        help="IVF types: lists probed (each read separately; default theirs)",
+    )
+    ap.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the built indexes in --workdir, and read (not build) those found there",
     )
     ap.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -465,7 +485,14 @@ def main() -> None:
         "rows": [],
         "skipped": [],
     }
-    with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+    if args.keep and not args.workdir:
+        sys.exit("--keep needs --workdir (where the indexes stay)")
+    with contextlib.ExitStack() as stack:
+        tmp = (
+            args.workdir
+            if args.keep
+            else stack.enter_context(tempfile.TemporaryDirectory(dir=args.workdir))
+        )
         for n in sizes:
             kinds = [k for k in args.types if n < BIG or k in ("ivfpq", "ivfpq-disk")]
             for k in sorted(set(args.types) - set(kinds)):
@@ -474,11 +501,18 @@ def main() -> None:
                 )
             if not kinds:
                 continue
-            print(f"{n:,} vectors: exact ground truth ...", file=sys.stderr, flush=True)
-            truth, stats = ground_truth(data, n, queries)
+            truth_file = os.path.join(tmp, f"truth-{n}-{args.queries}.npy")
+            stats_file = truth_file[: -len(".npy")] + ".json"
+            if args.keep and os.path.exists(stats_file):  # computed by an earlier run
+                with open(stats_file) as f:
+                    stats = json.load(f)
+            else:
+                print(f"{n:,} vectors: exact ground truth ...", file=sys.stderr, flush=True)
+                truth, stats = ground_truth(data, n, queries)
+                np.save(truth_file, truth)
+                with open(stats_file, "w") as f:
+                    json.dump(stats, f)
             report["data"][str(n)] = stats
-            truth_file = os.path.join(tmp, f"truth-{n}.npy")
-            np.save(truth_file, truth)
             for kind in kinds:
                 need, free = estimate_mb(kind, n), available_mb()
                 if need > free:
@@ -489,23 +523,34 @@ def main() -> None:
                     continue
                 print(f"{n:,} vectors: {kind} ...", file=sys.stderr, flush=True)
                 folder = os.path.join(tmp, f"{kind}-{n}")
-                os.makedirs(folder)
+                os.makedirs(folder, exist_ok=True)
                 path = os.path.join(folder, "vectors.000001.faiss")
                 factors = args.refine if kind in ("ivfpq", "ivfpq-disk") else []
+                probes = args.nprobe if kind in vectors.IVF_KINDS else []
+                record = os.path.join(folder, "build.json")
                 try:
-                    built = run_worker("build", kind, str(n), path, truth_file)
+                    if args.keep and os.path.exists(record):
+                        with open(record) as f:
+                            built = json.load(f)
+                    else:
+                        built = run_worker("build", kind, str(n), path, truth_file)
+                        with open(record, "w") as f:
+                            json.dump(built, f)
                     for factor in factors or [0]:
-                        row = dict(built)
-                        read = ["--queries", str(args.queries), "--refine", str(factor)]
-                        row.update(run_worker("read", kind, str(n), path, truth_file, *read))
-                        report["rows"].append(row)
-                        print(f"  {json.dumps(row)}", file=sys.stderr, flush=True)
+                        for probe in probes or [0]:
+                            row = dict(built)
+                            read = ["--queries", str(args.queries), "--refine", str(factor)]
+                            read += ["--nprobe", str(probe)]
+                            row.update(run_worker("read", kind, str(n), path, truth_file, *read))
+                            report["rows"].append(row)
+                            print(f"  {json.dumps(row)}", file=sys.stderr, flush=True)
                 except RuntimeError as exc:
                     report["skipped"].append(f"Failed {kind} at {n:,}: {str(exc).splitlines()[-1]}")
                     print(exc, file=sys.stderr)
                     continue
                 finally:
-                    shutil.rmtree(folder, ignore_errors=True)
+                    if not args.keep:
+                        shutil.rmtree(folder, ignore_errors=True)
     table = render(report)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -61,9 +61,12 @@ def from_bytes(blob: bytes) -> Any:
     return _faiss().deserialize_index(np.frombuffer(blob, dtype=np.uint8))
 
 
-def pq_size(dimension: int) -> int:
-    """PQ sub-vectors: 8 dimensions each at 384-d (48 bytes a vector), a divisor of d."""
-    target = max(1, dimension // 8)
+def pq_size(dimension: int, per_code: int = 4) -> int:
+    """PQ sub-vectors of ``per_code`` dimensions each (a divisor of d): at 384-d, 96 bytes a
+    vector. (8 dimensions a code, 48 bytes, rank the true top 10 of 10 million clustered
+    vectors too far down to re-score: recall@10 0.60 with 200 candidates re-scored,
+    benchmarks/scale.py.)"""
+    target = max(1, dimension // per_code)
     return next(m for m in range(target, 0, -1) if dimension % m == 0)
 
 
@@ -207,6 +210,31 @@ def merge_to_disk(template: Any, parts: Sequence[Any], ivfdata: str) -> Any:
     lists.this.disown()
     template.ntotal = ivf.ntotal = count
     return template
+
+
+def without(lists: Any, removed: IdArray) -> Any:
+    """An in-memory copy of inverted lists without the entries of ``removed`` ids."""
+    faiss = _faiss()
+    code_size = int(lists.code_size)
+    out = faiss.ArrayInvertedLists(int(lists.nlist), code_size)
+    removed = np.asarray(removed, dtype=np.int64)
+    for number in range(int(lists.nlist)):
+        size = int(lists.list_size(number))
+        if not size:
+            continue
+        ids = faiss.rev_swig_ptr(lists.get_ids(number), size).copy()
+        codes = faiss.rev_swig_ptr(lists.get_codes(number), size * code_size).copy()
+        keep = ~np.isin(ids, removed)
+        if keep.all():
+            kept_ids, kept_codes = ids, codes
+        else:
+            kept_ids = np.ascontiguousarray(ids[keep])
+            kept_codes = np.ascontiguousarray(codes.reshape(size, code_size)[keep]).ravel()
+        if len(kept_ids):
+            out.add_entries(
+                number, len(kept_ids), faiss.swig_ptr(kept_ids), faiss.swig_ptr(kept_codes)
+            )
+    return out
 
 
 def fsync_file(path: str) -> None:

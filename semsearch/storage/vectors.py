@@ -541,9 +541,37 @@ class ExactVectors:
         if len(rows):
             by_row = np.argsort(rows, kind="stable")  # read the file in order
             picked = np.empty((len(rows), out.shape[1]), dtype=np.float32)
-            picked[by_row] = self._vecs[rows[by_row]]
+            picked[by_row] = self._read_rows(rows[by_row])
             out[todo] = picked
         return out
+
+    PREAD_ROWS = 8_192  # fewer saved rows than this are read with pread, not the map
+
+    def _read_rows(self, rows: IdArray) -> FloatArray:
+        """Saved rows (in file order). A query's few hundred re-scored rows are read with
+        pread: pages touched through the memory map would stay in this process's RSS (4.8
+        GB after 200 queries at 10M, benchmarks/scale.py); read, they stay in the page cache,
+        which the kernel shares and reclaims."""
+        vecs = self._vecs
+        if not (isinstance(vecs, np.memmap) and vecs.filename and len(rows) <= self.PREAD_ROWS):
+            return np.asarray(vecs[rows], dtype=np.float32)
+        width = self._dimension * 4
+        buf = bytearray(len(rows) * width)
+        fd = os.open(vecs.filename, os.O_RDONLY)
+        try:
+            for j, row in enumerate(rows.tolist()):
+                chunk = os.pread(fd, width, vecs.offset + row * width)
+                if len(chunk) != width:
+                    raise IndexCorruptError(
+                        f"{vecs.filename} is shorter than its header says: "
+                        "run `semsearch index --rebuild PATH`"
+                    )
+                buf[j * width : (j + 1) * width] = chunk
+        finally:
+            os.close(fd)
+        return np.frombuffer(buf, dtype="<f4").astype(np.float32, copy=False).reshape(
+            len(rows), self._dimension
+        )
 
     def save(self, path: str) -> None:
         """Write beside the vector file ``path`` (temporary files, fsynced, renamed), then
@@ -772,9 +800,10 @@ _DIRECT_MAP_LOCK = threading.Lock()
 REFINE_FACTOR = 20  # PQ candidates re-scored exactly per result wanted (benchmarks/scale.py)
 
 
-def refine_depth(k: int, count: int) -> int:
+def refine_depth(k: int, count: int, factor: int | None = None) -> int:
     """How many PQ candidates to re-score for ``k`` results."""
-    return clamp_k(max(k * REFINE_FACTOR, 100), count)
+    factor = REFINE_FACTOR if factor is None else factor
+    return clamp_k(max(k * factor, 10 * factor), count)
 
 
 def refine(
@@ -802,6 +831,9 @@ def refine(
         out_i[row, :take] = ids[top]
     width = int((out_i >= 0).sum(axis=1).max()) if rows else 0
     return out_s[:, :width], out_i[:, :width]
+
+
+DISK_REFINE_FACTOR = 100  # ivfpq-disk: its lists are 10x longer (benchmarks/scale.py at 10M)
 
 
 class DiskIVFIndex(IVFIndex):
@@ -1021,7 +1053,7 @@ class DiskIVFIndex(IVFIndex):
         k = clamp_k(k, self.count)
         if k == 0:
             return _no_results(len(queries))
-        depth = refine_depth(k, self.count)
+        depth = refine_depth(k, self.count, DISK_REFINE_FACTOR)
         found = []
         for part, removed in ((self._index, self._removed), (self._pending, None)):
             if part is None or part.ntotal == 0:
@@ -1057,23 +1089,17 @@ class DiskIVFIndex(IVFIndex):
         folder = os.path.dirname(path) or "."
         lists = self.lists_path(path)
         self._exact.save(path)
-        # An id removed from the lists on disk and added again since sits in both: the
-        # removal is for the copy on disk alone, so the new one is set aside and re-added
-        # (from its exact vector) after it.
-        again = np.intersect1d(self._removed, self._pending_ids())
-        again_vectors = self._exact.get(again) if len(again) else None
-        if self._pending is not None and len(again):
-            self._pending.remove_ids(again)
-        parts = [self._index.invlists]
+        # What was removed leaves the lists on disk as they are copied (the new ones
+        # never held it: an id removed, then added again, is there once, as added).
+        # (faiss's remove_ids on on-disk lists, then adding, left garbage ids in them.)
+        base = self._index.invlists
+        if len(self._removed):
+            base = shards.without(base, self._removed)
+        parts = [base]
         if self._pending is not None and self._pending.ntotal:
             parts.append(self._pending.invlists)
         with writing(folder, os.path.basename(lists), engine=(RuntimeError,)):
             merged = shards.merge_to_disk(shards.empty(self._trained), parts, lists)
-            if len(self._removed):
-                merged.remove_ids(self._removed)
-            if again_vectors is not None:
-                with shards.faiss_prints_dropped():  # the lists grow: faiss says so
-                    merged.add_with_ids(again_vectors, again)
             shards.fsync_file(lists)
             _write(merged, path)
             _write(shards.empty(self._trained), _trained_path(path))
