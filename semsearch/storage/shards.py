@@ -184,7 +184,7 @@ def merge_to_disk(template: Any, parts: Sequence[Any], ivfdata: str) -> Any:
 
     The space is checked first: the file is written through a memory map, where a full
     disk would be a SIGBUS rather than an error. Returns the index, its lists writable
-    (the caller removes ids, then saves and fsyncs).
+    (the caller saves and fsyncs them).
     """
     faiss = _faiss()
     ivf = faiss.extract_index_ivf(template)
@@ -235,12 +235,3 @@ def without(lists: Any, removed: IdArray) -> Any:
                 number, len(kept_ids), faiss.swig_ptr(kept_ids), faiss.swig_ptr(kept_codes)
             )
     return out
-
-
-def fsync_file(path: str) -> None:
-    """Flush a file written through a memory map (its dirty pages are the page cache's)."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

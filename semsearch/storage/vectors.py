@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import IndexCorruptError, UsageError
-from .integrity import durable_replace, writing
+from .integrity import durable_replace, fsync_path, writing
 
 IdArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float32]
@@ -746,14 +746,7 @@ class IVFIndex(_FaissIndex):
         _write(self._index, path)
 
     def _list_ids(self) -> IdArray:
-        faiss = _faiss()
-        lists = self._index.invlists
-        parts = []
-        for number in range(self._index.nlist):
-            size = lists.list_size(number)
-            if size:
-                parts.append(faiss.rev_swig_ptr(lists.get_ids(number), size).copy())
-        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+        return _ivf_ids(self._index)
 
     def search(
         self, queries: FloatArray, k: int, allowed: IdArray | None = None
@@ -936,7 +929,7 @@ class DiskIVFIndex(IVFIndex):
                 lists = cls.lists_path(path)
                 merged = shards.merge_to_disk(shards.empty(trained), [codes.invlists], lists)
                 del codes
-                shards.fsync_file(lists)
+                fsync_path(lists)
                 _write(merged, path)
                 _write(shards.empty(trained), _trained_path(path))
         finally:
@@ -1100,7 +1093,7 @@ class DiskIVFIndex(IVFIndex):
             parts.append(self._pending.invlists)
         with writing(folder, os.path.basename(lists), engine=(RuntimeError,)):
             merged = shards.merge_to_disk(shards.empty(self._trained), parts, lists)
-            shards.fsync_file(lists)
+            fsync_path(lists)
             _write(merged, path)
             _write(shards.empty(self._trained), _trained_path(path))
         reopened = DiskIVFIndex.load(path)
