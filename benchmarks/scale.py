@@ -425,6 +425,7 @@ def worker(args: argparse.Namespace) -> None:
         if args.nprobe and args.nprobe[0]:
             probes = args.nprobe[0]
             vectors.IVFIndex.nprobe = property(lambda self: probes)  # type: ignore[assignment]
+            vectors.DiskIVFIndex.nprobe = property(lambda self: probes)  # type: ignore[assignment]
         row = measure_read(kind, path, data.queries(args.queries), np.load(truth_file))
     print(json.dumps(row))
 
