@@ -387,8 +387,11 @@ def render(report: dict[str, Any]) -> str:
             f"{stats['random_cosine_p99']:.3f})."
         )
     notes += [
-        "Built as the first commit builds them (create, add, adapt); ivf/ivfpq opened "
-        "memory-mapped, as readers open them. Open is warm (file in the page cache).",
+        "Built as the first commit builds them (create, add, adapt), but ivfpq-disk from "
+        f"{BIG:,} on: streamed (DiskIVFIndex.write_streamed; its build s includes the save "
+        "and the data's generation). The IVF types are opened memory-mapped, as readers "
+        "open them. Open is warm (file in the page cache). Reader RSS +MB: the growth over "
+        "opening and the queries; serving RSS MB: the reader's whole RSS then.",
         f"Machine: {report['machine']}.",
     ]
     notes += report["skipped"]
