@@ -78,6 +78,18 @@ def recall(found: Ids, truth: Ids) -> float:
     return float(np.mean([len(set(f) & set(t)) / len(t) for f, t in pairs]))
 
 
+def every_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every list probed: a test of what the lists hold, not of how many are probed."""
+    monkeypatch.setattr(vectors.DiskIVFIndex, "nprobe", property(lambda self: self.nlist))
+
+
+def saved(tmp_path: Path, ids: Ids, x: Floats) -> str:
+    """An ivfpq-disk index of ``ids`` -> ``x`` saved as generation 1 in ``tmp_path``."""
+    path = str(tmp_path / "vectors.000001.faiss")
+    vectors.DiskIVFIndex.build("ivfpq-disk", ids, x).save(path)
+    return path
+
+
 def local_map(calls: list[int]) -> Callable[[Callable[[Any], Any], Sequence[Any]], list[Any]]:
     """A `Runner.map` that runs here and counts the jobs it was given."""
 
@@ -143,7 +155,7 @@ def test_ivfpq_disk_filled_by_workers_equals_one_filled_here_and_finds_the_true_
     flat.add_with_ids(x, ids)
     flat.nprobe = a.nprobe
     assert recall(ia, truth) >= recall(flat.search(queries, K)[1], truth) - 0.01
-    monkeypatch.setattr(vectors.DiskIVFIndex, "nprobe", property(lambda self: self.nlist))
+    every_list(monkeypatch)
     assert recall(a.search(queries, K)[1], truth) >= 0.99
 
 
@@ -158,11 +170,9 @@ def _digest(folder: Path, generation: int) -> dict[str, str]:
 def test_a_save_writes_the_next_generation_beside_the_committed_one(
     data: tuple[Ids, Floats, Floats], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # every list probed: what is checked is which vectors the lists hold, before and after
-    monkeypatch.setattr(vectors.DiskIVFIndex, "nprobe", property(lambda self: self.nlist))
+    every_list(monkeypatch)  # what is checked is which vectors the lists hold
     ids, x, queries = data
-    first = str(tmp_path / "vectors.000001.faiss")
-    vectors.DiskIVFIndex.build("ivfpq-disk", ids[:5000], x[:5000]).save(first)
+    first = saved(tmp_path, ids[:5000], x[:5000])
     before = _digest(tmp_path, 1)
     assert set(before) == {
         "vectors.000001.faiss",
@@ -300,8 +310,7 @@ def test_open_refuses_an_ivfpq_disk_index_whose_trained_file_is_gone(
     data: tuple[Ids, Floats, Floats], tmp_path: Path
 ) -> None:
     ids, x, _ = data
-    path = str(tmp_path / "vectors.000001.faiss")
-    vectors.DiskIVFIndex.build("ivfpq-disk", ids, x).save(path)
+    path = saved(tmp_path, ids, x)
     os.unlink(tmp_path / "vectors.000001.trained.faiss")
     with pytest.raises(IndexCorruptError, match="--rebuild"):
         vectors.load("ivfpq-disk", path)
@@ -310,10 +319,9 @@ def test_open_refuses_an_ivfpq_disk_index_whose_trained_file_is_gone(
 def test_an_id_removed_then_added_again_survives_the_save(
     data: tuple[Ids, Floats, Floats], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(vectors.DiskIVFIndex, "nprobe", property(lambda self: self.nlist))
+    every_list(monkeypatch)
     ids, x, _ = data
-    first = str(tmp_path / "vectors.000001.faiss")
-    vectors.DiskIVFIndex.build("ivfpq-disk", ids, x).save(first)
+    first = saved(tmp_path, ids, x)
     writer = vectors.load("ivfpq-disk", first)
     writer.remove(ids[:2])
     writer.add(ids[:1], x[5:6])  # the same id, another vector
